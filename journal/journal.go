@@ -1,0 +1,166 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// RecordType tags what a record means to the journal's owner. The journal
+// itself only checks that it is not zero: type 0 is invalid so that a
+// zero-filled region of a file can never be read as a record.
+//
+// Types 1–239 belong to the owner (the broker's event types). Types 240–255
+// are reserved for the journal.
+type RecordType uint8
+
+// MaxOwnerType is the highest record type an owner may use.
+const MaxOwnerType RecordType = 239
+
+// Record is one entry of the journal.
+type Record struct {
+	// Index is the record's position in the log, starting at 1 and gap-free.
+	// The log sets it on Read and Scan; Append ignores it.
+	Index uint64
+	// Type says what the record means to the owner. Zero is invalid.
+	Type RecordType
+	// Data is the payload. On Append the log copies it before returning;
+	// on Read the caller owns the returned slice; on Scan it is valid only
+	// during the callback.
+	Data []byte
+	// Moved is non-zero for a copy written by compaction: the record that
+	// was at index Moved now lives at Index. Owners rewrite their references
+	// when they replay one (see Compact). Append copies it into the frame,
+	// which is how Compact marks its copies.
+	Moved uint64
+}
+
+// Log is the seam between the broker and a log backend. It is as small as
+// hashicorp/raft's LogStore on purpose; what only some backends can do is a
+// separate interface (Scanner, Snapshotter, Segmenter, Syncer) found by type
+// assertion.
+//
+// All methods are safe for concurrent use.
+type Log interface {
+	// Append writes recs as one atomic batch and returns the indexes given to
+	// its first and last record. After a crash either every record of the
+	// batch is in the log or none is. Append returns once the batch is as
+	// durable as the log's sync policy promises (for the default, "always",
+	// on disk). Many goroutines may append at once; the backend batches them
+	// (group commit). ctx bounds only the wait to be queued: once queued, the
+	// outcome is always reported. An empty recs is an error.
+	Append(ctx context.Context, recs []Record) (first, last uint64, err error)
+
+	// Read returns the record at index, or an error wrapping ErrNotFound if
+	// index is outside [FirstIndex, LastIndex].
+	Read(index uint64) (Record, error)
+
+	// FirstIndex is the index of the oldest record, or LastIndex()+1 when the
+	// log is empty. A new log has FirstIndex 1 and LastIndex 0.
+	FirstIndex() uint64
+
+	// LastIndex is the index of the newest record whose Append has been
+	// confirmed, or FirstIndex()-1 when the log is empty.
+	LastIndex() uint64
+
+	// TruncateFront removes every record before index, which becomes the
+	// first. index may be LastIndex()+1, which empties the log. The removal
+	// is durable when TruncateFront returns.
+	TruncateFront(index uint64) error
+
+	// Close flushes, syncs and releases the log. Later calls fail with an
+	// error wrapping ErrClosed.
+	Close() error
+}
+
+// Scanner is implemented by logs that can read a range faster than one Read
+// per record.
+type Scanner interface {
+	// Scan calls fn for each record from index from to the LastIndex seen
+	// when Scan started, in order. Record.Data is valid only during fn. A
+	// non-nil error from fn stops the scan and is returned.
+	Scan(from uint64, fn func(Record) error) error
+}
+
+// Snapshotter is implemented by logs that store a snapshot beside the log:
+// an opaque blob of the owner's state that covers every record up to and
+// including its index, so replay can start after it.
+type Snapshotter interface {
+	// SaveSnapshot durably stores data as the snapshot covering index.
+	SaveSnapshot(index uint64, data []byte) error
+	// LoadSnapshot returns the newest valid snapshot, or an error wrapping
+	// ErrNoSnapshot.
+	LoadSnapshot() (index uint64, data []byte, err error)
+}
+
+// Segment describes one unit of storage that a log frees as a whole.
+type Segment struct {
+	First, Last uint64 // indexes of its first and last record (Last < First when empty)
+	Bytes       int64  // bytes on disk, framing included
+	Name        string // file or object name, for humans
+}
+
+// Segmenter is implemented by logs that store records in segments and free
+// them only as whole segments. Compaction uses it to pick what to rewrite.
+type Segmenter interface {
+	// Segments lists the segments from oldest to newest. The last one is
+	// the one being written.
+	Segments() []Segment
+}
+
+// Syncer is implemented by logs whose sync policy can leave confirmed
+// records not yet on disk.
+type Syncer interface {
+	// Sync makes every confirmed record durable.
+	Sync() error
+	// DurableIndex is the highest index known to be durable.
+	DurableIndex() uint64
+}
+
+// Errors that callers test for with errors.Is. Returned errors wrap them with
+// context (path, segment, offset, index).
+var (
+	ErrNotFound      = errors.New("journal: record not found")
+	ErrClosed        = errors.New("journal: closed")
+	ErrCorrupt       = errors.New("journal: corrupt")
+	ErrInvalidRecord = errors.New("journal: invalid record")
+	ErrFailed        = errors.New("journal: failed after an I/O error; reopen to recover")
+	ErrLocked        = errors.New("journal: locked by another process")
+	ErrNoSnapshot    = errors.New("journal: no snapshot")
+	ErrFenced        = errors.New("journal: fenced: another writer owns the log")
+)
+
+// CorruptionError says exactly where a log is damaged. It wraps ErrCorrupt.
+type CorruptionError struct {
+	Path   string // segment file (or stream) holding the damage
+	Offset int64  // byte offset in Path of the first damaged byte
+	Index  uint64 // index of the record expected there
+	Reason string // what was wrong
+}
+
+func (e *CorruptionError) Error() string {
+	return fmt.Sprintf("journal corrupt: %s at %s offset %d (record index %d)", e.Reason, e.Path, e.Offset, e.Index)
+}
+
+func (e *CorruptionError) Unwrap() error { return ErrCorrupt }
+
+// ValidateBatch checks recs before they are queued: at least one record, no
+// type 0 or reserved type, and no payload over maxRecord bytes.
+func ValidateBatch(recs []Record, maxRecord int) error {
+	if len(recs) == 0 {
+		return fmt.Errorf("%w: empty batch", ErrInvalidRecord)
+	}
+	for i := range recs {
+		r := &recs[i]
+		if r.Type == 0 || r.Type > MaxOwnerType {
+			return fmt.Errorf("%w: record %d of batch has type %d (valid: 1-%d)", ErrInvalidRecord, i, r.Type, MaxOwnerType)
+		}
+		if len(r.Data) > maxRecord {
+			return fmt.Errorf("%w: record %d of batch is %d bytes, over the %d-byte limit", ErrInvalidRecord, i, len(r.Data), maxRecord)
+		}
+	}
+	return nil
+}
