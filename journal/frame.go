@@ -37,7 +37,7 @@ const (
 
 // DefaultMaxRecordBytes is the payload limit used when a backend's options
 // leave it zero.
-const DefaultMaxRecordBytes = 16 << 20
+const DefaultMaxRecordBytes = 8 << 20
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 

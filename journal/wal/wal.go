@@ -1,0 +1,837 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+// Package wal is Cairn's embedded journal backend: segment files written
+// by github.com/tidwall/wal, each entry one Cairn frame (journal/doc.go),
+// with what tidwall/wal lacks added around it: CRC32C per record, atomic
+// batches, group commit, a directory lock, a manifest of sealed segments,
+// torn-tail repair with a .broken copy, refusal of mid-log corruption,
+// sticky I/O errors and directory fsyncs.
+//
+// Directory layout:
+//
+//	DIR/LOCK            flock, and the holder's pid, host and start time
+//	DIR/MANIFEST        logical first index and the sealed segments (atomic replace)
+//	DIR/wal/<index>     tidwall/wal segment files, named by their first index
+//	DIR/snapshots/<index>.snap
+//	DIR/<segment>.<time>.broken  bytes cut off by a repair
+package wal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	twal "github.com/tidwall/wal"
+
+	"github.com/cairnmq/cairn/journal"
+	"github.com/cairnmq/cairn/journal/dirlock"
+)
+
+// Options configure a journal. The zero value is the default.
+type Options struct {
+	// Sync is when written records are forced to disk (default SyncAlways).
+	Sync journal.SyncPolicy
+	// SyncInterval is the most time between fsyncs under SyncInterval
+	// (default 50ms): the most confirmed data a power loss can take.
+	SyncInterval time.Duration
+	// SegmentBytes is the size at which a segment is sealed and a new one
+	// begun (default 16 MiB). Compaction frees whole segments.
+	SegmentBytes int
+	// MaxBatchBytes bounds one group-commit write (default 4 MiB). A single
+	// Append larger than this is written on its own.
+	MaxBatchBytes int
+	// MaxRecordBytes bounds one record's payload (default
+	// journal.DefaultMaxRecordBytes); one Append may not exceed SegmentBytes.
+	MaxRecordBytes int
+	// Repair lets Open cut mid-log corruption, and every record after it,
+	// instead of refusing to open. A torn tail is always cut.
+	Repair bool
+	// Logger receives recovery and failure events (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (o *Options) fill() error {
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = 50 * time.Millisecond
+	}
+	if o.SegmentBytes <= 0 {
+		o.SegmentBytes = 16 << 20
+	}
+	if o.MaxBatchBytes <= 0 {
+		o.MaxBatchBytes = 4 << 20
+	}
+	if o.MaxRecordBytes <= 0 {
+		o.MaxRecordBytes = journal.DefaultMaxRecordBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Sync > journal.SyncNever {
+		return fmt.Errorf("wal: unknown sync policy %d", o.Sync)
+	}
+	return nil
+}
+
+// Recovery reports what Open found and did.
+type Recovery struct {
+	First, Last uint64 // the log's range after recovery
+	Cut         *Cut   // non-nil if a torn tail (or, with Repair, corruption) was cut
+	Walked      int64  // bytes read to check the tail
+	Took        time.Duration
+}
+
+// Log is a journal.Log on a directory. See the package comment.
+type Log struct {
+	dir, walDir string
+	opts        Options
+	lock        *dirlock.Lock
+	recovery    Recovery
+
+	tw     *twal.Log
+	readMu sync.Mutex // serializes tidwall/wal reads: concurrent Reads race inside it (its issue #34)
+
+	reqs chan *request
+	ctl  chan func()
+	quit chan struct{}
+	done chan struct{}
+
+	closeMu  sync.RWMutex // held shared while enqueueing or reading; exclusively to close
+	closed   bool
+	closeErr error // set by the writer as it exits
+
+	first, last, durable atomic.Uint64
+	failure              atomic.Pointer[error] // sticky: the first write or sync error
+
+	segMu sync.Mutex // guards man and tail, and orders manifest writes
+	man   manifest
+	tail  segInfo // the segment being written
+
+	// Owned by the writer goroutine.
+	next    uint64
+	tb      twal.Batch
+	buf     []byte
+	offs    []int
+	group   []*request
+	held    *request
+	pending []segInfo // segments sealed by the batch being written
+	timer   *time.Timer
+	armed   bool
+}
+
+var (
+	_ journal.Log         = (*Log)(nil)
+	_ journal.Scanner     = (*Log)(nil)
+	_ journal.Snapshotter = (*Log)(nil)
+	_ journal.Segmenter   = (*Log)(nil)
+	_ journal.Syncer      = (*Log)(nil)
+)
+
+// request is one Append waiting for the writer. Requests are pooled, so an
+// Append allocates nothing of its own.
+type request struct {
+	recs        []journal.Record
+	bytes       int
+	first, last uint64
+	err         error
+	done        chan struct{}
+}
+
+var requests = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
+
+// Open opens the journal in dir, creating it if needed. It takes the
+// directory lock (failing with a *dirlock.LockedError naming the holder),
+// checks the manifest's sealed segments are all there, reads the tail,
+// cuts a torn last batch (keeping the bytes in a .broken file), and refuses
+// corruption with a *journal.CorruptionError unless opts.Repair is set.
+func Open(dir string, opts Options) (*Log, error) {
+	if err := opts.fill(); err != nil {
+		return nil, err
+	}
+	if opts.MaxRecordBytes+journal.HeaderSize+8+10 > opts.SegmentBytes {
+		return nil, fmt.Errorf("wal: MaxRecordBytes %d does not fit in SegmentBytes %d", opts.MaxRecordBytes, opts.SegmentBytes)
+	}
+	start := time.Now()
+	walDir := filepath.Join(dir, segmentDir)
+	if err := mkdirDurable(walDir); err != nil {
+		return nil, fmt.Errorf("wal: %w", err)
+	}
+	lock, err := dirlock.TryLock(dir)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{dir: dir, walDir: walDir, opts: opts, lock: lock}
+	if err := l.recover(); err != nil {
+		lock.Release()
+		return nil, err
+	}
+	l.tw, err = twal.Open(walDir, &twal.Options{
+		NoSync: true, SegmentSize: opts.SegmentBytes, LogFormat: twal.Binary,
+		SegmentCacheSize: 2, AllowEmpty: true, DirPerms: 0o755, FilePerms: 0o644,
+	})
+	if err != nil {
+		lock.Release()
+		return nil, fmt.Errorf("wal: open segments in %s: %w", walDir, err)
+	}
+	if twLast, _ := l.tw.LastIndex(); twLast != l.next-1 {
+		l.tw.Close()
+		lock.Release()
+		return nil, fmt.Errorf("wal: %s: tidwall/wal sees last index %d, the scan saw %d", walDir, twLast, l.next-1)
+	}
+	l.durable.Store(l.next - 1)
+	l.recovery.First, l.recovery.Last = l.first.Load(), l.last.Load()
+	l.recovery.Took = time.Since(start)
+	l.reqs = make(chan *request, 1024)
+	l.ctl = make(chan func())
+	l.quit = make(chan struct{})
+	l.done = make(chan struct{})
+	l.timer = time.NewTimer(time.Hour)
+	l.timer.Stop()
+	go l.run()
+	return l, nil
+}
+
+// Recovery reports what Open found and did.
+func (l *Log) Recovery() Recovery { return l.recovery }
+
+// Dir is the journal's directory.
+func (l *Log) Dir() string { return l.dir }
+
+func mkdirDurable(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	// Make the new entries durable up the tree as far as we created them.
+	for d := dir; ; d = filepath.Dir(d) {
+		parent := filepath.Dir(d)
+		if parent == d {
+			return nil
+		}
+		if err := syncDir(parent); err != nil {
+			return err
+		}
+		if _, err := os.Stat(filepath.Join(parent, manifestName)); err == nil || filepath.Base(d) != segmentDir {
+			return nil
+		}
+	}
+}
+
+// recover reconciles the manifest with the segment files and checks the
+// tail. It sets l.man, l.tail, l.first, l.last and l.next.
+func (l *Log) recover() error {
+	man, err := readManifest(l.dir)
+	if err != nil {
+		return err
+	}
+	files, err := listSegments(l.walDir)
+	if err != nil {
+		return err
+	}
+	changed := false
+	if man == nil {
+		man = &manifest{first: 1}
+		if len(files) > 0 {
+			man.first = files[0].first
+		}
+		changed = true
+	}
+	if man.first == 0 {
+		return &journal.CorruptionError{Path: filepath.Join(l.dir, manifestName), Reason: "manifest says the log starts at index 0"}
+	}
+	// Sealed segments wholly before the first index are left over from an
+	// interrupted truncation.
+	byFirst := make(map[uint64]segFile, len(files))
+	for _, f := range files {
+		byFirst[f.first] = f
+	}
+	live := man.sealed[:0:0]
+	for _, s := range man.sealed {
+		if s.last < man.first {
+			if f, ok := byFirst[s.first]; ok {
+				if err := os.Remove(f.path); err != nil {
+					return fmt.Errorf("wal: remove truncated segment: %w", err)
+				}
+				delete(byFirst, s.first)
+			}
+			changed = true
+			continue
+		}
+		live = append(live, s)
+	}
+	man.sealed = live
+	var walk []segFile
+	for i, s := range man.sealed {
+		f, ok := byFirst[s.first]
+		path := filepath.Join(l.walDir, s.name())
+		switch {
+		case !ok:
+			return &journal.CorruptionError{Path: path, Index: s.first,
+				Reason: fmt.Sprintf("sealed segment holding records %d-%d is missing", s.first, s.last)}
+		case f.size != s.bytes:
+			return &journal.CorruptionError{Path: path, Offset: min(f.size, s.bytes), Index: s.first,
+				Reason: fmt.Sprintf("sealed segment is %d bytes, the manifest says %d", f.size, s.bytes)}
+		case i > 0 && s.first != man.sealed[i-1].last+1:
+			return &journal.CorruptionError{Path: path, Index: man.sealed[i-1].last + 1,
+				Reason: fmt.Sprintf("manifest jumps from record %d to segment starting at %d", man.sealed[i-1].last, s.first)}
+		}
+		delete(byFirst, s.first)
+	}
+	// What is left is the unsealed tail: normally one file, two after a
+	// crash between a segment roll and the manifest update.
+	var lastSealed uint64
+	if n := len(man.sealed); n > 0 {
+		lastSealed = man.sealed[n-1].last
+		s := man.sealed[n-1]
+		walk = append(walk, segFile{first: s.first, path: filepath.Join(l.walDir, s.name()), size: s.bytes})
+	}
+	for _, f := range files {
+		if _, ok := byFirst[f.first]; !ok {
+			continue
+		}
+		if len(man.sealed) > 0 && f.first <= lastSealed {
+			return &journal.CorruptionError{Path: f.path, Index: f.first,
+				Reason: fmt.Sprintf("segment file inside the sealed range (which ends at %d) but not in the manifest", lastSealed)}
+		}
+		walk = append(walk, f)
+	}
+	if len(walk) == 0 {
+		if man.first != 1 || len(man.sealed) > 0 {
+			return &journal.CorruptionError{Path: l.walDir, Index: man.first, Reason: "no segment files, but the manifest says the log starts at " + fmt.Sprint(man.first)}
+		}
+		// A new journal: tidwall/wal creates the first segment.
+		l.man, l.tail = *man, segInfo{first: 1}
+		l.first.Store(1)
+		l.next = 1
+		return writeManifest(l.dir, &l.man)
+	}
+
+	w := &walker{files: walk, maxRecord: l.opts.MaxRecordBytes}
+	fileLast := make([]uint64, len(walk))
+	w.visit = func(f *journal.Frame, file int, _ int64) error {
+		fileLast[file] = f.Index
+		return nil
+	}
+	if err := w.walk(walk[0].first); err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	for _, f := range walk {
+		l.recovery.Walked += f.size
+	}
+	if w.damage != nil {
+		if !w.damage.torn && !l.opts.Repair {
+			return fmt.Errorf("%w; run `cairn journal repair %s` to cut the log there (every record from index %d on is dropped)",
+				w.corruption(), l.dir, w.good.last+1)
+		}
+		cut := w.planCut()
+		if cut == nil {
+			return fmt.Errorf("%w; no batch boundary before it in the checked segments, so it cannot be cut safely", w.corruption())
+		}
+		if err := w.applyCut(l.dir, cut); err != nil {
+			return fmt.Errorf("wal: cutting %s: %w", cut, err)
+		}
+		l.recovery.Cut = cut
+		l.opts.Logger.Warn("journal: cut a damaged tail", "dir", l.dir, "file", cut.Path, "offset", cut.Offset,
+			"first_dropped", cut.FirstDropped, "last_dropped", cut.LastDropped, "bytes", cut.Bytes,
+			"reason", cut.Reason, "kept_in", cut.Broken)
+		// Files after the cut are gone; the cut file is the new tail.
+		walk = walk[:w.good.file+1]
+		walk[w.good.file].size = w.good.off
+		fileLast[w.good.file] = w.good.last
+		changed = true
+	}
+	last := w.good.last
+	if w.damage == nil {
+		last = w.parsed
+	}
+	// Every walked file but the last is sealed.
+	sealed := man.sealed
+	if len(sealed) > 0 {
+		sealed = sealed[:len(sealed)-1]
+	}
+	for i, f := range walk[:len(walk)-1] {
+		sealed = append(sealed, segInfo{first: f.first, last: fileLast[i], bytes: f.size})
+	}
+	if len(sealed) != len(man.sealed) {
+		changed = true
+	}
+	man.sealed = sealed
+	tf := walk[len(walk)-1]
+	l.man = *man
+	l.tail = segInfo{first: tf.first, last: max(last, tf.first-1), bytes: tf.size}
+	if last+1 < man.first {
+		return &journal.CorruptionError{Path: tf.path, Index: last + 1,
+			Reason: fmt.Sprintf("the log ends at %d, before its first index %d", last, man.first)}
+	}
+	l.first.Store(man.first)
+	l.last.Store(last)
+	l.next = last + 1
+	if changed {
+		return writeManifest(l.dir, &l.man)
+	}
+	return nil
+}
+
+// Append implements journal.Log.
+func (l *Log) Append(ctx context.Context, recs []journal.Record) (uint64, uint64, error) {
+	if err := journal.ValidateBatch(recs, l.opts.MaxRecordBytes); err != nil {
+		return 0, 0, err
+	}
+	size := 0
+	for i := range recs {
+		n := journal.FrameSize(&recs[i])
+		size += n + uvarintLen(n)
+	}
+	if size > l.opts.SegmentBytes {
+		return 0, 0, fmt.Errorf("%w: batch of %d bytes is larger than a segment (%d)", journal.ErrInvalidRecord, size, l.opts.SegmentBytes)
+	}
+	if err := l.failure.Load(); err != nil {
+		return 0, 0, *err
+	}
+	req := requests.Get().(*request)
+	req.recs, req.bytes = recs, size
+	l.closeMu.RLock()
+	if l.closed {
+		l.closeMu.RUnlock()
+		requests.Put(req)
+		return 0, 0, journal.ErrClosed
+	}
+	select {
+	case l.reqs <- req:
+	case <-ctx.Done():
+		l.closeMu.RUnlock()
+		req.recs = nil
+		requests.Put(req)
+		return 0, 0, ctx.Err()
+	}
+	l.closeMu.RUnlock()
+	<-req.done
+	first, last, err := req.first, req.last, req.err
+	req.recs, req.err = nil, nil
+	requests.Put(req)
+	return first, last, err
+}
+
+func uvarintLen(n int) int {
+	k := 1
+	for n >= 0x80 {
+		n >>= 7
+		k++
+	}
+	return k
+}
+
+// run is the writer: the one goroutine that writes, syncs and rolls
+// segments. It takes whatever Appends are queued, up to MaxBatchBytes, and
+// writes them with one write and (under SyncAlways) one fsync.
+func (l *Log) run() {
+	defer close(l.done)
+	for {
+		r := l.held
+		l.held = nil
+		if r == nil {
+			select {
+			case r = <-l.reqs:
+			case fn := <-l.ctl:
+				fn()
+				continue
+			case <-l.timer.C:
+				l.armed = false
+				l.syncNow()
+				continue
+			case <-l.quit:
+				l.drainAndClose()
+				return
+			}
+		}
+		l.commit(l.gather(r))
+	}
+}
+
+// gather collects r and whatever else is queued, up to MaxBatchBytes.
+func (l *Log) gather(r *request) []*request {
+	group := append(l.group[:0], r)
+	size := r.bytes
+	for size < l.opts.MaxBatchBytes {
+		select {
+		case r := <-l.reqs:
+			if size+r.bytes > l.opts.MaxBatchBytes {
+				l.held = r
+				return group
+			}
+			group = append(group, r)
+			size += r.bytes
+		default:
+			return group
+		}
+	}
+	return group
+}
+
+func (l *Log) drainAndClose() {
+	for {
+		r := l.held
+		l.held = nil
+		if r == nil {
+			select {
+			case r = <-l.reqs:
+			default:
+			}
+		}
+		if r == nil {
+			break
+		}
+		l.commit(l.gather(r))
+	}
+	var err error
+	if l.failure.Load() == nil {
+		err = l.tw.Sync()
+	}
+	if cerr := l.tw.Close(); err == nil && !errors.Is(cerr, twal.ErrClosed) {
+		err = cerr
+	}
+	l.closeErr = err
+}
+
+// commit writes one group: frames, one tidwall/wal WriteBatch, segment-roll
+// bookkeeping, the sync the policy asks for, then wakes every appender.
+func (l *Log) commit(group []*request) {
+	defer func() {
+		for _, r := range group {
+			r.done <- struct{}{}
+		}
+		clear(group)
+		l.group = group[:0]
+	}()
+	if err := l.failure.Load(); err != nil {
+		for _, r := range group {
+			r.err = *err
+		}
+		return
+	}
+	l.tb.Clear()
+	l.buf, l.offs = l.buf[:0], l.offs[:0]
+	idx := l.next
+	for _, r := range group {
+		if err := checkMoved(r.recs, idx); err != nil {
+			r.err = err
+			continue
+		}
+		r.first = idx
+		for i := range r.recs {
+			l.offs = append(l.offs, len(l.buf))
+			l.buf = journal.AppendFrame(l.buf, idx, journal.BatchFlags(i, len(r.recs)), &r.recs[i])
+			idx++
+		}
+		r.last = idx - 1
+	}
+	if idx == l.next {
+		return // every request was refused
+	}
+	l.offs = append(l.offs, len(l.buf))
+	// Mirror tidwall/wal's segment rolls (its writeBatch): a new segment
+	// before the batch if the tail is over size, and after any entry that
+	// brings it to size.
+	tail := l.tail
+	l.pending = l.pending[:0]
+	if tail.bytes > int64(l.opts.SegmentBytes) {
+		l.pending = append(l.pending, tail)
+		tail = segInfo{first: l.next, last: l.next - 1}
+	}
+	for j := 0; j+1 < len(l.offs); j++ {
+		frame := l.buf[l.offs[j]:l.offs[j+1]]
+		i := l.next + uint64(j)
+		l.tb.Write(i, frame)
+		tail.bytes += int64(uvarintLen(len(frame)) + len(frame))
+		tail.last = i
+		if tail.bytes >= int64(l.opts.SegmentBytes) {
+			l.pending = append(l.pending, tail)
+			tail = segInfo{first: i + 1, last: i}
+		}
+	}
+	if err := l.tw.WriteBatch(&l.tb); err != nil {
+		l.fail(group, fmt.Errorf("write records %d-%d: %w", l.next, idx-1, err))
+		return
+	}
+	if len(l.pending) > 0 {
+		// New segment files exist: make their directory entries durable,
+		// then record the sealed ones.
+		err := syncDir(l.walDir)
+		if err == nil {
+			l.segMu.Lock()
+			l.man.sealed = append(l.man.sealed, l.pending...)
+			err = writeManifest(l.dir, &l.man)
+			l.segMu.Unlock()
+		}
+		if err != nil {
+			l.fail(group, fmt.Errorf("seal segment: %w", err))
+			return
+		}
+	}
+	l.segMu.Lock()
+	l.tail = tail
+	l.segMu.Unlock()
+	l.next = idx
+	switch l.opts.Sync {
+	case journal.SyncAlways:
+		if err := l.tw.Sync(); err != nil {
+			l.fail(group, fmt.Errorf("fsync records %d-%d: %w", group[0].first, idx-1, err))
+			return
+		}
+		l.durable.Store(idx - 1)
+	case journal.SyncInterval:
+		if !l.armed {
+			l.timer.Reset(l.opts.SyncInterval)
+			l.armed = true
+		}
+	}
+	l.last.Store(idx - 1)
+}
+
+func checkMoved(recs []journal.Record, first uint64) error {
+	for i := range recs {
+		if m := recs[i].Moved; m >= first+uint64(i) {
+			return fmt.Errorf("%w: record %d of batch is a moved copy of %d, which is not before it", journal.ErrInvalidRecord, i, m)
+		}
+	}
+	return nil
+}
+
+// syncNow fsyncs under SyncInterval and SyncNever.
+func (l *Log) syncNow() error {
+	if err := l.failure.Load(); err != nil {
+		return *err
+	}
+	if err := l.tw.Sync(); err != nil {
+		l.fail(nil, fmt.Errorf("fsync: %w", err))
+		return *l.failure.Load()
+	}
+	l.durable.Store(l.next - 1)
+	return nil
+}
+
+// fail makes err sticky: from now on every Append fails with it, until the
+// journal is closed and reopened (which re-checks the tail).
+func (l *Log) fail(group []*request, err error) {
+	err = fmt.Errorf("%w: %s: %w", journal.ErrFailed, l.dir, err)
+	l.failure.CompareAndSwap(nil, &err)
+	err = *l.failure.Load()
+	l.opts.Logger.Error("journal: write failed; refusing appends until reopened", "dir", l.dir, "err", err)
+	for _, r := range group {
+		r.err = err
+	}
+}
+
+// Sync implements journal.Syncer: it makes every confirmed record durable.
+func (l *Log) Sync() error {
+	l.closeMu.RLock()
+	if l.closed {
+		l.closeMu.RUnlock()
+		return journal.ErrClosed
+	}
+	res := make(chan error, 1)
+	l.ctl <- func() { res <- l.syncNow() }
+	l.closeMu.RUnlock()
+	return <-res
+}
+
+// DurableIndex implements journal.Syncer.
+func (l *Log) DurableIndex() uint64 { return l.durable.Load() }
+
+// Read implements journal.Log. It checks the record's CRC and index.
+func (l *Log) Read(index uint64) (journal.Record, error) {
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed {
+		return journal.Record{}, journal.ErrClosed
+	}
+	if first, last := l.first.Load(), l.last.Load(); index < first || index > last {
+		return journal.Record{}, fmt.Errorf("%w: index %d outside [%d, %d]", journal.ErrNotFound, index, first, last)
+	}
+	data, err := l.readEntry(index)
+	if err != nil {
+		return journal.Record{}, l.readError(index, err.Error())
+	}
+	f, err := journal.DecodeFrame(data, l.opts.MaxRecordBytes)
+	if err == nil && f.Index != index {
+		err = fmt.Errorf("frame says index %d", f.Index)
+	}
+	if err != nil {
+		return journal.Record{}, l.readError(index, err.Error())
+	}
+	return f.Record, nil
+}
+
+func (l *Log) readEntry(index uint64) (data []byte, err error) {
+	l.readMu.Lock()
+	defer l.readMu.Unlock()
+	defer func() {
+		// tidwall/wal panics on some damage (a segment shorter than its
+		// neighbours imply); report it as corruption instead.
+		if p := recover(); p != nil {
+			err = fmt.Errorf("tidwall/wal: %v", p)
+		}
+	}()
+	return l.tw.Read(index)
+}
+
+func (l *Log) readError(index uint64, reason string) error {
+	path := l.walDir
+	off := int64(-1)
+	l.segMu.Lock()
+	for _, s := range append(l.man.sealed, l.tail) {
+		if index >= s.first && index <= max(s.last, s.first) {
+			path = filepath.Join(l.walDir, s.name())
+		}
+	}
+	l.segMu.Unlock()
+	return &journal.CorruptionError{Path: path, Offset: off, Index: index, Reason: "reading record: " + reason}
+}
+
+// TruncateFront implements journal.Log. It records the new first index in
+// the manifest, then deletes segment files that lie wholly before it; it
+// never rewrites a segment.
+func (l *Log) TruncateFront(index uint64) error {
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed {
+		return journal.ErrClosed
+	}
+	l.segMu.Lock()
+	first, last := l.first.Load(), l.last.Load()
+	if index < first || index > last+1 {
+		l.segMu.Unlock()
+		return fmt.Errorf("%w: truncate to %d outside [%d, %d]", journal.ErrNotFound, index, first, last+1)
+	}
+	if index == first {
+		l.segMu.Unlock()
+		return nil
+	}
+	var drop []segInfo
+	keep := l.man.sealed
+	for len(keep) > 0 && keep[0].last < index {
+		drop = append(drop, keep[0])
+		keep = keep[1:]
+	}
+	next := manifest{first: index, sealed: keep}
+	if err := writeManifest(l.dir, &next); err != nil {
+		l.segMu.Unlock()
+		err = fmt.Errorf("%w: truncate: %w", journal.ErrFailed, err)
+		l.failure.CompareAndSwap(nil, &err)
+		return err
+	}
+	l.man = next
+	l.first.Store(index)
+	l.segMu.Unlock()
+	if len(drop) == 0 {
+		return nil
+	}
+	l.readMu.Lock()
+	defer l.readMu.Unlock()
+	for _, s := range drop {
+		if err := os.Remove(filepath.Join(l.walDir, s.name())); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("wal: truncate: %w (the next open removes it)", err)
+		}
+	}
+	l.tw.ClearCache()
+	return syncDir(l.walDir)
+}
+
+// FirstIndex implements journal.Log.
+func (l *Log) FirstIndex() uint64 { return l.first.Load() }
+
+// LastIndex implements journal.Log.
+func (l *Log) LastIndex() uint64 { return l.last.Load() }
+
+// Segments implements journal.Segmenter.
+func (l *Log) Segments() []journal.Segment {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	first := l.first.Load()
+	out := make([]journal.Segment, 0, len(l.man.sealed)+1)
+	for _, s := range append(l.man.sealed, l.tail) {
+		out = append(out, journal.Segment{First: max(s.first, first), Last: s.last, Bytes: s.bytes,
+			Name: filepath.Join(segmentDir, s.name())})
+	}
+	return out
+}
+
+// Scan implements journal.Scanner by reading the segment files directly,
+// checking every CRC, index and batch on the way.
+func (l *Log) Scan(from uint64, fn func(journal.Record) error) error {
+	l.closeMu.RLock()
+	if l.closed {
+		l.closeMu.RUnlock()
+		return journal.ErrClosed
+	}
+	l.segMu.Lock()
+	first, last := l.first.Load(), l.last.Load()
+	var files []segFile
+	for _, s := range append(l.man.sealed, l.tail) {
+		if s.last >= from || s == l.tail {
+			files = append(files, segFile{first: s.first, path: filepath.Join(l.walDir, s.name()), size: s.bytes})
+		}
+	}
+	l.segMu.Unlock()
+	l.closeMu.RUnlock()
+	if from < first {
+		return fmt.Errorf("%w: scan from %d, the log starts at %d", journal.ErrNotFound, from, first)
+	}
+	if from > last {
+		return nil
+	}
+	return scanFiles(files, l.opts.MaxRecordBytes, from, last, fn)
+}
+
+// scanFiles calls fn for records from..last of files, which begin at a
+// segment boundary.
+func scanFiles(files []segFile, maxRecord int, from, last uint64, fn func(journal.Record) error) error {
+	w := &walker{files: files, maxRecord: maxRecord}
+	w.visit = func(f *journal.Frame, _ int, _ int64) error {
+		if f.Index > last {
+			return errStop
+		}
+		if f.Index < from {
+			return nil
+		}
+		return fn(f.Record)
+	}
+	err := w.walk(files[0].first)
+	if err == errStop {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if w.damage != nil && w.damage.index <= last {
+		return w.corruption()
+	}
+	return nil
+}
+
+// Close implements journal.Log: it writes what is queued, fsyncs, closes the
+// segment files and releases the directory lock.
+func (l *Log) Close() error {
+	l.closeMu.Lock()
+	if l.closed {
+		l.closeMu.Unlock()
+		return journal.ErrClosed
+	}
+	l.closed = true
+	l.closeMu.Unlock()
+	close(l.quit)
+	<-l.done
+	l.timer.Stop()
+	if err := l.lock.Release(); l.closeErr == nil {
+		l.closeErr = err
+	}
+	return l.closeErr
+}
