@@ -50,6 +50,13 @@ type Options struct {
 	// MaxRecordBytes bounds one record's payload (default
 	// journal.DefaultMaxRecordBytes); one Append may not exceed SegmentBytes.
 	MaxRecordBytes int
+	// VerifyAll makes Open read and check every record, not only the tail,
+	// so that corruption anywhere refuses the open (or, with Repair, is cut).
+	// Without it, damage in older sealed segments is found when a record is
+	// read or replayed (every read checks its CRC) or by `cairn journal
+	// verify`; Open always checks the manifest, so a missing or resized
+	// segment is refused either way.
+	VerifyAll bool
 	// Repair lets Open cut mid-log corruption, and every record after it,
 	// instead of refusing to open. A torn tail is always cut.
 	Repair bool
@@ -167,6 +174,12 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{dir: dir, walDir: walDir, opts: opts, lock: lock}
+	if opts.VerifyAll {
+		if err := l.verifyAll(); err != nil {
+			lock.Release()
+			return nil, err
+		}
+	}
 	if err := l.recover(); err != nil {
 		lock.Release()
 		return nil, err
@@ -223,6 +236,43 @@ func mkdirDurable(dir string) error {
 			return nil
 		}
 	}
+}
+
+// verifyAll checks every record before recover looks at the tail. Damage
+// before the tail is refused, or with Repair cut.
+func (l *Log) verifyAll() error {
+	r, w, err := plan(l.dir, l.opts.MaxRecordBytes)
+	if err != nil {
+		return err
+	}
+	if r.Damage != nil {
+		return r.Damage
+	}
+	if w == nil {
+		return nil
+	}
+	if err := w.walk(w.files[0].first); err != nil {
+		return err
+	}
+	l.recovery.Walked = r.Bytes
+	if w.damage == nil || w.damage.torn {
+		return nil // recover cuts a torn tail
+	}
+	if !l.opts.Repair {
+		return fmt.Errorf("%w; run `cairn journal repair %s` to cut the log there (every record from index %d on is dropped)",
+			w.corruption(), l.dir, w.good.last+1)
+	}
+	l.lock.Release()
+	r, err = Repair(l.dir, l.opts.MaxRecordBytes)
+	if lock, lerr := dirlock.TryLock(l.dir); lerr == nil {
+		l.lock = lock
+	} else if err == nil {
+		err = lerr
+	}
+	if err == nil {
+		l.recovery.Cut = r.Cut
+	}
+	return err
 }
 
 // recover reconciles the manifest with the segment files and checks the
@@ -286,10 +336,16 @@ func (l *Log) recover() error {
 		delete(byFirst, s.first)
 	}
 	// What is left is the unsealed tail: normally one file, two after a
-	// crash between a segment roll and the manifest update.
+	// crash between a segment roll and the manifest update. A segment is
+	// sealed only after its successor was created and the directory synced,
+	// so the file after the last sealed one must be there.
 	var lastSealed uint64
 	if n := len(man.sealed); n > 0 {
 		lastSealed = man.sealed[n-1].last
+		if _, ok := byFirst[lastSealed+1]; !ok {
+			return &journal.CorruptionError{Path: filepath.Join(l.walDir, segmentName(lastSealed+1)), Index: lastSealed + 1,
+				Reason: "the segment after the last sealed one is missing"}
+		}
 		s := man.sealed[n-1]
 		walk = append(walk, segFile{first: s.first, path: filepath.Join(l.walDir, s.name()), size: s.bytes})
 	}

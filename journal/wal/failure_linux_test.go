@@ -1,0 +1,126 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package wal_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/cairnmq/cairn/journal"
+	"github.com/cairnmq/cairn/journal/wal"
+)
+
+// breakFile points every descriptor this process has open on path at
+// /dev/full, so the next write to it fails with ENOSPC, as a full disk would.
+func breakFile(t *testing.T, path string) {
+	t.Helper()
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	n := 0
+	for _, e := range ents {
+		fd := 0
+		for _, c := range e.Name() {
+			fd = fd*10 + int(c-'0')
+		}
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && target == path {
+			if err := syscall.Dup3(int(full.Fd()), fd, 0); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatalf("no descriptor open on %s", path)
+	}
+}
+
+func TestWriteErrorIsSticky(t *testing.T) {
+	dir := t.TempDir()
+	l, err := wal.Open(dir, fixtureOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := uint64(1); i <= 10; i++ {
+		if _, _, err := l.Append(ctx, []journal.Record{{Type: 1, Data: payload(i, 90)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tail, _ := tailFile(t, dir)
+	breakFile(t, tail)
+	_, _, err = l.Append(ctx, []journal.Record{{Type: 1, Data: payload(11, 90)}})
+	if !errors.Is(err, journal.ErrFailed) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("append on a full disk: %v, want ErrFailed wrapping ENOSPC", err)
+	}
+	// Sticky: later appends fail without touching the disk, reads still work.
+	for range 3 {
+		if _, _, err := l.Append(ctx, []journal.Record{{Type: 1, Data: payload(11, 90)}}); !errors.Is(err, journal.ErrFailed) {
+			t.Fatalf("append after a failure: %v, want ErrFailed", err)
+		}
+	}
+	if l.LastIndex() != 10 {
+		t.Fatalf("LastIndex after the failure = %d, want 10", l.LastIndex())
+	}
+	if _, err := l.Read(10); err != nil {
+		t.Fatalf("read after the failure: %v", err)
+	}
+	l.Close()
+	// Reopening recovers: what was confirmed is there, and appends work.
+	l, err = wal.Open(dir, fixtureOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	checkContent(t, l, 10)
+	if f, _, err := l.Append(ctx, []journal.Record{{Type: 1, Data: payload(11, 90)}}); err != nil || f != 11 {
+		t.Fatalf("append after reopen at %d: %v", f, err)
+	}
+}
+
+// tidwall/wal alone races and can panic when Reads run concurrently with a
+// segment cache smaller than the segment count (its issue #34). Run with -race.
+func TestConcurrentReadsAcrossSegments(t *testing.T) {
+	l, err := wal.Open(t.TempDir(), fixtureOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	for i := uint64(1); i <= 1000; i++ {
+		if _, _, err := l.Append(ctx, []journal.Record{{Type: 1, Data: payload(i, 90)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(l.Segments()); n < 10 {
+		t.Fatalf("%d segments, want at least 10", n)
+	}
+	var wg sync.WaitGroup
+	for r := range 8 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(r), 7))
+			for range 2000 {
+				i := 1 + rng.Uint64N(1000)
+				rec, err := l.Read(i)
+				if err != nil || string(rec.Data[:8]) != string(payload(i, 90)[:8]) {
+					t.Errorf("Read(%d): %v", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
