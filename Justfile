@@ -1,0 +1,40 @@
+# Everyday recipes. Each shows the plain command it runs, so nothing here
+# needs `just` (install it with `npm install -g rust-just`).
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# list the recipes
+default:
+    @just --list
+
+# run the cairn binary: `just run journal stats ./cairn-data`
+run *args:
+    go run ./cmd/cairn {{args}}
+
+# the test suite (what CI runs, less the race pass)
+test *args:
+    go test ./... {{args}}
+
+# the race detector on the journal packages
+race:
+    go test -race ./journal/...
+
+# journal benchmarks on this disk: the quick grid, next to its same-run limits
+bench dir="./bench-journal":
+    go run ./cmd/cairn bench journal --quick --dir {{dir}}
+
+# the full grid (several minutes)
+bench-full dir="./bench-journal":
+    go run ./cmd/cairn bench journal --dir {{dir}}
+
+# the go test -bench grid of every backend (record size x appenders x sync)
+bench-go pattern="." time="1s":
+    go test -run '^$' -bench '{{pattern}}' -benchtime {{time}} ./journal/...
+
+# fuzz the journal record decoder
+fuzz time="60s":
+    go test -run '^$' -fuzz FuzzDecodeFrame -fuzztime {{time}} ./journal
+
+# gofmt and go vet
+lint:
+    test -z "$(gofmt -l $(git ls-files '*.go'))" || { gofmt -l $(git ls-files '*.go'); exit 1; }
+    go vet ./...

@@ -1,0 +1,103 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+// Package journal is Cairn's write-ahead log seam: the Log interface every
+// backend implements, the record framing the byte-writing backends share,
+// replay with progress, and compaction. It knows nothing about messages; the
+// broker's events are opaque typed records to it.
+//
+// # Records and frames
+//
+// A record is a type (1-239 for the owner, 240-255 reserved, 0 invalid), a
+// payload, and the index the log gives it (from 1, gap-free). Backends that
+// write bytes store each record as one frame, little-endian:
+//
+//	offset size field
+//	0      4    crc32c (Castagnoli) of bytes [4, 20+length)
+//	4      4    length of the body
+//	8      8    index
+//	16     1    type; 0 is invalid, so zero-filled bytes never read as a record
+//	17     1    flags: 0x01 batch start, 0x02 batch end, 0x04 moved
+//	18     2    reserved, zero
+//	20     n    body: the payload; for a moved record, the original index
+//	            (u64) and then the payload
+//
+// The CRC covers the length, index, type and flags as well as the body, so a
+// frame read at the wrong place, or with a changed header, fails it. A
+// decoder checks the length against the record limit and the bytes at hand
+// before it looks at the body (it never allocates for a length it has not
+// checked). Every frame carries its index, so a segment that is missing,
+// duplicated or read out of place is caught.
+//
+// # Batches
+//
+// One Append is one batch: its first frame has the start flag, its last the
+// end flag (a batch of one has both). A batch counts only once its end frame
+// has been read: after a crash either all of a batch is in the log or none
+// of it is, which is what makes a transaction commit one batch. The group
+// commit writes many batches with one write and one fsync; each keeps its
+// own flags.
+//
+// # The embedded backend (package wal)
+//
+// Segment files are tidwall/wal's: DIR/wal/<first index, 20 digits>, each a
+// sequence of uvarint(length) ‖ frame. A segment is sealed when it reaches
+// the segment size; tidwall/wal fsyncs it and creates the next file, then
+// Cairn fsyncs the directory and records the sealed segment (first and last
+// index, size) in DIR/MANIFEST, replaced atomically (write a temporary file,
+// fsync, rename, fsync the directory). The manifest also holds the logical
+// first index: TruncateFront writes the manifest first, then deletes the
+// segment files wholly before the new first index, and never rewrites one.
+//
+// Crash rules, applied by Open:
+//
+//   - Sealed segments never change. One that is missing, or whose size is not
+//     the manifest's, refuses the open with the segment named; so does a
+//     missing successor of the last sealed segment.
+//   - The last sealed segment and the unsealed ones after it are read in
+//     full. Every frame must decode, carry the next index, and fit the batch
+//     structure. The valid log ends after the last complete batch.
+//   - Damage there is a torn tail when the data ends inside an entry, or
+//     when the file ends in zero bytes that reach into the damaged entry and
+//     begin at the entry or at a 512-byte boundary (a size-extending write
+//     whose data never reached the disk), or when the last batch has no end
+//     frame. A torn tail is cut: the file is truncated after the last
+//     complete batch, later files are removed, every removed byte is kept in
+//     DIR/<segment>.<time>.broken, and Open reports the records dropped.
+//   - Anything else is corruption: Open refuses it with the file, byte
+//     offset and index, unless Options.Repair is set, in which case it is cut
+//     the same way (with everything after it). `cairn journal repair` does
+//     that cut offline; `cairn journal verify` reports without changing.
+//   - Older sealed segments are not read at open (Options.VerifyAll reads
+//     them); every Read and every replay checks each frame's CRC and index,
+//     so damage there is reported precisely when it is read, never returned
+//     as data.
+//   - After any failed write, fsync or manifest update the log refuses all
+//     appends (ErrFailed) until it is closed and reopened, which re-runs
+//     these rules; tidwall/wal's in-memory state may be ahead of the disk
+//     after such a failure, so it is never written through again.
+//   - DIR/LOCK is held with flock while the log is open and names the
+//     holder's pid, host and start time; a second opener is refused with
+//     them.
+//
+// Sync policies: SyncAlways (default) fsyncs each group commit before any
+// appender in it returns; SyncInterval returns after the write and fsyncs at
+// most every SyncInterval, so a power loss or kernel crash can lose what was
+// confirmed in the last interval (a process crash loses nothing, the data is
+// in the page cache); SyncNever leaves flushing to the kernel, segment rolls
+// and Close.
+//
+// # Snapshots and compaction
+//
+// A snapshot is an owner's blob covering every record up to its index,
+// stored beside the log (DIR/snapshots/<index>.snap: magic, index, length,
+// crc32c, blob; the newest two are kept). Replay then starts after it.
+//
+// Compact frees head segments whose live share is under a threshold by
+// appending copies of their live records at the tail (moved flag set, the
+// original index in the body) and truncating the front. It works only below
+// the owner's snapshot index, where records are a store of live payloads
+// rather than events to replay, so the order of events replay applies is
+// unchanged; the owner maps original indexes to new ones from the result and
+// from the moved records it replays.
+package journal
