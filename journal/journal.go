@@ -20,6 +20,12 @@ type RecordType uint8
 // MaxOwnerType is the highest record type an owner may use.
 const MaxOwnerType RecordType = 239
 
+// TypeClaim is a journal-reserved record a backend writes when a writer
+// takes the log over (see Fencer). Its payload names the writer, for
+// humans. Replay skips reserved records; an owner that reads with Read or
+// Scan ignores them, and compaction drops them (no owner calls them live).
+const TypeClaim RecordType = 255
+
 // Record is one entry of the journal.
 type Record struct {
 	// Index is the record's position in the log, starting at 1 and gap-free.
@@ -109,6 +115,18 @@ type Segmenter interface {
 	// Segments lists the segments from oldest to newest. The last one is
 	// the one being written.
 	Segments() []Segment
+}
+
+// Fencer is implemented by logs that more than one process can reach, so
+// that a writer which lost its leadership, and does not know it yet, must
+// be stopped by the log itself. (The embedded wal needs none: its directory
+// lock admits one process.)
+type Fencer interface {
+	// Fence makes the caller the log's only writer: once it returns, every
+	// append by an earlier writer fails with ErrFenced. It returns the index
+	// of the claim record it wrote; the caller replays through it before
+	// acting as the owner.
+	Fence(ctx context.Context) (uint64, error)
 }
 
 // Syncer is implemented by logs whose sync policy can leave confirmed

@@ -28,7 +28,8 @@ type ReplayOptions struct {
 }
 
 // Replay calls fn for every record from index from through the LastIndex seen
-// when it starts, in order, using the log's Scanner where it has one. It is
+// when it starts, in order, using the log's Scanner where it has one; records
+// of the journal's reserved types are counted but not passed to fn. It is
 // the one replay path: start-up, standby takeover and inspection all use it.
 func Replay(l Log, from uint64, fn func(Record) error, opts ReplayOptions) (Progress, error) {
 	first, last := l.FirstIndex(), l.LastIndex()
@@ -64,8 +65,10 @@ func Replay(l Log, from uint64, fn func(Record) error, opts ReplayOptions) (Prog
 		if r.Index > last {
 			return errStopScan
 		}
-		if err := fn(r); err != nil {
-			return err
+		if r.Type <= MaxOwnerType { // the journal's own records (TypeClaim) are not the owner's events
+			if err := fn(r); err != nil {
+				return err
+			}
 		}
 		p.Records++
 		p.Bytes += int64(len(r.Data))
