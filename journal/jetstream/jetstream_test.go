@@ -530,3 +530,23 @@ func TestChainedMsgIDStallsR3(t *testing.T) {
 		t.Fatalf("valid publish after the stale pipeline: %v, want no answer", err)
 	}
 }
+
+// BenchmarkLog runs the shared grid against a one-node in-process server
+// (file storage, the server's default fsync interval). The sync policy is
+// the server's, so the grid runs once.
+func BenchmarkLog(b *testing.B) {
+	s := startServer(b)
+	nc := connect(b, s)
+	journaltest.Bench(b, func(b *testing.B, _ journal.SyncPolicy) journal.Log {
+		return open(b, nc, jetstream.Options{Stream: newStream()})
+	}, journal.SyncAlways)
+}
+
+// BenchmarkLogR3 runs the grid against a 3-node in-process cluster (R3).
+func BenchmarkLogR3(b *testing.B) {
+	servers := startCluster(b)
+	nc := connect(b, servers...)
+	journaltest.Bench(b, func(b *testing.B, _ journal.SyncPolicy) journal.Log {
+		return open(b, nc, jetstream.Options{Stream: newStream(), Replicas: 3})
+	}, journal.SyncAlways)
+}
