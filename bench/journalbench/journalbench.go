@@ -36,6 +36,8 @@ type Options struct {
 	Syncs     []journal.SyncPolicy
 	// ReplayBytes is the size of the journal written for the replay cell.
 	ReplayBytes int64
+	// CompactBytes is how much the compaction cell writes.
+	CompactBytes int64
 	// Progress, if set, receives a progress bar (a terminal's stderr).
 	Progress io.Writer
 }
@@ -47,12 +49,14 @@ func (o *Options) fill() {
 		o.Appenders = cmpS(o.Appenders, []int{1, 64, 512})
 		o.Syncs = cmpS(o.Syncs, []journal.SyncPolicy{journal.SyncAlways})
 		o.ReplayBytes = cmp(o.ReplayBytes, 128<<20)
+		o.CompactBytes = cmp(o.CompactBytes, 256<<20)
 	}
 	o.Cell = cmp(o.Cell, 2*time.Second)
 	o.Sizes = cmpS(o.Sizes, []int{128, 1024, 16384})
 	o.Appenders = cmpS(o.Appenders, []int{1, 8, 64, 512})
 	o.Syncs = cmpS(o.Syncs, []journal.SyncPolicy{journal.SyncAlways, journal.SyncInterval, journal.SyncNever})
 	o.ReplayBytes = cmp(o.ReplayBytes, 1<<30)
+	o.CompactBytes = cmp(o.CompactBytes, 2<<30)
 }
 
 func cmp[T comparable](v, def T) T {
@@ -89,6 +93,15 @@ type Result struct {
 	Ratio              float64 `json:"ratio"`
 	// SeqRatio is MB/s over the sequential write bandwidth of this run.
 	SeqRatio float64 `json:"seq_ratio"`
+
+	// The compaction cell: what was written, what stayed live, what the
+	// journal occupied on disk at the end (allocated blocks), and the bound
+	// it must stay within (2 × live + 2 segments).
+	WrittenBytes int64 `json:"written_bytes,omitempty"`
+	LiveBytes    int64 `json:"live_bytes,omitempty"`
+	DiskBytes    int64 `json:"disk_bytes,omitempty"`
+	BoundBytes   int64 `json:"bound_bytes,omitempty"`
+	Compactions  int   `json:"compactions,omitempty"`
 }
 
 // Run measures the grid and calls emit with each result as it is made.
@@ -105,7 +118,7 @@ func Run(ctx context.Context, o Options, emit func(Result)) error {
 			return fmt.Errorf("bench: --keep needs an empty directory, and %s is not", o.Dir)
 		}
 	}
-	total := 1 + 2*len(o.Syncs)*len(o.Sizes)*len(o.Appenders) + 1
+	total := 1 + 2*len(o.Syncs)*len(o.Sizes)*len(o.Appenders) + 2
 	bar := progress{w: o.Progress, total: total}
 	bar.step("sequential write")
 	seq, err := seqWrite(filepath.Join(o.Dir, ".bench-seq"), min(o.ReplayBytes, 512<<20))
@@ -154,8 +167,97 @@ func Run(ctx context.Context, o Options, emit func(Result)) error {
 	r.SeqRatio = r.MBPerSec / seq.MBPerSec
 	r.Ratio = r.SeqRatio
 	emit(r)
+	bar.step("compaction")
+	c, err := compactionCell(filepath.Join(o.Dir, ".bench-compact"), o.CompactBytes)
+	if err != nil {
+		return err
+	}
+	emit(c)
 	bar.done()
 	return nil
+}
+
+// compactionCell writes total bytes of 1 KiB records, keeping one in 1,000
+// live forever (the KahaDB case: a few unacked messages pin the journal),
+// compacting after each sealed segment, and reports the journal's disk use
+// at the end against the bound of 2 × live bytes + 2 segments.
+func compactionCell(dir string, total int64) (Result, error) {
+	const size, every, segBytes = 1024, 1000, 16 << 20
+	os.RemoveAll(dir)
+	defer os.RemoveAll(dir)
+	l, err := wal.Open(dir, wal.Options{Sync: journal.SyncNever, SegmentBytes: segBytes})
+	if err != nil {
+		return Result{}, err
+	}
+	defer l.Close()
+	live := make(map[uint64]bool)
+	recs := make([]journal.Record, 100)
+	for i := range recs {
+		recs[i] = journal.Record{Type: 1, Data: make([]byte, size)}
+	}
+	start := time.Now()
+	var written, n int64
+	compactions := 0
+	segs := 1
+	for written < total {
+		first, _, err := l.Append(context.Background(), recs)
+		if err != nil {
+			return Result{}, err
+		}
+		for i := range int64(len(recs)) {
+			if (n+i)%every == 0 {
+				live[first+uint64(i)] = true
+			}
+		}
+		n += int64(len(recs))
+		written += int64(len(recs) * size)
+		if s := len(l.Segments()); s > segs {
+			res, err := journal.Compact(l, journal.CompactOptions{Live: func(i uint64) bool { return live[i] }})
+			if err != nil {
+				return Result{}, err
+			}
+			for _, m := range res.Moves {
+				delete(live, m.From)
+				live[m.To] = true
+			}
+			compactions++
+			segs = len(l.Segments())
+		}
+	}
+	secs := time.Since(start).Seconds()
+	var liveBytes int64
+	for i := range live {
+		liveBytes += int64(journal.FrameSize(&journal.Record{Data: recs[0].Data, Moved: i}))
+	}
+	disk, err := diskUsage(dir)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Kind: "compaction", Backend: "wal", RecordBytes: size, Appenders: 1, Sync: journal.SyncNever.String(),
+		Count: n, Seconds: secs, AppendsPerSec: float64(n) / secs, MBPerSec: float64(written) / secs / 1e6,
+		WrittenBytes: written, LiveBytes: liveBytes, DiskBytes: disk, BoundBytes: 2*liveBytes + 2*segBytes,
+		Compactions: compactions, Ratio: float64(disk) / float64(2*liveBytes+2*segBytes)}, nil
+}
+
+// diskUsage is the space the files under dir occupy (allocated blocks).
+func diskUsage(dir string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			total += st.Blocks * 512
+		} else {
+			total += fi.Size()
+		}
+		return nil
+	})
+	return total, err
 }
 
 // walCell appends size-byte records from n goroutines for d.
