@@ -9,8 +9,10 @@
 // # Records and frames
 //
 // A record is a type (1-239 for the owner, 240-255 reserved, 0 invalid), a
-// payload, and the index the log gives it (from 1, gap-free). Backends that
-// write bytes store each record as one frame, little-endian:
+// payload, and the index the log gives it (from 1, gap-free). Of the
+// reserved types only TypeClaim (255) is in use: the record a JetStream
+// writer appends when it takes the log over (Fencer). Replay skips reserved
+// records. Backends store each record as one frame, little-endian:
 //
 //	offset size field
 //	0      4    crc32c (Castagnoli) of bytes [4, 20+length)
@@ -27,7 +29,9 @@
 // decoder checks the length against the record limit and the bytes at hand
 // before it looks at the body (it never allocates for a length it has not
 // checked). Every frame carries its index, so a segment that is missing,
-// duplicated or read out of place is caught.
+// duplicated or read out of place is caught. (The one exception: a
+// JetStream claim is published before its sequence is known, so its frame
+// has index 0.)
 //
 // # Batches
 //
