@@ -1,7 +1,26 @@
 // Copyright 2026 The Cairn Authors
 // SPDX-License-Identifier: Apache-2.0
 
-// Package core will be the broker state machine: destinations, subscriptions, dispatch, acks,
-// transactions, redelivery, DLQ, expiry and selectors, as events on the journal and their replay.
-// Nothing is built here yet; see DESIGN.md.
+// Package core is the broker state machine: queues and topics, their
+// messages and subscriptions, acknowledgements and transactions, as events
+// on a journal.Log and their replay.
+//
+// Every change to a persistent message is a journal record, appended before
+// the change is confirmed: an enqueue (evEnqueue), an acknowledgement
+// (evAck), and a queue's dispatch bound (evDispatched), journaled before a
+// delivery passes it so that after a crash a message that may have been
+// delivered comes back marked redelivered. A transaction commit is one
+// atomic journal batch. Open rebuilds the state by replaying the journal.
+// Non-persistent messages stay in memory, as in ActiveMQ.
+//
+// Each destination runs its own goroutine (a loop) that owns its state;
+// nothing funnels every destination through one goroutine. Journal appends
+// happen on the caller's goroutine (a connection's), so group commit
+// batches them across connections; a destination's goroutine waits on the
+// journal only to move its dispatch bound, once per DispatchLookahead
+// sequences.
+//
+// Not built yet: snapshots and compaction driven from the pending set,
+// expiry, priorities, DLQ and redelivery limits, durable topic
+// subscriptions, selectors.
 package core

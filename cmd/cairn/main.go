@@ -34,6 +34,7 @@ func main() {
 		OnUsageError:         usageError,
 		CommandNotFound:      commandNotFound,
 		Commands: []*cli.Command{
+			serveCommand(),
 			journalCommand(),
 			benchCommand(),
 			{

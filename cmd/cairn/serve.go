@@ -1,0 +1,112 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cairnmq/cairn/core"
+	"github.com/cairnmq/cairn/gateways/stomp"
+	"github.com/cairnmq/cairn/journal"
+	"github.com/cairnmq/cairn/journal/wal"
+)
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run the broker: STOMP on --listen, the journal in --data",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:61613", EnvVars: []string{"CAIRN_LISTEN"}, Usage: "STOMP listen address"},
+			&cli.StringFlag{Name: "data", Value: "./cairn-data", EnvVars: []string{"CAIRN_DATA"}, Usage: "journal directory"},
+			&cli.StringFlag{Name: "sync", Value: "always", EnvVars: []string{"CAIRN_SYNC"}, Usage: "journal sync policy: always, interval or never"},
+			&cli.DurationFlag{Name: "sync-interval", Value: 50 * time.Millisecond, EnvVars: []string{"CAIRN_SYNC_INTERVAL"}, Usage: "most time between fsyncs under --sync interval"},
+			&cli.BoolFlag{Name: "persistent-default", EnvVars: []string{"CAIRN_PERSISTENT_DEFAULT"}, Usage: "a SEND without a persistent header is persistent (ActiveMQ's default: not)"},
+			&cli.IntFlag{Name: "max-connections", Value: 10000, EnvVars: []string{"CAIRN_MAX_CONNECTIONS"}, Usage: "open connections at most"},
+			&cli.IntFlag{Name: "max-body", Value: 10 << 20, EnvVars: []string{"CAIRN_MAX_BODY"}, Usage: "bytes in one frame's body at most"},
+			&cli.IntFlag{Name: "max-headers", Value: 1000, EnvVars: []string{"CAIRN_MAX_HEADERS"}, Usage: "headers in one frame at most"},
+			&cli.IntFlag{Name: "max-header-bytes", Value: 10 << 10, EnvVars: []string{"CAIRN_MAX_HEADER_BYTES"}, Usage: "bytes in one header line at most"},
+			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"CAIRN_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
+		},
+		OnUsageError: usageError,
+		Action:       serve,
+	}
+}
+
+func serve(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return cli.Exit("serve takes no arguments (see --help)", exitUsage)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return cli.Exit(fmt.Sprintf("--log-level %q: %v", c.String("log-level"), err), exitUsage)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	pol, err := journal.ParseSyncPolicy(c.String("sync"))
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("--sync: %v", err), exitUsage)
+	}
+	start := time.Now()
+	l, err := wal.Open(c.String("data"), wal.Options{Sync: pol, SyncInterval: c.Duration("sync-interval"), Logger: logger})
+	if err != nil {
+		return cli.Exit(err.Error(), exitFailure)
+	}
+	defer l.Close()
+	if cut := l.Recovery().Cut; cut != nil {
+		logger.Warn("journal: cut a torn tail", "detail", fmt.Sprintf("%+v", *cut))
+	}
+	b, err := core.Open(core.Options{Journal: l, PersistentByDefault: c.Bool("persistent-default"), Logger: logger,
+		Progress: func(p journal.Progress) {
+			if !p.Done {
+				logger.Info("replaying the journal", "records", p.Records, "of", p.Total, "eta", p.ETA.Round(time.Second))
+			}
+		}})
+	if err != nil {
+		return cli.Exit(err.Error(), exitFailure)
+	}
+	defer b.Close()
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return cli.Exit(err.Error(), exitFailure)
+	}
+	srv := stomp.NewServer(b, stomp.Options{
+		Limits:         stomp.Limits{MaxHeaders: c.Int("max-headers"), MaxHeaderBytes: c.Int("max-header-bytes"), MaxBodyBytes: c.Int("max-body")},
+		MaxConnections: c.Int("max-connections"), Logger: logger, ServerName: "Cairn/" + versionString(),
+	})
+	rec := b.Recovery()
+	logger.Info("cairn listening", "stomp", ln.Addr().String(), "data", c.String("data"), "sync", pol.String(),
+		"replayed_records", rec.Records, "pending_messages", rec.Messages, "queues", rec.Queues,
+		"replay", rec.Took.Round(time.Millisecond), "startup", time.Since(start).Round(time.Millisecond))
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case err := <-served:
+		return cli.Exit(fmt.Sprintf("stomp listener: %v", err), exitFailure)
+	case s := <-sigs:
+		logger.Info("draining: closing connections; signal again to exit at once", "signal", s.String())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		s := <-sigs
+		logger.Warn("exiting at once", "signal", s.String())
+		os.Exit(exitFailure)
+	}()
+	defer cancel()
+	if err := srv.Close(ctx); err != nil {
+		logger.Warn("drain", "err", err)
+	}
+	logger.Info("stopped")
+	return nil
+}

@@ -1,0 +1,293 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cairnmq/cairn/journal"
+)
+
+// Options configure a Broker.
+type Options struct {
+	// Journal is where every persistent operation is recorded. Required.
+	Journal journal.Log
+	// PersistentByDefault makes a SEND without a persistent header
+	// persistent (ActiveMQ's STOMP default is non-persistent).
+	PersistentByDefault bool
+	// DispatchLookahead is how far past a delivered sequence a queue's
+	// journaled dispatch bound reaches (default 1024): one evDispatched
+	// record per that many deliveries.
+	DispatchLookahead uint64
+	// TopicBacklog bounds the messages a topic holds for one subscriber
+	// beyond its prefetch (default 1000). Past it the oldest are dropped,
+	// so a subscriber that stops reading never slows the others.
+	TopicBacklog int
+	// Logger receives broker events (default slog.Default()).
+	Logger *slog.Logger
+	// Progress, if set, is called during the start-up replay.
+	Progress func(journal.Progress)
+}
+
+// Recovery reports what the start-up replay found.
+type Recovery struct {
+	Records  uint64        // journal records replayed
+	Messages int           // persistent messages pending after replay
+	Queues   int           // queues holding them
+	Took     time.Duration // replay time
+}
+
+// Broker is the broker state machine: destinations, their messages and
+// subscriptions. Each destination runs its own goroutine; the Broker itself
+// only finds destinations.
+type Broker struct {
+	opts     Options
+	log      journal.Log
+	seq      atomic.Uint64 // last message sequence given out
+	recovery Recovery
+
+	mu     sync.Mutex
+	queues map[string]*queue
+	topics map[string]*topic
+	closed bool
+}
+
+// Errors the gateway maps to ERROR frames.
+var (
+	ErrClosed     = errors.New("broker is shutting down")
+	ErrUnknownAck = errors.New("no delivered, unacknowledged message with that id on this subscription")
+)
+
+// Open rebuilds the broker's state by replaying the journal and starts its
+// destinations.
+func Open(opts Options) (*Broker, error) {
+	if opts.Journal == nil {
+		return nil, errors.New("core: no journal")
+	}
+	if opts.DispatchLookahead == 0 {
+		opts.DispatchLookahead = 1024
+	}
+	if opts.TopicBacklog <= 0 {
+		opts.TopicBacklog = 1000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	b := &Broker{opts: opts, log: opts.Journal, queues: map[string]*queue{}, topics: map[string]*topic{}}
+	if err := b.replay(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// replay applies every event in the journal. Messages a queue may have
+// delivered before the crash (sequence at or below its journaled dispatch
+// bound) come back marked redelivered.
+func (b *Broker) replay() error {
+	start := time.Now()
+	type qstate struct {
+		msgs  map[uint64]*Message
+		bound uint64
+	}
+	states := map[string]*qstate{}
+	get := func(name string) *qstate {
+		s := states[name]
+		if s == nil {
+			s = &qstate{msgs: map[uint64]*Message{}}
+			states[name] = s
+		}
+		return s
+	}
+	var maxSeq uint64
+	p, err := journal.Replay(b.log, b.log.FirstIndex(), func(r journal.Record) error {
+		switch r.Type {
+		case evEnqueue:
+			m, err := decodeEnqueue(r.Data)
+			if err != nil {
+				return fmt.Errorf("journal record %d: %w", r.Index, err)
+			}
+			get(m.Destination.Name).msgs[m.Seq] = m
+			maxSeq = max(maxSeq, m.Seq)
+		case evAck:
+			dest, seqs, err := decodeAck(r.Data)
+			if err != nil {
+				return fmt.Errorf("journal record %d: %w", r.Index, err)
+			}
+			s := get(dest.Name)
+			for _, seq := range seqs {
+				delete(s.msgs, seq)
+			}
+		case evDispatched:
+			dest, upTo, err := decodeDispatched(r.Data)
+			if err != nil {
+				return fmt.Errorf("journal record %d: %w", r.Index, err)
+			}
+			s := get(dest.Name)
+			s.bound = max(s.bound, upTo)
+			maxSeq = max(maxSeq, upTo)
+		default:
+			return fmt.Errorf("journal record %d has unknown event type %d", r.Index, r.Type)
+		}
+		return nil
+	}, journal.ReplayOptions{Progress: b.opts.Progress, Every: time.Second})
+	if err != nil {
+		return fmt.Errorf("core: replay: %w", err)
+	}
+	b.seq.Store(maxSeq)
+	for name, s := range states {
+		if len(s.msgs) == 0 && s.bound == 0 {
+			continue
+		}
+		q := b.queue(name)
+		q.bound = s.bound
+		msgs := make([]*Message, 0, len(s.msgs))
+		for _, m := range s.msgs {
+			msgs = append(msgs, m)
+		}
+		slices.SortFunc(msgs, func(a, c *Message) int { return cmpSeq(a.Seq, c.Seq) })
+		for _, m := range msgs {
+			q.pending.push(&entry{msg: m, redelivered: m.Seq <= s.bound})
+		}
+		if len(msgs) > 0 {
+			b.recovery.Queues++
+			b.recovery.Messages += len(msgs)
+		}
+	}
+	b.recovery.Records = p.Records
+	b.recovery.Took = time.Since(start)
+	return nil
+}
+
+func cmpSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Recovery reports what Open replayed.
+func (b *Broker) Recovery() Recovery { return b.recovery }
+
+// queue returns the queue named name, creating it.
+func (b *Broker) queue(name string) *queue {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q := b.queues[name]
+	if q == nil {
+		q = newQueue(b, name)
+		b.queues[name] = q
+	}
+	return q
+}
+
+func (b *Broker) topic(name string) *topic {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.topics[name]
+	if t == nil {
+		t = newTopic(b, name)
+		b.topics[name] = t
+	}
+	return t
+}
+
+// PersistentByDefault says whether a SEND without a persistent header is
+// persistent.
+func (b *Broker) PersistentByDefault() bool { return b.opts.PersistentByDefault }
+
+// stamp gives m the next sequence and, if it has none, a timestamp.
+func (b *Broker) stamp(m *Message) {
+	m.Seq = b.seq.Add(1)
+	if m.Timestamp == 0 {
+		m.Timestamp = time.Now().UnixMilli()
+	}
+}
+
+// Send delivers m to its destination. A persistent message to a queue is
+// journaled first: when Send returns nil it is durable. (A topic with no
+// durable subscriptions keeps nothing, so persistent topic messages are not
+// journaled, as in ActiveMQ.) Send sets m.Seq.
+func (b *Broker) Send(ctx context.Context, m *Message) error {
+	if b.isClosed() {
+		return ErrClosed
+	}
+	b.stamp(m)
+	if m.Destination.Kind == Topic {
+		b.topic(m.Destination.Name).publish(m)
+		return nil
+	}
+	q := b.queue(m.Destination.Name)
+	if m.Persistent {
+		if _, _, err := b.log.Append(ctx, []journal.Record{{Type: evEnqueue, Data: encodeEnqueue(m)}}); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+	}
+	q.enqueue(m)
+	return nil
+}
+
+func (b *Broker) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+// Close stops every destination. Pending messages stay in the journal.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	b.closed = true
+	qs := make([]*queue, 0, len(b.queues))
+	for _, q := range b.queues {
+		qs = append(qs, q)
+	}
+	ts := make([]*topic, 0, len(b.topics))
+	for _, t := range b.topics {
+		ts = append(ts, t)
+	}
+	b.mu.Unlock()
+	for _, q := range qs {
+		q.stop()
+	}
+	for _, t := range ts {
+		t.stop()
+	}
+	return nil
+}
+
+// Stats is a point-in-time view of one destination.
+type Stats struct {
+	Destination Destination
+	Pending     int // waiting for a consumer
+	InFlight    int // delivered, not acknowledged
+	Consumers   int
+}
+
+// QueueStats returns the stats of queue name, or false if it does not exist.
+func (b *Broker) QueueStats(name string) (Stats, bool) {
+	b.mu.Lock()
+	q := b.queues[name]
+	b.mu.Unlock()
+	if q == nil {
+		return Stats{}, false
+	}
+	var s Stats
+	q.do(func() {
+		s = Stats{Destination: Destination{Queue, name}, Pending: q.pending.len(), InFlight: len(q.inflight), Consumers: len(q.consumers)}
+	})
+	return s, true
+}

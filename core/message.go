@@ -1,0 +1,99 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package core
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Kind says whether a destination is a queue (each message to one consumer)
+// or a topic (each message to every subscriber).
+type Kind uint8
+
+const (
+	Queue Kind = 1
+	Topic Kind = 2
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Queue:
+		return "queue"
+	case Topic:
+		return "topic"
+	}
+	return fmt.Sprintf("kind(%d)", k)
+}
+
+// Destination names a queue or a topic.
+type Destination struct {
+	Kind Kind
+	Name string
+}
+
+// ParseDestination reads a STOMP destination: "/queue/NAME" or
+// "/topic/NAME" (the prefix stripped; "/queue/a/b" is queue "a/b").
+func ParseDestination(s string) (Destination, error) {
+	for _, p := range []struct {
+		prefix string
+		kind   Kind
+	}{{"/queue/", Queue}, {"/topic/", Topic}} {
+		if name, ok := strings.CutPrefix(s, p.prefix); ok {
+			if name == "" {
+				return Destination{}, fmt.Errorf("destination %q has no name", s)
+			}
+			return Destination{Kind: p.kind, Name: name}, nil
+		}
+	}
+	return Destination{}, fmt.Errorf("destination %q must begin with /queue/ or /topic/", s)
+}
+
+func (d Destination) String() string { return "/" + d.Kind.String() + "/" + d.Name }
+
+// Message is one message as the broker holds it. A Message is immutable once
+// sent; deliveries carry their own redelivery state.
+type Message struct {
+	// Seq is the broker-wide sequence number, the message's identity.
+	Seq         uint64
+	Destination Destination
+	Persistent  bool
+	// Priority is 0–9 (ActiveMQ's default is 4).
+	Priority uint8
+	// Timestamp and Expires are Unix milliseconds; Expires 0 means never.
+	Timestamp int64
+	Expires   int64
+	// Header holds every other header of the SEND, in order, as key/value
+	// pairs: correlation-id, reply-to, type, content-type and the
+	// application's properties.
+	Header []string
+	Body   []byte
+}
+
+// ID is the message-id clients see: "ID:cairn-<seq>".
+func (m *Message) ID() string { return FormatID(m.Seq) }
+
+// FormatID is the message-id of sequence seq.
+func FormatID(seq uint64) string { return "ID:cairn-" + strconv.FormatUint(seq, 10) }
+
+// ParseID returns the sequence in a message-id made by FormatID.
+func ParseID(id string) (uint64, bool) {
+	s, ok := strings.CutPrefix(id, "ID:cairn-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	return n, err == nil && n > 0
+}
+
+// Get returns the first value of header key, or "".
+func (m *Message) Get(key string) string {
+	for i := 0; i+1 < len(m.Header); i += 2 {
+		if m.Header[i] == key {
+			return m.Header[i+1]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,229 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package core
+
+import (
+	"container/heap"
+	"context"
+	"slices"
+
+	"github.com/cairnmq/cairn/journal"
+)
+
+// loop is a destination's goroutine: it runs the functions posted to it,
+// one at a time, so the destination's state needs no lock.
+type loop struct {
+	ops  chan func()
+	quit chan struct{}
+	done chan struct{}
+}
+
+func newLoop() loop {
+	return loop{ops: make(chan func(), 256), quit: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (l *loop) run() {
+	defer close(l.done)
+	for {
+		select {
+		case f := <-l.ops:
+			f()
+		case <-l.quit:
+			return
+		}
+	}
+}
+
+// post queues f to run on the loop; it is dropped if the loop has stopped.
+func (l *loop) post(f func()) {
+	select {
+	case l.ops <- f:
+	case <-l.quit:
+	}
+}
+
+// do runs f on the loop and waits for it.
+func (l *loop) do(f func()) {
+	ran := make(chan struct{})
+	l.post(func() { f(); close(ran) })
+	select {
+	case <-ran:
+	case <-l.done:
+	}
+}
+
+func (l *loop) stop() {
+	close(l.quit)
+	<-l.done
+}
+
+// entry is a message waiting in, or delivered from, a destination.
+type entry struct {
+	msg         *Message
+	redelivered bool
+}
+
+// entries is the pending messages of a queue, oldest sequence first.
+type entries []*entry
+
+func (h entries) Len() int           { return len(h) }
+func (h entries) Less(i, j int) bool { return h[i].msg.Seq < h[j].msg.Seq }
+func (h entries) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *entries) Push(x any)        { *h = append(*h, x.(*entry)) }
+func (h *entries) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
+}
+func (h *entries) push(e *entry) { heap.Push(h, e) }
+func (h *entries) pop() *entry   { return heap.Pop(h).(*entry) }
+func (h *entries) len() int      { return len(*h) }
+
+// flight is a delivered, unacknowledged message.
+type flight struct {
+	e   *entry
+	sub *Subscription
+}
+
+// queue is a point-to-point destination. All its state is owned by its loop.
+type queue struct {
+	loop
+	b         *Broker
+	name      string
+	dest      Destination
+	pending   entries
+	inflight  map[uint64]*flight
+	acking    map[uint64]*flight // acknowledged, the ack not yet durable
+	consumers []*Subscription
+	next      int    // round-robin position
+	bound     uint64 // journaled dispatch bound: messages up to it may have been delivered
+}
+
+func newQueue(b *Broker, name string) *queue {
+	q := &queue{loop: newLoop(), b: b, name: name, dest: Destination{Queue, name},
+		inflight: map[uint64]*flight{}, acking: map[uint64]*flight{}}
+	go q.run()
+	return q
+}
+
+func (q *queue) enqueue(m *Message) {
+	q.post(func() {
+		q.pending.push(&entry{msg: m})
+		q.dispatch()
+	})
+}
+
+func (q *queue) addConsumer(s *Subscription) {
+	q.consumers = append(q.consumers, s)
+	q.dispatch()
+}
+
+// removeConsumer drops s and gives its in-flight messages back.
+func (q *queue) removeConsumer(s *Subscription) {
+	q.consumers = slices.DeleteFunc(q.consumers, func(c *Subscription) bool { return c == s })
+	for seq, f := range q.inflight {
+		if f.sub == s {
+			delete(q.inflight, seq)
+			f.e.redelivered = true
+			q.pending.push(f.e)
+		}
+	}
+	q.dispatch()
+}
+
+// ackBegin moves seqs that are in flight to s into acking, and returns them
+// and which of them are persistent (to be journaled).
+func (q *queue) ackBegin(s *Subscription, seqs []uint64) (held, persistent []uint64) {
+	for _, seq := range seqs {
+		f := q.inflight[seq]
+		if f == nil || f.sub != s {
+			continue
+		}
+		delete(q.inflight, seq)
+		q.acking[seq] = f
+		held = append(held, seq)
+		if f.e.msg.Persistent {
+			persistent = append(persistent, seq)
+		}
+	}
+	return held, persistent
+}
+
+// ackEnd finishes an ack: the messages are gone, or, if the journal failed,
+// back in flight (or pending, if their subscription has gone).
+func (q *queue) ackEnd(s *Subscription, seqs []uint64, err error) {
+	for _, seq := range seqs {
+		f := q.acking[seq]
+		if f == nil {
+			continue
+		}
+		delete(q.acking, seq)
+		if err == nil {
+			s.credit++
+			continue
+		}
+		if slices.Contains(q.consumers, s) {
+			q.inflight[seq] = f
+		} else {
+			f.e.redelivered = true
+			q.pending.push(f.e)
+		}
+	}
+	q.dispatch()
+}
+
+// requeue gives seqs delivered to s back, for redelivery.
+func (q *queue) requeue(s *Subscription, seqs []uint64) {
+	for _, seq := range seqs {
+		f := q.inflight[seq]
+		if f == nil || f.sub != s {
+			continue
+		}
+		delete(q.inflight, seq)
+		s.credit++
+		f.e.redelivered = true
+		q.pending.push(f.e)
+	}
+	q.dispatch()
+}
+
+// nextConsumer picks the next consumer with credit, round robin.
+func (q *queue) nextConsumer() *Subscription {
+	for range q.consumers {
+		q.next = (q.next + 1) % len(q.consumers)
+		if c := q.consumers[q.next]; c.credit > 0 {
+			return c
+		}
+	}
+	return nil
+}
+
+// dispatch hands pending messages to consumers with credit. Before a
+// persistent message past the journaled dispatch bound goes out, the bound
+// is moved ahead and journaled, so that after a crash every message that
+// may have been delivered comes back marked redelivered.
+func (q *queue) dispatch() {
+	for q.pending.len() > 0 && len(q.consumers) > 0 {
+		c := q.nextConsumer()
+		if c == nil {
+			return
+		}
+		e := q.pending.pop()
+		if e.msg.Persistent && e.msg.Seq > q.bound {
+			bound := q.b.seq.Load() + q.b.opts.DispatchLookahead
+			rec := journal.Record{Type: evDispatched, Data: encodeDispatched(q.dest, bound)}
+			if _, _, err := q.b.log.Append(context.Background(), []journal.Record{rec}); err != nil {
+				q.b.opts.Logger.Error("journal: dispatch bound", "queue", q.name, "err", err)
+				q.pending.push(e)
+				return
+			}
+			q.bound = bound
+		}
+		c.credit--
+		q.inflight[e.msg.Seq] = &flight{e: e, sub: c}
+		c.deliver(e)
+	}
+}

@@ -1,0 +1,231 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package core
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/cairnmq/cairn/journal"
+)
+
+// AckMode is how a subscription's deliveries are acknowledged.
+type AckMode uint8
+
+const (
+	// AckAuto: a delivery is acknowledged once it is written to the client
+	// (the gateway calls Ack after the write).
+	AckAuto AckMode = iota
+	// AckClient: an ACK acknowledges that message and every message
+	// delivered before it on the subscription (cumulative).
+	AckClient
+	// AckClientIndividual: an ACK acknowledges one message.
+	AckClientIndividual
+)
+
+// ParseAckMode reads a SUBSCRIBE ack header ("" is auto).
+func ParseAckMode(s string) (AckMode, error) {
+	switch s {
+	case "", "auto":
+		return AckAuto, nil
+	case "client":
+		return AckClient, nil
+	case "client-individual":
+		return AckClientIndividual, nil
+	}
+	return 0, fmt.Errorf("ack mode %q is not auto, client or client-individual", s)
+}
+
+// Delivery is one message handed to a subscription.
+type Delivery struct {
+	Msg         *Message
+	Sub         *Subscription
+	Redelivered bool
+}
+
+// Consumer receives a subscription's deliveries. Deliver is called from the
+// destination's goroutine and must not block; the number outstanding is
+// bounded by the subscription's prefetch (for topics, plus the backlog).
+type Consumer interface {
+	Deliver(Delivery)
+}
+
+// SubscribeOptions configure a subscription.
+type SubscribeOptions struct {
+	Mode AckMode
+	// Prefetch is the most unacknowledged deliveries at once (default 1000
+	// for queues and 32767 for topics, ActiveMQ's STOMP defaults).
+	Prefetch int
+}
+
+// Subscription is one consumer's interest in a destination.
+type Subscription struct {
+	b        *Broker
+	dest     Destination
+	mode     AckMode
+	prefetch int
+	consumer Consumer
+	q        *queue
+	t        *topic
+
+	// Owned by the destination's goroutine.
+	credit  int
+	backlog []*entry // topics: held beyond prefetch
+	dropped uint64
+
+	mu      sync.Mutex
+	unacked []delivered // delivered and not acknowledged, in delivery order
+	closed  bool
+}
+
+type delivered struct {
+	seq        uint64
+	persistent bool
+}
+
+// Subscribe adds a subscription to dest. Deliveries start at once.
+func (b *Broker) Subscribe(dest Destination, opts SubscribeOptions, c Consumer) (*Subscription, error) {
+	if b.isClosed() {
+		return nil, ErrClosed
+	}
+	if opts.Prefetch <= 0 {
+		opts.Prefetch = 1000
+		if dest.Kind == Topic {
+			opts.Prefetch = 32767
+		}
+	}
+	s := &Subscription{b: b, dest: dest, mode: opts.Mode, prefetch: opts.Prefetch, consumer: c, credit: opts.Prefetch}
+	switch dest.Kind {
+	case Queue:
+		s.q = b.queue(dest.Name)
+		s.q.post(func() { s.q.addConsumer(s) })
+	case Topic:
+		s.t = b.topic(dest.Name)
+		s.t.post(func() { s.t.addSubscriber(s) })
+	default:
+		return nil, fmt.Errorf("bad destination kind %d", dest.Kind)
+	}
+	return s, nil
+}
+
+// Destination is what the subscription consumes.
+func (s *Subscription) Destination() Destination { return s.dest }
+
+// Mode is the subscription's ack mode.
+func (s *Subscription) Mode() AckMode { return s.mode }
+
+// deliver records e as unacknowledged and hands it to the consumer. It runs
+// on the destination's goroutine.
+func (s *Subscription) deliver(e *entry) {
+	s.mu.Lock()
+	s.unacked = append(s.unacked, delivered{seq: e.msg.Seq, persistent: e.msg.Persistent && s.q != nil})
+	s.mu.Unlock()
+	s.consumer.Deliver(Delivery{Msg: e.msg, Sub: s, Redelivered: e.redelivered})
+}
+
+// take removes from unacked the deliveries an ACK or NACK of seq covers:
+// seq alone, or with cumulative everything delivered up to it.
+func (s *Subscription) take(seq uint64, cumulative bool) ([]delivered, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.unacked, func(d delivered) bool { return d.seq == seq })
+	if i < 0 {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownAck, FormatID(seq))
+	}
+	if cumulative {
+		taken := slices.Clone(s.unacked[:i+1])
+		s.unacked = slices.Delete(s.unacked, 0, i+1)
+		return taken, nil
+	}
+	taken := []delivered{s.unacked[i]}
+	s.unacked = slices.Delete(s.unacked, i, i+1)
+	return taken, nil
+}
+
+// Ack acknowledges the delivery of seq (and, in client mode, every earlier
+// one). For persistent messages the acknowledgement is journaled: when Ack
+// returns nil it is durable, and the messages never come back.
+func (s *Subscription) Ack(ctx context.Context, seq uint64) error {
+	taken, err := s.take(seq, s.mode == AckClient)
+	if err != nil {
+		return err
+	}
+	if s.t != nil {
+		n := len(taken)
+		s.t.post(func() { s.t.credit(s, n) })
+		return nil
+	}
+	seqs := make([]uint64, len(taken))
+	for i, d := range taken {
+		seqs[i] = d.seq
+	}
+	// Phase one, on the queue's goroutine: the messages stop being in flight
+	// for this subscription, so that a close racing with this ack cannot
+	// hand them to someone else once the ack is durable.
+	var held []uint64
+	var persistent []uint64
+	s.q.do(func() { held, persistent = s.q.ackBegin(s, seqs) })
+	if len(persistent) > 0 {
+		_, _, err = s.b.log.Append(ctx, []journal.Record{{Type: evAck, Data: encodeAck(s.dest, persistent)}})
+	}
+	s.q.post(func() { s.q.ackEnd(s, held, err) })
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+// Nack gives the delivery of seq (in client mode, and every earlier one)
+// back to the destination, to be delivered again, marked redelivered.
+func (s *Subscription) Nack(seq uint64) error {
+	taken, err := s.take(seq, s.mode == AckClient)
+	if err != nil {
+		return err
+	}
+	if s.t != nil {
+		n := len(taken)
+		s.t.post(func() { s.t.credit(s, n) })
+		return nil
+	}
+	seqs := make([]uint64, len(taken))
+	for i, d := range taken {
+		seqs[i] = d.seq
+	}
+	s.q.post(func() { s.q.requeue(s, seqs) })
+	return nil
+}
+
+// Close ends the subscription. Its unacknowledged deliveries go back to the
+// queue, to be delivered again marked redelivered.
+func (s *Subscription) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.unacked = nil
+	s.mu.Unlock()
+	if s.q != nil {
+		s.q.do(func() { s.q.removeConsumer(s) })
+	} else {
+		s.t.do(func() { s.t.removeSubscriber(s) })
+	}
+}
+
+// Unacked is how many deliveries wait for an acknowledgement.
+func (s *Subscription) Unacked() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.unacked)
+}
+
+// Has reports whether seq is delivered to s and not acknowledged.
+func (s *Subscription) Has(seq uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.ContainsFunc(s.unacked, func(d delivered) bool { return d.seq == seq })
+}

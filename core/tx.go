@@ -1,0 +1,82 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cairnmq/cairn/journal"
+)
+
+// TxAck is an acknowledgement made inside a transaction.
+type TxAck struct {
+	Sub *Subscription
+	Seq uint64
+}
+
+// Commit carries out a transaction's sends and acknowledgements as one
+// atomic journal batch: after a crash either all of them happened or none.
+// When Commit returns nil the batch is durable; then the messages are
+// delivered and the acknowledged messages are gone.
+func (b *Broker) Commit(ctx context.Context, sends []*Message, acks []TxAck) error {
+	if b.isClosed() {
+		return ErrClosed
+	}
+	var recs []journal.Record
+	for _, m := range sends {
+		b.stamp(m)
+		if m.Persistent && m.Destination.Kind == Queue {
+			recs = append(recs, journal.Record{Type: evEnqueue, Data: encodeEnqueue(m)})
+		}
+	}
+	// Take the acknowledged deliveries from their subscriptions and out of
+	// flight, per queue.
+	type held struct {
+		q    *queue
+		sub  *Subscription
+		seqs []uint64
+	}
+	var holds []held
+	for _, a := range acks {
+		taken, err := a.Sub.take(a.Seq, a.Sub.mode == AckClient)
+		if errors.Is(err, ErrUnknownAck) {
+			continue // acknowledged since, outside the transaction
+		}
+		if a.Sub.t != nil {
+			n := len(taken)
+			a.Sub.t.post(func() { a.Sub.t.credit(a.Sub, n) })
+			continue
+		}
+		seqs := make([]uint64, len(taken))
+		for i, d := range taken {
+			seqs[i] = d.seq
+		}
+		var h, persistent []uint64
+		a.Sub.q.do(func() { h, persistent = a.Sub.q.ackBegin(a.Sub, seqs) })
+		holds = append(holds, held{q: a.Sub.q, sub: a.Sub, seqs: h})
+		if len(persistent) > 0 {
+			recs = append(recs, journal.Record{Type: evAck, Data: encodeAck(a.Sub.dest, persistent)})
+		}
+	}
+	var err error
+	if len(recs) > 0 {
+		_, _, err = b.log.Append(ctx, recs)
+	}
+	for _, h := range holds {
+		h.q.post(func() { h.q.ackEnd(h.sub, h.seqs, err) })
+	}
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	for _, m := range sends {
+		if m.Destination.Kind == Topic {
+			b.topic(m.Destination.Name).publish(m)
+		} else {
+			b.queue(m.Destination.Name).enqueue(m)
+		}
+	}
+	return nil
+}

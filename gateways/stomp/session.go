@@ -1,0 +1,660 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package stomp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/cairnmq/cairn/core"
+)
+
+// writeTimeout drops a client that reads nothing for this long.
+const writeTimeout = 30 * time.Second
+
+// session is one client connection.
+type session struct {
+	srv  *Server
+	conn net.Conn
+	r    *reader
+	id   string
+
+	// Owned by the reader goroutine (serve).
+	version   string
+	connected bool
+	readEvery time.Duration // the client's heart-beat interval; 0: none
+	subs      map[string]*subscription
+	txs       map[string]*transaction
+
+	outMu     sync.Mutex
+	out       []outItem
+	closing   bool          // no more frames are queued; the writer drains and closes
+	sendEvery time.Duration // our heart-beat interval; set before the writer starts
+	signal    chan struct{} // a frame was queued, or closing was set
+	written   chan struct{} // closed when the writer has finished
+}
+
+// outItem is a frame for the writer: a built one, or a delivery it builds.
+type outItem struct {
+	f   *frame.Frame
+	d   core.Delivery
+	sub *subscription
+}
+
+// subscription is a STOMP subscription: a core subscription and its id.
+type subscription struct {
+	ss      *session
+	id      string
+	destStr string
+	core    *core.Subscription
+}
+
+// Deliver implements core.Consumer: it queues the MESSAGE without blocking.
+func (s *subscription) Deliver(d core.Delivery) { s.ss.push(outItem{d: d, sub: s}) }
+
+type transaction struct {
+	sends []*core.Message
+	acks  []core.TxAck
+}
+
+func newSession(s *Server, c net.Conn) *session {
+	return &session{srv: s, conn: c, r: newReader(c, s.opts.Limits), version: "1.2",
+		id: fmt.Sprintf("cairn-%d", s.nextID.Add(1)), subs: map[string]*subscription{}, txs: map[string]*transaction{},
+		signal: make(chan struct{}, 1), written: make(chan struct{})}
+}
+
+// push queues an item for the writer, unless the session is closing.
+func (ss *session) push(it outItem) bool {
+	ss.outMu.Lock()
+	if ss.closing {
+		ss.outMu.Unlock()
+		return false
+	}
+	ss.out = append(ss.out, it)
+	ss.outMu.Unlock()
+	select {
+	case ss.signal <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// finish queues last (if any) as the final frame and tells the writer to
+// close the connection once everything queued is written.
+func (ss *session) finish(last *frame.Frame) {
+	ss.outMu.Lock()
+	if !ss.closing {
+		if last != nil {
+			ss.out = append(ss.out, outItem{f: last})
+		}
+		ss.closing = true
+	}
+	ss.outMu.Unlock()
+	select {
+	case ss.signal <- struct{}{}:
+	default:
+	}
+}
+
+// errorFrame builds an ERROR frame for err: a short message and a stable
+// code, never a stack trace.
+func errorFrame(err error, receipt string) *frame.Frame {
+	code, msg := "internal-error", err.Error()
+	var pe *protocolError
+	if errors.As(err, &pe) {
+		code = pe.code
+	}
+	f := frame.New(frame.ERROR, "message", msg, "code", code, frame.ContentType, "text/plain")
+	if receipt != "" {
+		f.Header.Add(frame.ReceiptId, receipt)
+	}
+	f.Body = []byte(msg + "\n")
+	return f
+}
+
+// refuse answers a connection the server will not take, and closes it.
+func (ss *session) refuse(err error) {
+	go ss.writeLoop()
+	ss.finish(errorFrame(err, ""))
+	<-ss.written
+}
+
+// shutdown closes the session from outside (server shutdown).
+func (ss *session) shutdown() {
+	ss.finish(errorFrame(perr("shutting-down", "the server is shutting down"), ""))
+	ss.conn.SetReadDeadline(time.Now()) // wake the reader
+}
+
+// serve runs the reader: it reads and carries out the client's frames in
+// order until the connection ends or a protocol error ends it.
+func (ss *session) serve() {
+	go ss.writeLoop()
+	defer ss.cleanup()
+	ss.conn.SetReadDeadline(time.Now().Add(ss.srv.opts.ConnectTimeout))
+	for {
+		f, err := ss.r.read()
+		if err != nil {
+			ss.readFailed(err)
+			return
+		}
+		if ss.readEvery > 0 {
+			ss.conn.SetReadDeadline(time.Now().Add(time.Duration(float64(ss.readEvery) * ss.srv.opts.HeartBeatGrace)))
+		}
+		if f == nil {
+			continue // a heart-beat
+		}
+		done, err := ss.handle(f)
+		if err != nil {
+			ss.finish(errorFrame(err, f.Header.Get(frame.Receipt)))
+			return
+		}
+		if done {
+			return
+		}
+	}
+}
+
+func (ss *session) readFailed(err error) {
+	var pe *protocolError
+	var ne net.Error
+	switch {
+	case errors.As(err, &pe):
+		ss.finish(errorFrame(err, ""))
+	case errors.As(err, &ne) && ne.Timeout():
+		ss.outMu.Lock()
+		closing := ss.closing
+		ss.outMu.Unlock()
+		switch {
+		case closing: // shutdown woke us
+		case !ss.connected:
+			ss.finish(errorFrame(perr("connect-timeout", "no CONNECT frame within %v", ss.srv.opts.ConnectTimeout), ""))
+		default:
+			ss.finish(errorFrame(perr("heartbeat-timeout", "nothing received for %v", time.Duration(float64(ss.readEvery)*ss.srv.opts.HeartBeatGrace)), ""))
+		}
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		ss.finish(nil)
+	default:
+		ss.finish(nil)
+	}
+}
+
+// cleanup ends the session: subscriptions close (their unacknowledged
+// deliveries go back to their queues) and open transactions are dropped.
+func (ss *session) cleanup() {
+	ss.finish(nil)
+	for _, s := range ss.subs {
+		s.core.Close()
+	}
+	ss.subs, ss.txs = nil, nil
+	select {
+	case <-ss.written:
+	case <-time.After(writeTimeout):
+		ss.conn.Close()
+		<-ss.written
+	}
+}
+
+// writeLoop drains the outbound queue: every burst of frames is one write.
+// Deliveries to auto-ack subscriptions are acknowledged once written.
+func (ss *session) writeLoop() {
+	defer close(ss.written)
+	defer ss.conn.Close()
+	bw := bufio.NewWriterSize(ss.conn, 32<<10)
+	var batch []outItem
+	var autoAcks []outItem
+	var hb *time.Ticker
+	var hbC <-chan time.Time
+	wroteAt := time.Now()
+	for {
+		ss.outMu.Lock()
+		batch, ss.out = ss.out, batch[:0]
+		closing := ss.closing
+		every := ss.sendEvery
+		ss.outMu.Unlock()
+		if every > 0 && hb == nil {
+			hb = time.NewTicker(every / 2)
+			defer hb.Stop()
+			hbC = hb.C
+		}
+		for i := range batch {
+			it := &batch[i]
+			if it.f != nil {
+				writeFrame(bw, it.f, ss.version)
+			} else {
+				writeFrame(bw, ss.message(it), ss.version)
+				if it.d.Sub.Mode() == core.AckAuto {
+					autoAcks = append(autoAcks, *it)
+				}
+			}
+			*it = outItem{}
+		}
+		if bw.Buffered() > 0 {
+			ss.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if err := bw.Flush(); err != nil {
+				ss.srv.opts.Logger.Debug("stomp: write", "session", ss.id, "err", err)
+				ss.conn.Close() // the reader sees it and cleans up
+				ss.drain()
+				return
+			}
+			wroteAt = time.Now()
+		}
+		for _, it := range autoAcks {
+			if err := it.d.Sub.Ack(context.Background(), it.d.Msg.Seq); err != nil && !errors.Is(err, core.ErrUnknownAck) {
+				ss.srv.opts.Logger.Error("stomp: auto ack", "session", ss.id, "err", err)
+			}
+		}
+		clear(autoAcks)
+		autoAcks = autoAcks[:0]
+		if closing && len(batch) == 0 {
+			return
+		}
+		if closing {
+			continue
+		}
+		select {
+		case <-ss.signal:
+		case <-hbC:
+			if time.Since(wroteAt) >= every {
+				bw.WriteByte('\n')
+			}
+		}
+	}
+}
+
+// drain discards what is queued after the connection failed.
+func (ss *session) drain() {
+	ss.outMu.Lock()
+	ss.closing = true
+	ss.out = nil
+	ss.outMu.Unlock()
+}
+
+// message builds the MESSAGE frame of a delivery, with ActiveMQ's headers.
+func (ss *session) message(it *outItem) *frame.Frame {
+	m := it.d.Msg
+	id := m.ID()
+	f := frame.New(frame.MESSAGE,
+		frame.Destination, it.sub.destStr,
+		frame.MessageId, id,
+		frame.Subscription, it.sub.id)
+	if it.d.Sub.Mode() != core.AckAuto && ss.version == "1.2" {
+		f.Header.Add(frame.Ack, id)
+	}
+	if it.d.Redelivered {
+		f.Header.Add("redelivered", "true")
+	}
+	if m.Persistent {
+		f.Header.Add("persistent", "true")
+	}
+	f.Header.Add("priority", strconv.Itoa(int(m.Priority)))
+	f.Header.Add("timestamp", strconv.FormatInt(m.Timestamp, 10))
+	f.Header.Add("expires", strconv.FormatInt(m.Expires, 10))
+	for i := 0; i+1 < len(m.Header); i += 2 {
+		f.Header.Add(m.Header[i], m.Header[i+1])
+	}
+	f.Header.Add(frame.ContentLength, strconv.Itoa(len(m.Body)))
+	f.Body = m.Body
+	return f
+}
+
+// handle carries out one frame. done means the session is over (DISCONNECT).
+func (ss *session) handle(f *frame.Frame) (done bool, err error) {
+	if !ss.connected && f.Command != frame.CONNECT && f.Command != frame.STOMP {
+		return false, perr("not-connected", "%s before CONNECT", f.Command)
+	}
+	receipt := f.Header.Get(frame.Receipt)
+	switch f.Command {
+	case frame.CONNECT, frame.STOMP:
+		return false, ss.connect(f)
+	case frame.SEND:
+		err = ss.send(f)
+	case frame.SUBSCRIBE:
+		if receipt != "" {
+			// The RECEIPT goes out before any MESSAGE of the new subscription.
+			if err := ss.checkSubscribe(f); err != nil {
+				return false, err
+			}
+			ss.receipt(receipt)
+			receipt = ""
+		}
+		err = ss.subscribe(f)
+	case frame.UNSUBSCRIBE:
+		err = ss.unsubscribe(f)
+	case frame.ACK, frame.NACK:
+		err = ss.ack(f)
+	case frame.BEGIN, frame.COMMIT, frame.ABORT:
+		err = ss.transaction(f)
+	case frame.DISCONNECT:
+		if receipt != "" {
+			ss.receipt(receipt)
+		}
+		ss.finish(nil)
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if receipt != "" {
+		ss.receipt(receipt)
+	}
+	return false, nil
+}
+
+func (ss *session) receipt(id string) {
+	ss.push(outItem{f: frame.New(frame.RECEIPT, frame.ReceiptId, id)})
+}
+
+var versions = []string{"1.0", "1.1", "1.2"}
+
+func (ss *session) connect(f *frame.Frame) error {
+	if ss.connected {
+		return perr("already-connected", "a second CONNECT on one connection")
+	}
+	version := "1.0"
+	if av, ok := f.Header.Contains(frame.AcceptVersion); ok {
+		version = ""
+		for _, v := range strings.Split(av, ",") {
+			v = strings.TrimSpace(v)
+			if slices.Contains(versions, v) && v > version {
+				version = v
+			}
+		}
+		if version == "" {
+			return perr("bad-version", "none of the versions %q is supported (1.0, 1.1, 1.2)", av)
+		}
+	}
+	cx, cy := 0, 0
+	if hb, ok := f.Header.Contains(frame.HeartBeat); ok && version != "1.0" {
+		x, y, err := parseHeartBeat(hb)
+		if err != nil {
+			return err
+		}
+		cx, cy = x, y
+	}
+	// cx: the client sends every cx ms; cy: it wants ours every cy ms.
+	min := int(ss.srv.opts.HeartBeat / time.Millisecond)
+	send, recv := 0, 0
+	if cy > 0 {
+		send = max(cy, min)
+	}
+	if cx > 0 {
+		recv = max(cx, min)
+	}
+	ss.version = version
+	ss.r.version = version
+	ss.connected = true
+	ss.readEvery = time.Duration(recv) * time.Millisecond
+	if ss.readEvery > 0 {
+		ss.conn.SetReadDeadline(time.Now().Add(time.Duration(float64(ss.readEvery) * ss.srv.opts.HeartBeatGrace)))
+	} else {
+		ss.conn.SetReadDeadline(time.Time{})
+	}
+	resp := frame.New(frame.CONNECTED, frame.Version, version, frame.Session, ss.id,
+		frame.Server, ss.srv.opts.ServerName, frame.HeartBeat, fmt.Sprintf("%d,%d", send, recv))
+	if r := f.Header.Get(frame.Receipt); r != "" {
+		resp.Header.Add(frame.ReceiptId, r)
+	}
+	ss.outMu.Lock()
+	ss.sendEvery = time.Duration(send) * time.Millisecond
+	ss.outMu.Unlock()
+	ss.push(outItem{f: resp})
+	return nil
+}
+
+func parseHeartBeat(s string) (int, int, error) {
+	a, b, ok := strings.Cut(s, ",")
+	x, err1 := strconv.Atoi(strings.TrimSpace(a))
+	y, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil || x < 0 || y < 0 {
+		return 0, 0, perr("malformed-frame", "heart-beat %q is not two numbers", s)
+	}
+	return x, y, nil
+}
+
+func required(f *frame.Frame, key string) (string, error) {
+	v, ok := f.Header.Contains(key)
+	if !ok || v == "" {
+		return "", perr("missing-header", "%s needs a %s header", f.Command, key)
+	}
+	return v, nil
+}
+
+func destination(f *frame.Frame) (core.Destination, string, error) {
+	s, err := required(f, frame.Destination)
+	if err != nil {
+		return core.Destination{}, "", err
+	}
+	d, err := core.ParseDestination(s)
+	if err != nil {
+		return core.Destination{}, "", perr("bad-destination", "%v", err)
+	}
+	return d, s, nil
+}
+
+// Headers of a SEND that are not carried on as message headers.
+var sendOnly = map[string]bool{
+	frame.Destination: true, frame.Transaction: true, frame.Receipt: true, frame.ContentLength: true,
+	"persistent": true, "priority": true, "expires": true, "timestamp": true, frame.MessageId: true,
+	"redelivered": true, frame.Subscription: true, frame.Ack: true,
+}
+
+func (ss *session) send(f *frame.Frame) error {
+	dest, _, err := destination(f)
+	if err != nil {
+		return err
+	}
+	m := &core.Message{Destination: dest, Priority: 4, Body: f.Body, Persistent: ss.srv.broker.PersistentByDefault()}
+	if p, ok := f.Header.Contains("persistent"); ok {
+		m.Persistent = p == "true"
+	}
+	if p := f.Header.Get("priority"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 9 {
+			return perr("bad-header", "priority %q is not 0-9", p)
+		}
+		m.Priority = uint8(n)
+	}
+	if e := f.Header.Get("expires"); e != "" {
+		n, err := strconv.ParseInt(e, 10, 64)
+		if err != nil || n < 0 {
+			return perr("bad-header", "expires %q is not a time in Unix milliseconds", e)
+		}
+		m.Expires = n
+	}
+	if ts := f.Header.Get("timestamp"); ts != "" {
+		if n, err := strconv.ParseInt(ts, 10, 64); err == nil {
+			m.Timestamp = n
+		}
+	}
+	for i := 0; i < f.Header.Len(); i++ {
+		k, v := f.Header.GetAt(i)
+		if !sendOnly[k] {
+			m.Header = append(m.Header, k, v)
+		}
+	}
+	if txid := f.Header.Get(frame.Transaction); txid != "" {
+		tx := ss.txs[txid]
+		if tx == nil {
+			return perr("unknown-transaction", "no transaction %q on this connection", txid)
+		}
+		tx.sends = append(tx.sends, m)
+		return nil
+	}
+	if err := ss.srv.broker.Send(context.Background(), m); err != nil {
+		return brokerError(err)
+	}
+	return nil
+}
+
+func brokerError(err error) error {
+	if errors.Is(err, core.ErrClosed) {
+		return perr("shutting-down", "the server is shutting down")
+	}
+	if errors.Is(err, core.ErrUnknownAck) {
+		return perr("unknown-ack", "%v", err)
+	}
+	return perr("journal-failure", "the message store failed: %v", err)
+}
+
+func (ss *session) subID(f *frame.Frame, destStr string) (string, error) {
+	id := f.Header.Get(frame.Id)
+	if id == "" {
+		if ss.version != "1.0" {
+			return "", perr("missing-header", "%s needs an id header in STOMP %s", f.Command, ss.version)
+		}
+		id = destStr
+	}
+	return id, nil
+}
+
+func (ss *session) checkSubscribe(f *frame.Frame) error {
+	_, destStr, err := destination(f)
+	if err != nil {
+		return err
+	}
+	id, err := ss.subID(f, destStr)
+	if err != nil {
+		return err
+	}
+	if ss.subs[id] != nil {
+		return perr("duplicate-subscription", "subscription id %q is in use on this connection", id)
+	}
+	if _, err := core.ParseAckMode(f.Header.Get(frame.Ack)); err != nil {
+		return perr("bad-header", "%v", err)
+	}
+	return nil
+}
+
+func (ss *session) subscribe(f *frame.Frame) error {
+	if err := ss.checkSubscribe(f); err != nil {
+		return err
+	}
+	dest, destStr, _ := destination(f)
+	id, _ := ss.subID(f, destStr)
+	mode, _ := core.ParseAckMode(f.Header.Get(frame.Ack))
+	opts := core.SubscribeOptions{Mode: mode}
+	if p := f.Header.Get("activemq.prefetchSize"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 {
+			return perr("bad-header", "activemq.prefetchSize %q is not a positive number", p)
+		}
+		opts.Prefetch = n
+	}
+	s := &subscription{ss: ss, id: id, destStr: destStr}
+	cs, err := ss.srv.broker.Subscribe(dest, opts, s)
+	if err != nil {
+		return brokerError(err)
+	}
+	s.core = cs
+	ss.subs[id] = s
+	return nil
+}
+
+func (ss *session) unsubscribe(f *frame.Frame) error {
+	id := f.Header.Get(frame.Id)
+	if id == "" && ss.version == "1.0" {
+		id = f.Header.Get(frame.Destination)
+	}
+	if id == "" {
+		return perr("missing-header", "UNSUBSCRIBE needs an id header")
+	}
+	s := ss.subs[id]
+	if s == nil {
+		return perr("unknown-subscription", "no subscription %q on this connection", id)
+	}
+	delete(ss.subs, id)
+	s.core.Close()
+	return nil
+}
+
+// ack handles ACK and NACK. STOMP 1.2 names the message by id (our MESSAGE
+// ack header, the message-id); 1.0 and 1.1 by message-id (and subscription).
+func (ss *session) ack(f *frame.Frame) error {
+	key := frame.MessageId
+	if ss.version == "1.2" {
+		key = frame.Id
+	}
+	idStr, err := required(f, key)
+	if err != nil {
+		return err
+	}
+	seq, ok := core.ParseID(idStr)
+	if !ok {
+		return perr("unknown-ack", "%s %q is not a message this broker delivered", key, idStr)
+	}
+	var candidates []*subscription
+	if sid := f.Header.Get(frame.Subscription); sid != "" && ss.version != "1.2" {
+		if s := ss.subs[sid]; s != nil {
+			candidates = append(candidates, s)
+		}
+	} else {
+		for _, s := range ss.subs {
+			candidates = append(candidates, s)
+		}
+	}
+	for _, s := range candidates {
+		if !s.core.Has(seq) {
+			continue
+		}
+		if txid := f.Header.Get(frame.Transaction); txid != "" {
+			tx := ss.txs[txid]
+			if tx == nil {
+				return perr("unknown-transaction", "no transaction %q on this connection", txid)
+			}
+			if f.Command == frame.NACK {
+				return perr("bad-header", "NACK cannot be part of a transaction")
+			}
+			tx.acks = append(tx.acks, core.TxAck{Sub: s.core, Seq: seq})
+			return nil
+		}
+		if f.Command == frame.NACK {
+			err = s.core.Nack(seq)
+		} else {
+			err = s.core.Ack(context.Background(), seq)
+		}
+		if err != nil {
+			return brokerError(err)
+		}
+		return nil
+	}
+	return perr("unknown-ack", "%s %s is not delivered and unacknowledged on this connection", f.Command, idStr)
+}
+
+func (ss *session) transaction(f *frame.Frame) error {
+	txid, err := required(f, frame.Transaction)
+	if err != nil {
+		return err
+	}
+	switch f.Command {
+	case frame.BEGIN:
+		if ss.txs[txid] != nil {
+			return perr("duplicate-transaction", "transaction %q is already open", txid)
+		}
+		ss.txs[txid] = &transaction{}
+		return nil
+	}
+	tx := ss.txs[txid]
+	if tx == nil {
+		return perr("unknown-transaction", "no transaction %q on this connection", txid)
+	}
+	delete(ss.txs, txid)
+	if f.Command == frame.ABORT {
+		return nil // acks inside it are dropped: the messages stay delivered, to be acked again
+	}
+	if err := ss.srv.broker.Commit(context.Background(), tx.sends, tx.acks); err != nil {
+		return brokerError(err)
+	}
+	return nil
+}

@@ -1,0 +1,431 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package stomp_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	gostomp "github.com/go-stomp/stomp/v3"
+
+	"github.com/cairnmq/cairn/core"
+	"github.com/cairnmq/cairn/gateways/stomp"
+	"github.com/cairnmq/cairn/journal/wal"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// node is a broker on a journal directory with a STOMP listener on loopback.
+type node struct {
+	dir    string
+	log    *wal.Log
+	broker *core.Broker
+	srv    *stomp.Server
+	addr   string
+}
+
+func start(t *testing.T, dir string, opts stomp.Options) *node {
+	t.Helper()
+	l, err := wal.Open(dir, wal.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := core.Open(core.Options{Journal: l, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Logger = quiet
+	n := &node{dir: dir, log: l, broker: b, srv: stomp.NewServer(b, opts), addr: ln.Addr().String()}
+	go n.srv.Serve(ln)
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *node) stop() {
+	if n.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n.srv.Close(ctx)
+	n.broker.Close()
+	n.log.Close()
+	n.srv = nil
+}
+
+func dial(t *testing.T, addr string, opts ...func(*gostomp.Conn) error) *gostomp.Conn {
+	t.Helper()
+	c, err := gostomp.Dial("tcp", addr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.MustDisconnect() })
+	return c
+}
+
+func recv(t *testing.T, sub *gostomp.Subscription) *gostomp.Message {
+	t.Helper()
+	select {
+	case m := <-sub.C:
+		if m.Err != nil {
+			t.Fatalf("subscription error: %v", m.Err)
+		}
+		return m
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message within 5s")
+	}
+	return nil
+}
+
+func noMessage(t *testing.T, sub *gostomp.Subscription, within time.Duration) {
+	t.Helper()
+	select {
+	case m := <-sub.C:
+		t.Fatalf("unexpected message %q (err %v)", m.Body, m.Err)
+	case <-time.After(within):
+	}
+}
+
+func TestQueueSendReceiveAck(t *testing.T) {
+	for _, v := range []gostomp.Version{gostomp.V10, gostomp.V11, gostomp.V12} {
+		t.Run(string(v), func(t *testing.T) {
+			n := start(t, t.TempDir(), stomp.Options{})
+			c := dial(t, n.addr, gostomp.ConnOpt.AcceptVersion(v))
+			if c.Version() != v {
+				t.Fatalf("negotiated %s, want %s", c.Version(), v)
+			}
+			for i := range 3 {
+				err := c.Send("/queue/orders", "text/plain", []byte(fmt.Sprint("m", i)),
+					gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true"), gostomp.SendOpt.Header("colour", "blue:green"))
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			sub, err := c.Subscribe("/queue/orders", gostomp.AckClientIndividual)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				m := recv(t, sub)
+				if string(m.Body) != fmt.Sprint("m", i) {
+					t.Fatalf("message %d body %q", i, m.Body)
+				}
+				if m.Header.Get("persistent") != "true" || m.ContentType != "text/plain" {
+					t.Fatalf("headers: %v", m.Header)
+				}
+				if v != gostomp.V10 && m.Header.Get("colour") != "blue:green" {
+					t.Fatalf("property colour = %q", m.Header.Get("colour"))
+				}
+				if err := c.Ack(m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A receipted no-op makes sure the acks were processed.
+			if err := c.Send("/queue/other", "text/plain", nil, gostomp.SendOpt.Receipt); err != nil {
+				t.Fatal(err)
+			}
+			if s, _ := n.broker.QueueStats("orders"); s.Pending != 0 || s.InFlight != 0 {
+				t.Fatalf("after acking all: %+v", s)
+			}
+		})
+	}
+}
+
+// Unacknowledged messages come back, marked redelivered, when their
+// consumer goes away; client acks are cumulative.
+func TestRedeliveryAndCumulativeAck(t *testing.T) {
+	n := start(t, t.TempDir(), stomp.Options{})
+	p := dial(t, n.addr)
+	for i := range 4 {
+		if err := p.Send("/queue/work", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c1, err := gostomp.Dial("tcp", n.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, _ := c1.Subscribe("/queue/work", gostomp.AckClient)
+	var got []*gostomp.Message
+	for range 4 {
+		got = append(got, recv(t, sub))
+	}
+	if err := c1.Ack(got[1]); err != nil { // acks 0 and 1 (cumulative)
+		t.Fatal(err)
+	}
+	c1.Disconnect()
+
+	c2 := dial(t, n.addr)
+	sub2, _ := c2.Subscribe("/queue/work", gostomp.AckClientIndividual)
+	for _, want := range []string{"2", "3"} {
+		m := recv(t, sub2)
+		if string(m.Body) != want || m.Header.Get("redelivered") != "true" {
+			t.Fatalf("redelivery: body %q redelivered %q, want %s and true", m.Body, m.Header.Get("redelivered"), want)
+		}
+		c2.Ack(m)
+	}
+	noMessage(t, sub2, 200*time.Millisecond)
+}
+
+func TestTopicFanout(t *testing.T) {
+	n := start(t, t.TempDir(), stomp.Options{})
+	var subs []*gostomp.Subscription
+	for range 3 {
+		c := dial(t, n.addr)
+		s, err := c.Subscribe("/topic/news", gostomp.AckAuto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, s)
+	}
+	// The subscriptions reach the topic asynchronously; a receipted frame
+	// on each connection would be exact, a short wait is enough here.
+	time.Sleep(100 * time.Millisecond)
+	p := dial(t, n.addr)
+	for i := range 5 {
+		if err := p.Send("/topic/news", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Receipt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range subs {
+		for i := range 5 {
+			if m := recv(t, s); string(m.Body) != fmt.Sprint(i) {
+				t.Fatalf("topic message %d = %q", i, m.Body)
+			}
+		}
+	}
+}
+
+func TestTransactions(t *testing.T) {
+	n := start(t, t.TempDir(), stomp.Options{})
+	c := dial(t, n.addr)
+	tx := c.Begin()
+	tx.Send("/queue/tx", "text/plain", []byte("a"), gostomp.SendOpt.Header("persistent", "true"))
+	tx.Send("/queue/tx", "text/plain", []byte("b"), gostomp.SendOpt.Header("persistent", "true"))
+	sub, _ := c.Subscribe("/queue/tx", gostomp.AckClientIndividual)
+	noMessage(t, sub, 100*time.Millisecond)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	a, b := recv(t, sub), recv(t, sub)
+	if string(a.Body) != "a" || string(b.Body) != "b" {
+		t.Fatalf("committed %q %q", a.Body, b.Body)
+	}
+	tx2 := c.Begin()
+	tx2.Send("/queue/tx", "text/plain", []byte("aborted"))
+	tx2.Ack(a)
+	tx2.Abort()
+	tx3 := c.Begin()
+	tx3.Ack(a)
+	tx3.Ack(b)
+	if err := tx3.CommitWithReceipt(); err != nil {
+		t.Fatal(err)
+	}
+	noMessage(t, sub, 100*time.Millisecond)
+	if s, _ := n.broker.QueueStats("tx"); s.Pending != 0 || s.InFlight != 0 {
+		t.Fatalf("after the commit: %+v", s)
+	}
+}
+
+// raw speaks to the listener byte by byte.
+func raw(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+// readFrame reads one frame's command and headers (and skips its body).
+func readFrame(t *testing.T, r *bufio.Reader) (string, map[string]string) {
+	t.Helper()
+	cmd := ""
+	for cmd == "" {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading a frame: %v", err)
+		}
+		cmd = strings.TrimRight(line, "\r\n")
+	}
+	h := map[string]string{}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			break
+		}
+		k, v, _ := strings.Cut(line, ":")
+		if _, ok := h[k]; !ok {
+			h[k] = v
+		}
+	}
+	if _, err := r.ReadString(0); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, h
+}
+
+// Bad input gets an ERROR frame with a stable code and the connection is
+// closed; everyone else is unaffected.
+func TestBadInput(t *testing.T) {
+	n := start(t, t.TempDir(), stomp.Options{Limits: stomp.Limits{MaxBodyBytes: 1024, MaxHeaders: 10, MaxHeaderBytes: 256}})
+	good := dial(t, n.addr)
+	sub, err := good.Subscribe("/queue/steady", gostomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const connect = "CONNECT\naccept-version:1.2\nhost:x\n\n\x00"
+	cases := []struct {
+		name, input, code string
+	}{
+		{"garbage", "\x01\x02garbage\n\n\x00", "unknown-command"},
+		{"unknown command", connect + "FROB\n\n\x00", "unknown-command"},
+		{"header without colon", connect + "SEND\ndestination /queue/a\n\n\x00", "malformed-frame"},
+		{"missing destination", connect + "SEND\n\nbody\x00", "missing-header"},
+		{"bad destination", connect + "SEND\ndestination:/elsewhere/a\n\n\x00", "bad-destination"},
+		{"body over the limit by content-length", connect + "SEND\ndestination:/queue/a\ncontent-length:5000\n\n", "frame-too-large"},
+		{"body over the limit without length", connect + "SEND\ndestination:/queue/a\n\n" + strings.Repeat("x", 3000) + "\x00", "frame-too-large"},
+		{"too many headers", connect + "SEND\ndestination:/queue/a\n" + strings.Repeat("h:v\n", 11) + "\n\x00", "too-many-headers"},
+		{"header too long", connect + "SEND\ndestination:/queue/a\nh:" + strings.Repeat("v", 400) + "\n\n\x00", "header-too-large"},
+		{"send before connect", "SEND\ndestination:/queue/a\n\n\x00", "not-connected"},
+		{"bad version", "CONNECT\naccept-version:2.0\n\n\x00", "bad-version"},
+		{"unknown ack", connect + "ACK\nid:ID:cairn-999\n\n\x00", "unknown-ack"},
+		{"bad escape", connect + "SEND\ndestination:/queue/a\nk:\\t\n\n\x00", "malformed-frame"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, r := raw(t, n.addr)
+			io.WriteString(c, tc.input)
+			cmd, h := readFrame(t, r)
+			if cmd == "CONNECTED" {
+				cmd, h = readFrame(t, r)
+			}
+			if cmd != "ERROR" || h["code"] != tc.code || h["message"] == "" {
+				t.Fatalf("got %s %v, want ERROR with code %s", cmd, h, tc.code)
+			}
+			if _, err := r.ReadByte(); err == nil {
+				// Only the ERROR frame's trailing bytes may follow; then EOF.
+				if _, err := io.ReadAll(r); err != nil {
+					t.Fatalf("connection not closed after ERROR: %v", err)
+				}
+			}
+		})
+	}
+	// The well-behaved client was never disturbed.
+	p := dial(t, n.addr)
+	if err := p.Send("/queue/steady", "text/plain", []byte("still here"), gostomp.SendOpt.Receipt); err != nil {
+		t.Fatal(err)
+	}
+	if m := recv(t, sub); string(m.Body) != "still here" {
+		t.Fatalf("got %q", m.Body)
+	}
+}
+
+func TestConnectTimeoutAndLimit(t *testing.T) {
+	n := start(t, t.TempDir(), stomp.Options{ConnectTimeout: 200 * time.Millisecond, MaxConnections: 2})
+	c, r := raw(t, n.addr)
+	_ = c
+	if cmd, h := readFrame(t, r); cmd != "ERROR" || h["code"] != "connect-timeout" {
+		t.Fatalf("silent connection got %s %v", cmd, h)
+	}
+	dial(t, n.addr)
+	dial(t, n.addr)
+	_, r3 := raw(t, n.addr)
+	if cmd, h := readFrame(t, r3); cmd != "ERROR" || h["code"] != "too-many-connections" {
+		t.Fatalf("third connection got %s %v", cmd, h)
+	}
+}
+
+// clone copies a directory: what kill -9 leaves of an open journal.
+func clone(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// After a crash: acked messages stay gone, delivered and unacked ones come
+// back marked redelivered, and every receipted persistent message is there
+// once. Non-persistent messages are gone.
+func TestCrashRecovery(t *testing.T) {
+	n := start(t, t.TempDir(), stomp.Options{})
+	p := dial(t, n.addr)
+	for i := range 10 {
+		if err := p.Send("/queue/q", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Send("/queue/q", "text/plain", []byte("transient"), gostomp.SendOpt.Receipt); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, n.addr)
+	sub, _ := c.Subscribe("/queue/q", gostomp.AckClientIndividual, gostomp.SubscribeOpt.Header("activemq.prefetchSize", "5"))
+	for i := range 5 {
+		m := recv(t, sub)
+		if i < 3 {
+			if err := c.Ack(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := c.Send("/queue/sync", "text/plain", nil, gostomp.SendOpt.Receipt); err != nil { // the acks are processed
+		t.Fatal(err)
+	}
+	crashed := clone(t, n.dir)
+	n.stop()
+
+	n2 := start(t, crashed, stomp.Options{})
+	if rec := n2.broker.Recovery(); rec.Messages != 7 {
+		t.Fatalf("recovered %+v, want 7 pending persistent messages", rec)
+	}
+	c2 := dial(t, n2.addr)
+	sub2, _ := c2.Subscribe("/queue/q", gostomp.AckClientIndividual)
+	for i := 3; i < 10; i++ {
+		m := recv(t, sub2)
+		if string(m.Body) != fmt.Sprint(i) {
+			t.Fatalf("after the crash got %q, want %d", m.Body, i)
+		}
+		if i < 5 && m.Header.Get("redelivered") != "true" {
+			t.Fatalf("message %d was delivered before the crash but is not marked redelivered", i)
+		}
+		c2.Ack(m)
+	}
+	noMessage(t, sub2, 200*time.Millisecond)
+}

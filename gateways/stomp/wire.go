@@ -1,0 +1,240 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package stomp
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/go-stomp/stomp/v3/frame"
+)
+
+// Limits bound what a client may send. Each is checked before anything is
+// allocated for it.
+type Limits struct {
+	MaxHeaders     int // headers per frame (default 1000, ActiveMQ's)
+	MaxHeaderBytes int // one header line, or the command line (default 10 KiB, ActiveMQ's)
+	MaxBodyBytes   int // one frame's body (default 10 MiB, ActiveMQ's shipped maxFrameSize)
+}
+
+func (l *Limits) fill() {
+	if l.MaxHeaders <= 0 {
+		l.MaxHeaders = 1000
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = 10 << 10
+	}
+	if l.MaxBodyBytes <= 0 {
+		l.MaxBodyBytes = 10 << 20
+	}
+}
+
+// protocolError is a client error: it is answered with an ERROR frame
+// carrying code, and the connection is closed.
+type protocolError struct {
+	code string // stable, from the table in errors.go
+	msg  string
+}
+
+func (e *protocolError) Error() string { return e.msg }
+
+func perr(code, format string, args ...any) error {
+	return &protocolError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+var commands = map[string]bool{
+	frame.CONNECT: true, frame.STOMP: true, frame.SEND: true, frame.SUBSCRIBE: true,
+	frame.UNSUBSCRIBE: true, frame.ACK: true, frame.NACK: true, frame.BEGIN: true,
+	frame.COMMIT: true, frame.ABORT: true, frame.DISCONNECT: true,
+}
+
+// reader reads client frames with limits. Unlike go-stomp's frame.Reader it
+// never reads a header line or a body past the limits (that reader grows
+// its buffer without bound and allocates content-length bytes first).
+type reader struct {
+	br      *bufio.Reader
+	lim     Limits
+	version string // "1.0", "1.1" or "1.2": how header values are escaped
+}
+
+func newReader(r io.Reader, lim Limits) *reader {
+	return &reader{br: bufio.NewReaderSize(r, lim.MaxHeaderBytes+2), lim: lim, version: "1.2"}
+}
+
+// line reads one line without its EOL (\n or \r\n).
+func (r *reader) line(what string) ([]byte, error) {
+	b, err := r.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		return nil, perr("header-too-large", "%s is longer than %d bytes", what, r.lim.MaxHeaderBytes)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b = b[:len(b)-1]
+	if n := len(b); n > 0 && b[n-1] == '\r' {
+		b = b[:n-1]
+	}
+	return b, nil
+}
+
+// read returns the next frame, or nil for a heart-beat (an empty line).
+func (r *reader) read() (*frame.Frame, error) {
+	cmd, err := r.line("the command line")
+	if err != nil {
+		return nil, err
+	}
+	if len(cmd) == 0 {
+		return nil, nil
+	}
+	command := string(cmd)
+	if !commands[command] {
+		if len(command) > 32 {
+			command = command[:32] + "..."
+		}
+		return nil, perr("unknown-command", "unknown command %q", command)
+	}
+	f := &frame.Frame{Command: command, Header: &frame.Header{}}
+	escaped := command != frame.CONNECT && command != frame.STOMP
+	for n := 0; ; n++ {
+		h, err := r.line("a header line")
+		if err != nil {
+			return nil, err
+		}
+		if len(h) == 0 {
+			break
+		}
+		if n == r.lim.MaxHeaders {
+			return nil, perr("too-many-headers", "more than %d headers", r.lim.MaxHeaders)
+		}
+		i := bytes.IndexByte(h, ':')
+		if i < 0 {
+			return nil, perr("malformed-frame", "header line without a colon")
+		}
+		k, v := string(h[:i]), string(h[i+1:])
+		if escaped {
+			if k, err = unescape(k, r.version); err == nil {
+				v, err = unescape(v, r.version)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		f.Header.Add(k, v)
+	}
+	body, err := r.body(f)
+	if err != nil {
+		return nil, err
+	}
+	f.Body = body
+	return f, nil
+}
+
+func (r *reader) body(f *frame.Frame) ([]byte, error) {
+	if cl, ok := f.Header.Contains(frame.ContentLength); ok {
+		n, err := strconv.Atoi(strings.TrimSpace(cl))
+		if err != nil || n < 0 {
+			return nil, perr("malformed-frame", "content-length %q is not a length", cl)
+		}
+		if n > r.lim.MaxBodyBytes {
+			return nil, perr("frame-too-large", "body of %d bytes is over the %d-byte limit", n, r.lim.MaxBodyBytes)
+		}
+		body := make([]byte, n+1)
+		if _, err := io.ReadFull(r.br, body); err != nil {
+			return nil, err
+		}
+		if body[n] != 0 {
+			return nil, perr("malformed-frame", "no NUL after the %d-byte body", n)
+		}
+		return body[:n:n], nil
+	}
+	var body []byte
+	for {
+		chunk, err := r.br.ReadSlice(0)
+		if len(body)+len(chunk) > r.lim.MaxBodyBytes+1 {
+			return nil, perr("frame-too-large", "body is over the %d-byte limit", r.lim.MaxBodyBytes)
+		}
+		body = append(body, chunk...)
+		if err == nil {
+			return body[:len(body)-1], nil
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return nil, err
+		}
+	}
+}
+
+// unescape decodes a header's escapes. STOMP 1.0 has none, but clients
+// (go-stomp among them) escape anyway, so on 1.0 the valid sequences are
+// decoded and anything else is kept as it is.
+func unescape(s, version string) (string, error) {
+	if !strings.ContainsRune(s, '\\') {
+		return s, nil
+	}
+	if version == "1.0" {
+		return lenient.Replace(s), nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' {
+			b.WriteByte(c)
+			continue
+		}
+		if i++; i == len(s) {
+			return "", perr("malformed-frame", "header ends with a backslash")
+		}
+		switch s[i] {
+		case 'n':
+			b.WriteByte('\n')
+		case 'c':
+			b.WriteByte(':')
+		case '\\':
+			b.WriteByte('\\')
+		case 'r':
+			if version == "1.1" {
+				return "", perr("malformed-frame", `\r is not an escape in STOMP 1.1`)
+			}
+			b.WriteByte('\r')
+		default:
+			return "", perr("malformed-frame", "invalid escape \\%c in a header", s[i])
+		}
+	}
+	return b.String(), nil
+}
+
+var lenient = strings.NewReplacer("\\\\", "\\", "\\n", "\n", "\\c", ":", "\\r", "\r")
+
+var escaper = strings.NewReplacer("\\", "\\\\", "\n", "\\n", ":", "\\c", "\r", "\\r")
+var escaper11 = strings.NewReplacer("\\", "\\\\", "\n", "\\n", ":", "\\c")
+
+// writeFrame encodes f into w (a buffered writer the caller flushes once
+// per burst). Header values are escaped for the session's version, except
+// in CONNECTED.
+func writeFrame(w *bufio.Writer, f *frame.Frame, version string) {
+	w.WriteString(f.Command)
+	w.WriteByte('\n')
+	esc := f.Command != frame.CONNECTED && version != "1.0"
+	for i := 0; i < f.Header.Len(); i++ {
+		k, v := f.Header.GetAt(i)
+		if esc {
+			if version == "1.1" {
+				k, v = escaper11.Replace(k), escaper11.Replace(v)
+			} else {
+				k, v = escaper.Replace(k), escaper.Replace(v)
+			}
+		}
+		w.WriteString(k)
+		w.WriteByte(':')
+		w.WriteString(v)
+		w.WriteByte('\n')
+	}
+	w.WriteByte('\n')
+	w.Write(f.Body)
+	w.WriteByte(0)
+}
