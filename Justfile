@@ -6,17 +6,21 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
+# run the broker on the embedded journal: STOMP on 127.0.0.1:61613, data in ./cairn-data
+serve *args:
+    go run ./cmd/cairn serve {{args}}
+
 # run the cairn binary: `just run journal stats ./cairn-data`
 run *args:
     go run ./cmd/cairn {{args}}
 
 # the test suite (what CI runs, less the race pass)
 test *args:
-    go test ./... {{args}}
+    scripts/test {{args}}
 
 # the race detector on the journal packages
 race:
-    go test -race ./journal/...
+    go test -race ./journal/... ./core/... ./gateways/...
 
 # journal benchmarks on this disk: the quick grid, next to its same-run limits
 bench dir="./bench-journal":
@@ -33,6 +37,7 @@ bench-go pattern="." time="1s":
 # fuzz the journal record decoder
 fuzz time="60s":
     go test -run '^$' -fuzz FuzzDecodeFrame -fuzztime {{time}} ./journal
+    go test -run '^$' -fuzz FuzzReader -fuzztime {{time}} ./gateways/stomp
 
 # gofmt and go vet
 lint:

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -349,6 +350,11 @@ func TestConnectTimeoutAndLimit(t *testing.T) {
 	if cmd, h := readFrame(t, r); cmd != "ERROR" || h["code"] != "connect-timeout" {
 		t.Fatalf("silent connection got %s %v", cmd, h)
 	}
+	for deadline := time.Now().Add(5 * time.Second); n.srv.Connections() != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the timed-out connection is still counted")
+		}
+	}
 	dial(t, n.addr)
 	dial(t, n.addr)
 	_, r3 := raw(t, n.addr)
@@ -428,4 +434,25 @@ func TestCrashRecovery(t *testing.T) {
 		c2.Ack(m)
 	}
 	noMessage(t, sub2, 200*time.Millisecond)
+}
+
+// TestStompPyInterop runs stomp.py (Debian's python3-stomp, which
+// scripts/test installs) against the listener on STOMP 1.0, 1.1 and 1.2.
+// Without python3-stomp it is skipped, unless CAIRN_REQUIRE_INTEROP is set
+// (scripts/test and CI set it), when that is a failure.
+func TestStompPyInterop(t *testing.T) {
+	py := "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import stomp").Run(); err != nil {
+		if os.Getenv("CAIRN_REQUIRE_INTEROP") != "" {
+			t.Fatalf("python3-stomp is not installed (%v); scripts/test installs it", err)
+		}
+		t.Skip("python3-stomp is not installed; scripts/test installs it")
+	}
+	n := start(t, t.TempDir(), stomp.Options{})
+	host, port, _ := net.SplitHostPort(n.addr)
+	out, err := exec.Command(py, "testdata/interop.py", host, port).CombinedOutput()
+	if err != nil {
+		t.Fatalf("stomp.py: %v\n%s", err, out)
+	}
+	t.Logf("%s", strings.TrimSpace(string(out)))
 }
