@@ -219,22 +219,42 @@ func (b *Broker) stamp(m *Message) {
 // durable subscriptions keeps nothing, so persistent topic messages are not
 // journaled, as in ActiveMQ.) Send sets m.Seq.
 func (b *Broker) Send(ctx context.Context, m *Message) error {
+	return b.SendMany(ctx, []*Message{m})
+}
+
+// SendMany sends msgs in order, journaling the persistent queue messages
+// among them with one append: a connection's burst of unreceipted SENDs
+// costs one group commit, not one each. When it returns nil they are all
+// durable and delivered to their destinations.
+func (b *Broker) SendMany(ctx context.Context, msgs []*Message) error {
 	if b.isClosed() {
 		return ErrClosed
 	}
-	b.stamp(m)
-	if m.Destination.Kind == Topic {
-		b.topic(m.Destination.Name).publish(m)
-		return nil
+	var recs []journal.Record
+	for _, m := range msgs {
+		b.stamp(m)
+		if m.Persistent && m.Destination.Kind == Queue {
+			recs = append(recs, journal.Record{Type: evEnqueue, Data: encodeEnqueue(m)})
+		}
 	}
-	q := b.queue(m.Destination.Name)
-	if m.Persistent {
-		if _, _, err := b.log.Append(ctx, []journal.Record{{Type: evEnqueue, Data: encodeEnqueue(m)}}); err != nil {
+	if len(recs) > 0 {
+		if _, _, err := b.log.Append(ctx, recs); err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
 	}
-	q.enqueue(m)
+	b.deliver(msgs)
 	return nil
+}
+
+// deliver hands sent messages to their destinations, in order.
+func (b *Broker) deliver(msgs []*Message) {
+	for _, m := range msgs {
+		if m.Destination.Kind == Topic {
+			b.topic(m.Destination.Name).publish(m)
+		} else {
+			b.queue(m.Destination.Name).enqueue(m)
+		}
+	}
 }
 
 func (b *Broker) isClosed() bool {

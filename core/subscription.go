@@ -149,25 +149,41 @@ func (s *Subscription) take(seq uint64, cumulative bool) ([]delivered, error) {
 // one). For persistent messages the acknowledgement is journaled: when Ack
 // returns nil it is durable, and the messages never come back.
 func (s *Subscription) Ack(ctx context.Context, seq uint64) error {
-	taken, err := s.take(seq, s.mode == AckClient)
-	if err != nil {
-		return err
+	return s.AckMany(ctx, []uint64{seq})
+}
+
+// AckMany acknowledges several deliveries, in order, with one journal
+// append. If one of them is unknown, those before it are still
+// acknowledged and the error is returned.
+func (s *Subscription) AckMany(ctx context.Context, seqs []uint64) error {
+	var taken []delivered
+	var unknown error
+	for _, seq := range seqs {
+		t, err := s.take(seq, s.mode == AckClient)
+		if err != nil {
+			unknown = err
+			break
+		}
+		taken = append(taken, t...)
+	}
+	if len(taken) == 0 {
+		return unknown
 	}
 	if s.t != nil {
 		n := len(taken)
 		s.t.post(func() { s.t.credit(s, n) })
-		return nil
+		return unknown
 	}
-	seqs := make([]uint64, len(taken))
+	all := make([]uint64, len(taken))
 	for i, d := range taken {
-		seqs[i] = d.seq
+		all[i] = d.seq
 	}
 	// Phase one, on the queue's goroutine: the messages stop being in flight
 	// for this subscription, so that a close racing with this ack cannot
 	// hand them to someone else once the ack is durable.
-	var held []uint64
-	var persistent []uint64
-	s.q.do(func() { held, persistent = s.q.ackBegin(s, seqs) })
+	var held, persistent []uint64
+	s.q.do(func() { held, persistent = s.q.ackBegin(s, all) })
+	var err error
 	if len(persistent) > 0 {
 		_, _, err = s.b.log.Append(ctx, []journal.Record{{Type: evAck, Data: encodeAck(s.dest, persistent)}})
 	}
@@ -175,7 +191,7 @@ func (s *Subscription) Ack(ctx context.Context, seq uint64) error {
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	return nil
+	return unknown
 }
 
 // Nack gives the delivery of seq (in client mode, and every earlier one)

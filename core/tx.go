@@ -71,12 +71,6 @@ func (b *Broker) Commit(ctx context.Context, sends []*Message, acks []TxAck) err
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	for _, m := range sends {
-		if m.Destination.Kind == Topic {
-			b.topic(m.Destination.Name).publish(m)
-		} else {
-			b.queue(m.Destination.Name).enqueue(m)
-		}
-	}
+	b.deliver(sends)
 	return nil
 }

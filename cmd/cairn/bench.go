@@ -9,9 +9,11 @@ import (
 	"os"
 	"os/signal"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cairnmq/cairn/bench/brokerbench"
 	"github.com/cairnmq/cairn/bench/journalbench"
 )
 
@@ -32,6 +34,30 @@ func benchCommand() *cli.Command {
 			},
 			OnUsageError: usageError,
 			Action:       benchJournal,
+		}, {
+			Name:  "broker",
+			Usage: "load any STOMP broker: throughput, end-to-end latency, and a check that nothing was lost or duplicated",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "addr", Value: "127.0.0.1:61613", Usage: "broker STOMP address"},
+				&cli.StringFlag{Name: "login", Usage: "CONNECT login"},
+				&cli.StringFlag{Name: "passcode", Usage: "CONNECT passcode"},
+				&cli.IntFlag{Name: "producers", Value: 1},
+				&cli.IntFlag{Name: "consumers", Value: 1},
+				&cli.IntFlag{Name: "size", Value: 1024, Usage: "message body bytes (at least 24)"},
+				&cli.IntFlag{Name: "count", Value: 10000, Usage: "messages in all; 0: run for --duration"},
+				&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "run time when --count is 0"},
+				&cli.StringFlag{Name: "destination", Value: "/queue/bench"},
+				&cli.BoolFlag{Name: "persistent", Usage: "send persistent:true"},
+				&cli.BoolFlag{Name: "receipt", Usage: "wait for a RECEIPT after every SEND"},
+				&cli.StringFlag{Name: "ack", Value: "auto", Usage: "auto, client or client-individual"},
+				&cli.IntFlag{Name: "prefetch", Usage: "activemq.prefetchSize (0: the broker's default)"},
+				&cli.IntFlag{Name: "idle", Usage: "extra idle connections, each subscribed to its own queue, opened first"},
+				&cli.IntFlag{Name: "broker-pid", Usage: "broker process, for its memory per idle connection"},
+				&cli.StringFlag{Name: "name", Usage: "scenario name for the report"},
+				&cli.BoolFlag{Name: "json", Usage: "one JSON object"},
+			},
+			OnUsageError: usageError,
+			Action:       benchBroker,
 		}},
 	}
 }
@@ -87,3 +113,34 @@ func benchJournal(c *cli.Context) error {
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+func benchBroker(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return cli.Exit("bench broker takes no arguments (see --help)", exitUsage)
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt)
+	defer stop()
+	o := brokerbench.Options{Addr: c.String("addr"), Login: c.String("login"), Passcode: c.String("passcode"),
+		Producers: c.Int("producers"), Consumers: c.Int("consumers"), Size: c.Int("size"), Count: c.Int("count"),
+		Duration: c.Duration("duration"), Destination: c.String("destination"), Persistent: c.Bool("persistent"),
+		Receipt: c.Bool("receipt"), AckMode: c.String("ack"), Prefetch: c.Int("prefetch"), Idle: c.Int("idle"),
+		BrokerPID: c.Int("broker-pid")}
+	r, err := brokerbench.Run(ctx, o)
+	r.Scenario = c.String("name")
+	if c.Bool("json") {
+		json.NewEncoder(c.App.Writer).Encode(r)
+	} else {
+		fmt.Fprintf(c.App.Writer, "sent %d (%.0f/s), received %d of %d (%.0f/s), lost %d, duplicates %d, latency p50 %.2f ms p99 %.2f ms p99.9 %.2f ms, %.1fs\n",
+			r.Sent, r.SentPerSec, r.Received, r.Expected, r.RecvPerSec, r.Lost, r.Duplicates, r.P50Ms, r.P99Ms, r.P999Ms, r.Seconds)
+		if r.IdleConns > 0 {
+			fmt.Fprintf(c.App.Writer, "idle connections %d: broker RSS %d -> %d KiB, %.1f KiB each\n", r.IdleConns, r.RSSBeforeKiB, r.RSSAfterKiB, r.KiBPerIdle)
+		}
+	}
+	if err != nil {
+		return cli.Exit(err.Error(), exitFailure)
+	}
+	if r.Lost > 0 || r.Duplicates > 0 {
+		return cli.Exit(fmt.Sprintf("%d lost, %d duplicated", r.Lost, r.Duplicates), exitFailure)
+	}
+	return nil
+}

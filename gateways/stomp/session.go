@@ -37,6 +37,7 @@ type session struct {
 	readEvery time.Duration // the client's heart-beat interval; 0: none
 	subs      map[string]*subscription
 	txs       map[string]*transaction
+	burst     burst
 
 	outMu     sync.Mutex
 	out       []outItem
@@ -63,6 +64,54 @@ type subscription struct {
 
 // Deliver implements core.Consumer: it queues the MESSAGE without blocking.
 func (s *subscription) Deliver(d core.Delivery) { s.ss.push(outItem{d: d, sub: s}) }
+
+// burst holds unreceipted, untransacted SENDs and ACKs read back to back.
+// They are carried out together when the client pauses (nothing more is
+// buffered), before any other frame, or when the burst is large: one
+// journal append for the sends and one per subscription for the acks,
+// instead of one each. Nothing in a burst was promised durable (no
+// receipt), and order is kept: sends in order, acks in order.
+type burst struct {
+	sends []*core.Message
+	bytes int
+	acks  map[*subscription][]uint64
+	subs  []*subscription // acks' subscriptions, in first-ack order
+}
+
+const (
+	burstBytes  = 1 << 20
+	burstFrames = 1024
+)
+
+func (b *burst) size() int {
+	n := len(b.sends)
+	for _, a := range b.acks {
+		n += len(a)
+	}
+	return n
+}
+
+// flush carries out the burst.
+func (ss *session) flush() error {
+	b := &ss.burst
+	if len(b.sends) > 0 {
+		err := ss.srv.broker.SendMany(context.Background(), b.sends)
+		clear(b.sends)
+		b.sends, b.bytes = b.sends[:0], 0
+		if err != nil {
+			return brokerError(err)
+		}
+	}
+	var first error
+	for _, s := range b.subs {
+		if err := s.core.AckMany(context.Background(), b.acks[s]); err != nil && first == nil {
+			first = brokerError(err)
+		}
+		delete(b.acks, s)
+	}
+	b.subs = b.subs[:0]
+	return first
+}
 
 type transaction struct {
 	sends []*core.Message
@@ -153,9 +202,18 @@ func (ss *session) serve() {
 			ss.conn.SetReadDeadline(time.Now().Add(time.Duration(float64(ss.readEvery) * ss.srv.opts.HeartBeatGrace)))
 		}
 		if f == nil {
+			if ss.r.br.Buffered() == 0 {
+				if err := ss.flush(); err != nil {
+					ss.finish(errorFrame(err, ""))
+					return
+				}
+			}
 			continue // a heart-beat
 		}
 		done, err := ss.handle(f)
+		if err == nil && (done || ss.r.br.Buffered() == 0 || ss.burst.bytes >= burstBytes || ss.burst.size() >= burstFrames) {
+			err = ss.flush()
+		}
 		if err != nil {
 			ss.finish(errorFrame(err, f.Header.Get(frame.Receipt)))
 			return
@@ -167,6 +225,10 @@ func (ss *session) serve() {
 }
 
 func (ss *session) readFailed(err error) {
+	// What the client sent before it went away still counts.
+	if ferr := ss.flush(); ferr != nil {
+		ss.srv.opts.Logger.Warn("stomp: frames before the connection ended failed", "session", ss.id, "err", ferr)
+	}
 	var pe *protocolError
 	var ne net.Error
 	switch {
@@ -250,13 +312,24 @@ func (ss *session) writeLoop() {
 			}
 			wroteAt = time.Now()
 		}
-		for _, it := range autoAcks {
-			if err := it.d.Sub.Ack(context.Background(), it.d.Msg.Seq); err != nil && !errors.Is(err, core.ErrUnknownAck) {
+		// Auto acks: one AckMany (one journal append) per subscription per burst.
+		for len(autoAcks) > 0 {
+			sub := autoAcks[0].d.Sub
+			var seqs []uint64
+			rest := autoAcks[:0]
+			for _, it := range autoAcks {
+				if it.d.Sub == sub {
+					seqs = append(seqs, it.d.Msg.Seq)
+				} else {
+					rest = append(rest, it)
+				}
+			}
+			if err := sub.AckMany(context.Background(), seqs); err != nil && !errors.Is(err, core.ErrUnknownAck) {
 				ss.srv.opts.Logger.Error("stomp: auto ack", "session", ss.id, "err", err)
 			}
+			clear(autoAcks[len(rest):])
+			autoAcks = rest
 		}
-		clear(autoAcks)
-		autoAcks = autoAcks[:0]
 		if closing && len(batch) == 0 {
 			return
 		}
@@ -315,6 +388,11 @@ func (ss *session) handle(f *frame.Frame) (done bool, err error) {
 		return false, perr("not-connected", "%s before CONNECT", f.Command)
 	}
 	receipt := f.Header.Get(frame.Receipt)
+	if !batchable(f) {
+		if err := ss.flush(); err != nil {
+			return false, err
+		}
+	}
 	switch f.Command {
 	case frame.CONNECT, frame.STOMP:
 		return false, ss.connect(f)
@@ -350,6 +428,17 @@ func (ss *session) handle(f *frame.Frame) (done bool, err error) {
 		ss.receipt(receipt)
 	}
 	return false, nil
+}
+
+// batchable reports whether f may join a burst: a SEND or ACK with no
+// receipt and no transaction.
+func batchable(f *frame.Frame) bool {
+	if f.Command != frame.SEND && f.Command != frame.ACK {
+		return false
+	}
+	_, r := f.Header.Contains(frame.Receipt)
+	_, t := f.Header.Contains(frame.Transaction)
+	return !r && !t
 }
 
 func (ss *session) receipt(id string) {
@@ -492,6 +581,11 @@ func (ss *session) send(f *frame.Frame) error {
 		tx.sends = append(tx.sends, m)
 		return nil
 	}
+	if batchable(f) {
+		ss.burst.sends = append(ss.burst.sends, m)
+		ss.burst.bytes += len(m.Body)
+		return nil
+	}
 	if err := ss.srv.broker.Send(context.Background(), m); err != nil {
 		return brokerError(err)
 	}
@@ -619,9 +713,19 @@ func (ss *session) ack(f *frame.Frame) error {
 			tx.acks = append(tx.acks, core.TxAck{Sub: s.core, Seq: seq})
 			return nil
 		}
-		if f.Command == frame.NACK {
+		switch {
+		case f.Command == frame.NACK:
 			err = s.core.Nack(seq)
-		} else {
+		case batchable(f):
+			b := &ss.burst
+			if b.acks == nil {
+				b.acks = map[*subscription][]uint64{}
+			}
+			if _, ok := b.acks[s]; !ok {
+				b.subs = append(b.subs, s)
+			}
+			b.acks[s] = append(b.acks[s], seq)
+		default:
 			err = s.core.Ack(context.Background(), seq)
 		}
 		if err != nil {
