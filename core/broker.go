@@ -35,11 +35,21 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress, if set, is called during the start-up replay.
 	Progress func(journal.Progress)
+	// SnapshotEvery is how many journal records may pile up after the last
+	// snapshot before the background maintenance takes another and compacts
+	// (default 100,000). MaintainEvery is how often it looks (default 5s;
+	// negative: never, only Maintain calls).
+	SnapshotEvery uint64
+	MaintainEvery time.Duration
+	// CompactThreshold is the live share under which head segments are
+	// rewritten (default 0.5, journal.Compact's).
+	CompactThreshold float64
 }
 
 // Recovery reports what the start-up replay found.
 type Recovery struct {
-	Records  uint64        // journal records replayed
+	Snapshot uint64        // journal index the snapshot covered (0: none)
+	Records  uint64        // journal records read
 	Messages int           // persistent messages pending after replay
 	Queues   int           // queues holding them
 	Took     time.Duration // replay time
@@ -53,6 +63,11 @@ type Broker struct {
 	log      journal.Log
 	seq      atomic.Uint64 // last message sequence given out
 	recovery Recovery
+
+	maintMu sync.Mutex  // one maintenance pass at a time
+	proj    *projection // owned by maintenance (after Open)
+	stopBg  chan struct{}
+	bgDone  chan struct{}
 
 	mu     sync.Mutex
 	queues map[string]*queue
@@ -81,87 +96,122 @@ func Open(opts Options) (*Broker, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	b := &Broker{opts: opts, log: opts.Journal, queues: map[string]*queue{}, topics: map[string]*topic{}}
+	if opts.SnapshotEvery == 0 {
+		opts.SnapshotEvery = 100000
+	}
+	if opts.MaintainEvery == 0 {
+		opts.MaintainEvery = 5 * time.Second
+	}
+	b := &Broker{opts: opts, log: opts.Journal, queues: map[string]*queue{}, topics: map[string]*topic{},
+		stopBg: make(chan struct{}), bgDone: make(chan struct{})}
 	if err := b.replay(); err != nil {
 		return nil, err
 	}
+	go b.background()
 	return b, nil
 }
 
-// replay applies every event in the journal. Messages a queue may have
-// delivered before the crash (sequence at or below its journaled dispatch
-// bound) come back marked redelivered.
+// replay rebuilds the broker's state: the newest snapshot (a projection:
+// which messages are pending, and where their bodies are in the journal),
+// then one pass over the journal that picks up the bodies of the pending
+// messages the snapshot names and applies every record after it. Messages a
+// queue may have delivered before the crash (sequence at or below its
+// journaled dispatch bound) come back marked redelivered.
 func (b *Broker) replay() error {
 	start := time.Now()
-	type qstate struct {
-		msgs  map[uint64]*Message
-		bound uint64
-	}
-	states := map[string]*qstate{}
-	get := func(name string) *qstate {
-		s := states[name]
-		if s == nil {
-			s = &qstate{msgs: map[uint64]*Message{}}
-			states[name] = s
-		}
-		return s
-	}
-	var maxSeq uint64
-	p, err := journal.Replay(b.log, b.log.FirstIndex(), func(r journal.Record) error {
-		switch r.Type {
-		case evEnqueue:
-			m, err := decodeEnqueue(r.Data)
-			if err != nil {
-				return fmt.Errorf("journal record %d: %w", r.Index, err)
-			}
-			get(m.Destination.Name).msgs[m.Seq] = m
-			maxSeq = max(maxSeq, m.Seq)
-		case evAck:
-			dest, seqs, err := decodeAck(r.Data)
-			if err != nil {
-				return fmt.Errorf("journal record %d: %w", r.Index, err)
-			}
-			s := get(dest.Name)
-			for _, seq := range seqs {
-				delete(s.msgs, seq)
-			}
-		case evDispatched:
-			dest, upTo, err := decodeDispatched(r.Data)
-			if err != nil {
-				return fmt.Errorf("journal record %d: %w", r.Index, err)
-			}
-			s := get(dest.Name)
-			s.bound = max(s.bound, upTo)
-			maxSeq = max(maxSeq, upTo)
+	p := newProjection()
+	var snap uint64
+	if s, ok := b.log.(journal.Snapshotter); ok {
+		idx, data, err := s.LoadSnapshot()
+		switch {
+		case errors.Is(err, journal.ErrNoSnapshot):
+		case err != nil:
+			return fmt.Errorf("core: load snapshot: %w", err)
 		default:
-			return fmt.Errorf("journal record %d has unknown event type %d", r.Index, r.Type)
+			if p, err = decodeProjection(data); err != nil {
+				return fmt.Errorf("core: snapshot at %d: %w", idx, err)
+			}
+			if p.applied != idx {
+				return fmt.Errorf("core: snapshot stored at %d says it covers %d", idx, p.applied)
+			}
+			snap = idx
 		}
-		return nil
-	}, journal.ReplayOptions{Progress: b.opts.Progress, Every: time.Second})
+	}
+	first, last := b.log.FirstIndex(), b.log.LastIndex()
+	if snap+1 < first {
+		return fmt.Errorf("core: the journal starts at %d, but the snapshot covers only up to %d: records %d-%d are missing",
+			first, snap, snap+1, first-1)
+	}
+	from := first
+	if p.pendingCount() == 0 {
+		from = max(first, snap+1)
+	}
+	bodies := make(map[uint64]*Message, p.pendingCount())
+	var err error
+	var rp journal.Progress
+	if from <= last {
+		rp, err = journal.Replay(b.log, from, func(r journal.Record) error {
+			if r.Index <= snap {
+				// Covered by the snapshot: only the bodies it points at.
+				if seq, ok := p.live[r.Index]; ok && r.Type == evEnqueue {
+					m, err := decodeEnqueue(r.Data)
+					if err != nil || m.Seq != seq {
+						return fmt.Errorf("journal record %d should hold message %d: %v", r.Index, seq, err)
+					}
+					bodies[seq] = m
+				}
+				return nil
+			}
+			m, err := p.apply(r)
+			if err != nil {
+				return err
+			}
+			if m != nil {
+				bodies[m.Seq] = m
+			}
+			if r.Type == evAck {
+				_, seqs, _ := decodeAck(r.Data)
+				for _, s := range seqs {
+					delete(bodies, s)
+				}
+			}
+			return nil
+		}, journal.ReplayOptions{Progress: b.opts.Progress, Every: time.Second})
+	}
 	if err != nil {
 		return fmt.Errorf("core: replay: %w", err)
 	}
-	b.seq.Store(maxSeq)
-	for name, s := range states {
-		if len(s.msgs) == 0 && s.bound == 0 {
+	if p.applied < last {
+		p.applied = last
+	}
+	b.seq.Store(p.seq)
+	for name, pq := range p.queues {
+		if len(pq.pending) == 0 && pq.bound == 0 {
 			continue
 		}
 		q := b.queue(name)
-		q.bound = s.bound
-		msgs := make([]*Message, 0, len(s.msgs))
-		for _, m := range s.msgs {
-			msgs = append(msgs, m)
+		q.bound = pq.bound
+		seqs := make([]uint64, 0, len(pq.pending))
+		for seq := range pq.pending {
+			seqs = append(seqs, seq)
 		}
-		slices.SortFunc(msgs, func(a, c *Message) int { return cmpSeq(a.Seq, c.Seq) })
-		for _, m := range msgs {
-			q.pending.push(&entry{msg: m, redelivered: m.Seq <= s.bound})
+		slices.Sort(seqs)
+		for _, seq := range seqs {
+			m := bodies[seq]
+			if m == nil {
+				return &journal.CorruptionError{Path: "journal", Index: pq.pending[seq],
+					Reason: fmt.Sprintf("message %d of queue %s is pending, but its enqueue record %d is not in the journal", seq, name, pq.pending[seq])}
+			}
+			q.pending.push(&entry{msg: m, redelivered: seq <= pq.bound})
 		}
-		if len(msgs) > 0 {
+		if len(seqs) > 0 {
 			b.recovery.Queues++
-			b.recovery.Messages += len(msgs)
+			b.recovery.Messages += len(seqs)
 		}
 	}
-	b.recovery.Records = p.Records
+	b.proj = p
+	b.recovery.Snapshot = snap
+	b.recovery.Records = rp.Records
 	b.recovery.Took = time.Since(start)
 	return nil
 }
@@ -271,6 +321,7 @@ func (b *Broker) Close() error {
 		return ErrClosed
 	}
 	b.closed = true
+	close(b.stopBg)
 	qs := make([]*queue, 0, len(b.queues))
 	for _, q := range b.queues {
 		qs = append(qs, q)
@@ -286,6 +337,7 @@ func (b *Broker) Close() error {
 	for _, t := range ts {
 		t.stop()
 	}
+	<-b.bgDone
 	return nil
 }
 

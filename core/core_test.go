@@ -7,12 +7,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cairnmq/cairn/core"
 	"github.com/cairnmq/cairn/journal/memlog"
+	"github.com/cairnmq/cairn/journal/wal"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -229,4 +231,72 @@ func TestConcurrentSendAck(t *testing.T) {
 			t.Fatalf("queue q%d after everything was acked: %+v", q, st)
 		}
 	}
+}
+
+// Snapshots and compaction: with most messages acknowledged, maintenance
+// frees the head of the journal, and a restart starts from the snapshot,
+// reading only what is pending, and rebuilds the same state.
+func TestSnapshotAndCompaction(t *testing.T) {
+	dir := t.TempDir()
+	openWal := func() (*core.Broker, func()) {
+		l, err := wal.Open(dir, wal.Options{SegmentBytes: 64 << 10, MaxRecordBytes: 16 << 10, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := core.Open(core.Options{Journal: l, Logger: quiet, MaintainEvery: -1, SnapshotEvery: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b, func() { b.Close(); l.Close() }
+	}
+	b, stop := openWal()
+	body := func(i int) string { return fmt.Sprintf("%04d-%s", i, strings.Repeat("x", 1000)) }
+	for i := range 2000 {
+		send(t, b, "/queue/keep", body(i), true)
+	}
+	s, in := subscribe(t, b, "/queue/keep", core.SubscribeOptions{Mode: core.AckClientIndividual, Prefetch: 5000})
+	kept := map[string]bool{}
+	for i := range 2000 {
+		d := in.next(t)
+		if i%100 == 7 {
+			kept[string(d.Msg.Body)] = true
+			continue
+		}
+		if err := s.Ack(context.Background(), d.Msg.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close() // the kept ones go back to pending
+	res, err := b.Maintain(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Snapshot == 0 || res.Pending != len(kept) || len(res.Compact.Removed) == 0 || len(res.Compact.Moves) == 0 {
+		t.Fatalf("maintenance: %+v", res)
+	}
+	// Once more after the moves: the copies are caught up and the snapshot
+	// is taken past them.
+	if _, err := b.Maintain(true); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+
+	b2, stop2 := openWal()
+	defer stop2()
+	rec := b2.Recovery()
+	if rec.Snapshot == 0 || rec.Messages != len(kept) {
+		t.Fatalf("recovery %+v, want a snapshot and %d messages", rec, len(kept))
+	}
+	_, in2 := subscribe(t, b2, "/queue/keep", core.SubscribeOptions{})
+	for range len(kept) {
+		d := in2.next(t)
+		if !kept[string(d.Msg.Body)] {
+			t.Fatalf("after compaction and restart got %q, which was acked", d.Msg.Body[:4])
+		}
+		if !d.Redelivered {
+			t.Fatalf("%q was delivered before and is not marked redelivered", d.Msg.Body[:4])
+		}
+		delete(kept, string(d.Msg.Body))
+	}
+	in2.none(t, 50*time.Millisecond)
 }

@@ -56,7 +56,10 @@ func serve(c *cli.Context) error {
 		return cli.Exit(fmt.Sprintf("--sync: %v", err), exitUsage)
 	}
 	start := time.Now()
-	l, err := wal.Open(c.String("data"), wal.Options{Sync: pol, SyncInterval: c.Duration("sync-interval"), Logger: logger})
+	// A record is one message: room for the largest body and 1 MiB of headers.
+	maxRecord := c.Int("max-body") + 1<<20
+	l, err := wal.Open(c.String("data"), wal.Options{Sync: pol, SyncInterval: c.Duration("sync-interval"), Logger: logger,
+		MaxRecordBytes: maxRecord, SegmentBytes: max(16<<20, 2*maxRecord+1<<20)})
 	if err != nil {
 		return cli.Exit(err.Error(), exitFailure)
 	}
@@ -106,6 +109,12 @@ func serve(c *cli.Context) error {
 	defer cancel()
 	if err := srv.Close(ctx); err != nil {
 		logger.Warn("drain", "err", err)
+	}
+	// A snapshot at the end makes the next start replay nothing.
+	if res, err := b.Maintain(true); err != nil {
+		logger.Warn("final snapshot", "err", err)
+	} else {
+		logger.Info("final snapshot", "index", res.Snapshot, "pending", res.Pending)
 	}
 	logger.Info("stopped")
 	return nil

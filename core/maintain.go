@@ -1,0 +1,101 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package core
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/cairnmq/cairn/journal"
+)
+
+// MaintainResult reports one maintenance pass.
+type MaintainResult struct {
+	Applied  uint64 // records the projection caught up on
+	Snapshot uint64 // index of the snapshot taken (0: none)
+	Pending  int    // pending persistent messages it holds
+	Compact  journal.CompactResult
+	Took     time.Duration
+}
+
+// background runs maintenance every MaintainEvery.
+func (b *Broker) background() {
+	defer close(b.bgDone)
+	if b.opts.MaintainEvery < 0 {
+		<-b.stopBg
+		return
+	}
+	t := time.NewTicker(b.opts.MaintainEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stopBg:
+			return
+		case <-t.C:
+			if _, err := b.Maintain(false); err != nil {
+				b.opts.Logger.Error("maintenance", "err", err)
+			}
+		}
+	}
+}
+
+// Maintain brings the projection up to the journal's end and, if
+// SnapshotEvery records have piled up since the last snapshot (or force),
+// saves a snapshot there and compacts the journal: head segments whose
+// pending messages are a small share of them have those messages' records
+// copied to the tail and are freed. Replay then starts at the snapshot and
+// the journal stays near the size of what is pending.
+func (b *Broker) Maintain(force bool) (MaintainResult, error) {
+	b.maintMu.Lock()
+	defer b.maintMu.Unlock()
+	start := time.Now()
+	var res MaintainResult
+	p := b.proj
+	last := b.log.LastIndex()
+	if !force && last-p.applied < b.opts.SnapshotEvery {
+		return res, nil
+	}
+	if last > p.applied {
+		from := p.applied + 1
+		_, err := journal.Replay(b.log, from, func(r journal.Record) error {
+			if r.Index > last {
+				return nil
+			}
+			_, err := p.apply(r)
+			return err
+		}, journal.ReplayOptions{})
+		if err != nil {
+			return res, fmt.Errorf("maintenance: catching up from %d: %w", from, err)
+		}
+		res.Applied = last - from + 1
+		p.applied = max(p.applied, last)
+	}
+	res.Pending = p.pendingCount()
+	snap, ok := b.log.(journal.Snapshotter)
+	if !ok {
+		return res, nil
+	}
+	if err := snap.SaveSnapshot(p.applied, p.encode()); err != nil {
+		return res, fmt.Errorf("maintenance: snapshot at %d: %w", p.applied, err)
+	}
+	res.Snapshot = p.applied
+	if _, ok := b.log.(journal.Segmenter); ok {
+		cr, err := journal.Compact(b.log, journal.CompactOptions{
+			Live:      func(i uint64) bool { _, ok := p.live[i]; return ok },
+			Before:    p.applied + 1,
+			Threshold: b.opts.CompactThreshold,
+		})
+		if err != nil {
+			return res, fmt.Errorf("maintenance: %w", err)
+		}
+		p.moved(cr.Moves)
+		res.Compact = cr
+	}
+	res.Took = time.Since(start)
+	if len(res.Compact.Removed) > 0 || res.Applied > 0 {
+		b.opts.Logger.Info("journal maintenance", "snapshot", res.Snapshot, "pending", res.Pending,
+			"moved", len(res.Compact.Moves), "freed_segments", len(res.Compact.Removed), "freed_bytes", res.Compact.FreedBytes, "took", res.Took)
+	}
+	return res, nil
+}

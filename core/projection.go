@@ -1,0 +1,183 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package core
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/cairnmq/cairn/journal"
+)
+
+// projection is the journal's state at the level of record indexes: for
+// each queue, which messages are pending and which journal record holds
+// each one's enqueue (its body), and the queue's dispatch bound. It is what
+// a snapshot stores: bodies stay in the journal, so a snapshot is a few
+// bytes per pending message, and the records it points at are exactly what
+// compaction must keep.
+//
+// The projection is built by applying journal records in order, the same
+// way at start-up and in the background maintenance loop, so a snapshot
+// taken at index I reflects exactly the records up to I.
+type projection struct {
+	applied uint64 // last journal index applied
+	seq     uint64 // highest message sequence seen
+	queues  map[string]*pqueue
+	live    map[uint64]uint64 // journal index of a pending message's enqueue record -> its seq
+}
+
+type pqueue struct {
+	pending map[uint64]uint64 // seq -> journal index of its enqueue record
+	bound   uint64
+}
+
+func newProjection() *projection {
+	return &projection{queues: map[string]*pqueue{}, live: map[uint64]uint64{}}
+}
+
+func (p *projection) queue(name string) *pqueue {
+	q := p.queues[name]
+	if q == nil {
+		q = &pqueue{pending: map[uint64]uint64{}}
+		p.queues[name] = q
+	}
+	return q
+}
+
+// apply applies one record. For an enqueue it returns the decoded message
+// (nil for a compaction copy of a message no longer pending).
+func (p *projection) apply(r journal.Record) (*Message, error) {
+	p.applied = r.Index
+	switch r.Type {
+	case evEnqueue:
+		m, err := decodeEnqueue(r.Data)
+		if err != nil {
+			return nil, fmt.Errorf("journal record %d: %w", r.Index, err)
+		}
+		q := p.queue(m.Destination.Name)
+		if r.Moved != 0 {
+			// A compaction copy: the message, if still pending, now lives here.
+			old, ok := q.pending[m.Seq]
+			if !ok || old != r.Moved && old != r.Index {
+				return nil, nil
+			}
+			delete(p.live, old)
+		}
+		q.pending[m.Seq] = r.Index
+		p.live[r.Index] = m.Seq
+		p.seq = max(p.seq, m.Seq)
+		return m, nil
+	case evAck:
+		dest, seqs, err := decodeAck(r.Data)
+		if err != nil {
+			return nil, fmt.Errorf("journal record %d: %w", r.Index, err)
+		}
+		q := p.queue(dest.Name)
+		for _, s := range seqs {
+			if i, ok := q.pending[s]; ok {
+				delete(p.live, i)
+				delete(q.pending, s)
+			}
+		}
+	case evDispatched:
+		dest, upTo, err := decodeDispatched(r.Data)
+		if err != nil {
+			return nil, fmt.Errorf("journal record %d: %w", r.Index, err)
+		}
+		q := p.queue(dest.Name)
+		q.bound = max(q.bound, upTo)
+		p.seq = max(p.seq, upTo)
+	case journal.TypeClaim:
+	default:
+		return nil, fmt.Errorf("journal record %d has unknown event type %d", r.Index, r.Type)
+	}
+	return nil, nil
+}
+
+// moved applies compaction's moves: the enqueue record that was at From is
+// now (also) at To.
+func (p *projection) moved(moves []journal.Move) {
+	for _, mv := range moves {
+		seq, ok := p.live[mv.From]
+		if !ok {
+			continue
+		}
+		for _, q := range p.queues {
+			if i, ok := q.pending[seq]; ok && i == mv.From {
+				q.pending[seq] = mv.To
+				delete(p.live, mv.From)
+				p.live[mv.To] = seq
+				break
+			}
+		}
+	}
+}
+
+// pendingCount is the number of pending persistent messages.
+func (p *projection) pendingCount() int { return len(p.live) }
+
+// encode writes the projection as a snapshot blob.
+func (p *projection) encode() []byte {
+	e := encoder{b: make([]byte, 0, 32+12*len(p.live))}
+	e.uint(1) // format version
+	e.uint(p.applied)
+	e.uint(p.seq)
+	names := make([]string, 0, len(p.queues))
+	for n, q := range p.queues {
+		if len(q.pending) > 0 || q.bound > 0 {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	e.uint(uint64(len(names)))
+	for _, n := range names {
+		q := p.queues[n]
+		e.str(n)
+		e.uint(q.bound)
+		seqs := make([]uint64, 0, len(q.pending))
+		for s := range q.pending {
+			seqs = append(seqs, s)
+		}
+		slices.Sort(seqs)
+		e.uint(uint64(len(seqs)))
+		var prev uint64
+		for _, s := range seqs {
+			e.uint(s - prev)
+			e.uint(q.pending[s])
+			prev = s
+		}
+	}
+	return e.b
+}
+
+func decodeProjection(b []byte) (*projection, error) {
+	d := decoder{b: b}
+	p := newProjection()
+	if v := d.uint(); d.err == nil && v != 1 {
+		return nil, fmt.Errorf("snapshot format %d is not one this broker reads", v)
+	}
+	p.applied = d.uint()
+	p.seq = d.uint()
+	nq := d.uint()
+	for i := uint64(0); i < nq && d.err == nil; i++ {
+		q := p.queue(d.str())
+		q.bound = d.uint()
+		n := d.uint()
+		if d.err == nil && n > uint64(len(d.b)) {
+			d.err = errShort
+		}
+		var prev uint64
+		for j := uint64(0); j < n && d.err == nil; j++ {
+			s := prev + d.uint()
+			idx := d.uint()
+			q.pending[s] = idx
+			p.live[idx] = s
+			prev = s
+		}
+	}
+	if err := d.check("snapshot"); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
