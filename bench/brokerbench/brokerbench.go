@@ -249,7 +249,6 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("producer connect: %w", err)
 		}
-		defer c.MustDisconnect()
 		n := 0
 		if o.Count > 0 {
 			n = o.Count / o.Producers
@@ -260,6 +259,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		pwg.Add(1)
 		go func() {
 			defer pwg.Done()
+			// A graceful DISCONNECT waits for its receipt, so every SEND
+			// before it has been taken by the broker (go-stomp queues
+			// unreceipted SENDs; MustDisconnect would drop what is queued).
+			defer func() {
+				if err := c.Disconnect(); err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+				}
+			}()
 			for i := 0; ctx.Err() == nil; i++ {
 				if o.Count > 0 && i >= n || o.Count == 0 && time.Now().After(deadline) {
 					return
