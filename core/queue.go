@@ -7,55 +7,100 @@ import (
 	"container/heap"
 	"context"
 	"slices"
+	"sync"
 
 	"github.com/cairnmq/cairn/journal"
 )
 
-// loop is a destination's goroutine: it runs the functions posted to it,
-// one at a time, so the destination's state needs no lock.
+// loop runs a destination's operations one at a time, so the destination's
+// state needs no lock. Its goroutine runs only while there is work: an idle
+// destination (thousands of them, one per idle consumer's queue) costs no
+// goroutine. At most maxQueued operations wait; posting more blocks the
+// poster (a producer outrunning a destination is slowed, not buffered
+// without bound).
 type loop struct {
-	ops  chan func()
-	quit chan struct{}
-	done chan struct{}
+	mu      sync.Mutex
+	cond    sync.Cond // signalled when ops drain or the goroutine ends
+	ops     []func()
+	spare   []func()
+	running bool
+	stopped bool
 }
 
-func newLoop() loop {
-	return loop{ops: make(chan func(), 256), quit: make(chan struct{}), done: make(chan struct{})}
+const maxQueued = 4096
+
+func newLoop() loop { return loop{} }
+
+// post queues f to run on the loop. It reports false, and drops f, if the
+// loop has stopped.
+func (l *loop) post(f func()) bool {
+	l.mu.Lock()
+	if l.cond.L == nil {
+		l.cond.L = &l.mu
+	}
+	for len(l.ops) >= maxQueued && !l.stopped {
+		l.cond.Wait()
+	}
+	if l.stopped {
+		l.mu.Unlock()
+		return false
+	}
+	l.ops = append(l.ops, f)
+	if !l.running {
+		l.running = true
+		go l.run()
+	}
+	l.mu.Unlock()
+	return true
 }
 
 func (l *loop) run() {
-	defer close(l.done)
-	for {
-		select {
-		case f := <-l.ops:
+	l.mu.Lock()
+	for len(l.ops) > 0 && !l.stopped {
+		batch := l.ops
+		l.ops, l.spare = l.spare[:0], nil
+		l.cond.Broadcast()
+		l.mu.Unlock()
+		for i, f := range batch {
 			f()
-		case <-l.quit:
-			return
+			batch[i] = nil
+		}
+		l.mu.Lock()
+		if l.spare == nil && cap(batch) <= maxQueued {
+			l.spare = batch[:0]
 		}
 	}
-}
-
-// post queues f to run on the loop; it is dropped if the loop has stopped.
-func (l *loop) post(f func()) {
-	select {
-	case l.ops <- f:
-	case <-l.quit:
+	l.running = false
+	if len(l.ops) == 0 {
+		l.spare = nil // an idle destination holds no buffers
 	}
+	l.cond.Broadcast()
+	l.mu.Unlock()
 }
 
-// do runs f on the loop and waits for it.
+// do runs f on the loop and waits for it; if the loop has stopped, f does
+// not run.
 func (l *loop) do(f func()) {
 	ran := make(chan struct{})
-	l.post(func() { f(); close(ran) })
-	select {
-	case <-ran:
-	case <-l.done:
+	if l.post(func() { f(); close(ran) }) {
+		<-ran
 	}
 }
 
+// stop ends the loop once the operation running now (if any) is done;
+// operations still queued are dropped.
 func (l *loop) stop() {
-	close(l.quit)
-	<-l.done
+	l.mu.Lock()
+	if l.cond.L == nil {
+		l.cond.L = &l.mu
+	}
+	l.stopped = true
+	l.ops = nil
+	l.cond.Broadcast()
+	for l.running {
+		l.cond.Wait()
+	}
+	l.mu.Unlock()
 }
 
 // entry is a message waiting in, or delivered from, a destination.
@@ -103,10 +148,8 @@ type queue struct {
 }
 
 func newQueue(b *Broker, name string) *queue {
-	q := &queue{loop: newLoop(), b: b, name: name, dest: Destination{Queue, name},
+	return &queue{loop: newLoop(), b: b, name: name, dest: Destination{Queue, name},
 		inflight: map[uint64]*flight{}, acking: map[uint64]*flight{}}
-	go q.run()
-	return q
 }
 
 func (q *queue) enqueue(m *Message) {

@@ -15,9 +15,7 @@ type topic struct {
 }
 
 func newTopic(b *Broker, name string) *topic {
-	t := &topic{loop: newLoop(), b: b, name: name}
-	go t.run()
-	return t
+	return &topic{loop: newLoop(), b: b, name: name}
 }
 
 func (t *topic) publish(m *Message) {

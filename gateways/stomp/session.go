@@ -24,6 +24,8 @@ import (
 // writeTimeout drops a client that reads nothing for this long.
 const writeTimeout = 30 * time.Second
 
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+
 // session is one client connection.
 type session struct {
 	srv  *Server
@@ -273,7 +275,9 @@ func (ss *session) cleanup() {
 func (ss *session) writeLoop() {
 	defer close(ss.written)
 	defer ss.conn.Close()
-	bw := bufio.NewWriterSize(ss.conn, 32<<10)
+	// The write buffer is taken from a pool for each burst and given back
+	// after it, so an idle connection holds none.
+	var bw *bufio.Writer
 	var batch []outItem
 	var autoAcks []outItem
 	var hb *time.Ticker
@@ -290,6 +294,10 @@ func (ss *session) writeLoop() {
 			defer hb.Stop()
 			hbC = hb.C
 		}
+		if len(batch) > 0 && bw == nil {
+			bw = writers.Get().(*bufio.Writer)
+			bw.Reset(ss.conn)
+		}
 		for i := range batch {
 			it := &batch[i]
 			if it.f != nil {
@@ -302,15 +310,22 @@ func (ss *session) writeLoop() {
 			}
 			*it = outItem{}
 		}
-		if bw.Buffered() > 0 {
+		if bw != nil {
 			ss.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if err := bw.Flush(); err != nil {
+			err := bw.Flush()
+			bw.Reset(nil)
+			writers.Put(bw)
+			bw = nil
+			if err != nil {
 				ss.srv.opts.Logger.Debug("stomp: write", "session", ss.id, "err", err)
 				ss.conn.Close() // the reader sees it and cleans up
 				ss.drain()
 				return
 			}
 			wroteAt = time.Now()
+		}
+		if cap(batch) > 64 && len(batch) == 0 {
+			batch = nil // do not hold a large burst's array while idle
 		}
 		// Auto acks: one AckMany (one journal append) per subscription per burst.
 		for len(autoAcks) > 0 {
@@ -340,7 +355,13 @@ func (ss *session) writeLoop() {
 		case <-ss.signal:
 		case <-hbC:
 			if time.Since(wroteAt) >= every {
-				bw.WriteByte('\n')
+				ss.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+				if _, err := ss.conn.Write([]byte{'\n'}); err != nil {
+					ss.conn.Close()
+					ss.drain()
+					return
+				}
+				wroteAt = time.Now()
 			}
 		}
 	}

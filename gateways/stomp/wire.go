@@ -63,18 +63,35 @@ type reader struct {
 	version string // "1.0", "1.1" or "1.2": how header values are escaped
 }
 
+// readBufferSize is the reader's buffer. It is small, so that an idle
+// connection costs little; longer header lines are gathered up to the limit.
+const readBufferSize = 2048
+
 func newReader(r io.Reader, lim Limits) *reader {
-	return &reader{br: bufio.NewReaderSize(r, lim.MaxHeaderBytes+2), lim: lim, version: "1.2"}
+	return &reader{br: bufio.NewReaderSize(r, readBufferSize), lim: lim, version: "1.2"}
 }
 
-// line reads one line without its EOL (\n or \r\n).
+// line reads one line without its EOL (\n or \r\n), of at most
+// MaxHeaderBytes.
 func (r *reader) line(what string) ([]byte, error) {
 	b, err := r.br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
-		return nil, perr("header-too-large", "%s is longer than %d bytes", what, r.lim.MaxHeaderBytes)
+		// Longer than the buffer: gather it, up to the limit.
+		long := append([]byte(nil), b...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			if len(long) > r.lim.MaxHeaderBytes+2 {
+				return nil, perr("header-too-large", "%s is longer than %d bytes", what, r.lim.MaxHeaderBytes)
+			}
+			b, err = r.br.ReadSlice('\n')
+			long = append(long, b...)
+		}
+		b = long
 	}
 	if err != nil {
 		return nil, err
+	}
+	if len(b) > r.lim.MaxHeaderBytes+2 {
+		return nil, perr("header-too-large", "%s is longer than %d bytes", what, r.lim.MaxHeaderBytes)
 	}
 	b = b[:len(b)-1]
 	if n := len(b); n > 0 && b[n-1] == '\r' {
