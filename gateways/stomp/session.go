@@ -44,7 +44,9 @@ type session struct {
 	outMu     sync.Mutex
 	out       []outItem
 	closing   bool          // no more frames are queued; the writer drains and closes
-	sendEvery time.Duration // our heart-beat interval; set before the writer starts
+	writing   bool          // a writer goroutine is running
+	sendEvery time.Duration // our heart-beat interval
+	wroteAt   time.Time     // last write; used by whichever writer runs
 	signal    chan struct{} // a frame was queued, or closing was set
 	written   chan struct{} // closed when the writer has finished
 }
@@ -134,12 +136,22 @@ func (ss *session) push(it outItem) bool {
 		return false
 	}
 	ss.out = append(ss.out, it)
+	ss.wakeLocked()
 	ss.outMu.Unlock()
+	return true
+}
+
+// wakeLocked starts the writer, or signals it if it is running. outMu is held.
+func (ss *session) wakeLocked() {
+	if !ss.writing {
+		ss.writing = true
+		go ss.writeLoop()
+		return
+	}
 	select {
 	case ss.signal <- struct{}{}:
 	default:
 	}
-	return true
 }
 
 // finish queues last (if any) as the final frame and tells the writer to
@@ -151,12 +163,9 @@ func (ss *session) finish(last *frame.Frame) {
 			ss.out = append(ss.out, outItem{f: last})
 		}
 		ss.closing = true
+		ss.wakeLocked()
 	}
 	ss.outMu.Unlock()
-	select {
-	case ss.signal <- struct{}{}:
-	default:
-	}
 }
 
 // errorFrame builds an ERROR frame for err: a short message and a stable
@@ -177,7 +186,6 @@ func errorFrame(err error, receipt string) *frame.Frame {
 
 // refuse answers a connection the server will not take, and closes it.
 func (ss *session) refuse(err error) {
-	go ss.writeLoop()
 	ss.finish(errorFrame(err, ""))
 	<-ss.written
 }
@@ -191,7 +199,6 @@ func (ss *session) shutdown() {
 // serve runs the reader: it reads and carries out the client's frames in
 // order until the connection ends or a protocol error ends it.
 func (ss *session) serve() {
-	go ss.writeLoop()
 	defer ss.cleanup()
 	ss.conn.SetReadDeadline(time.Now().Add(ss.srv.opts.ConnectTimeout))
 	for {
@@ -272,9 +279,20 @@ func (ss *session) cleanup() {
 
 // writeLoop drains the outbound queue: every burst of frames is one write.
 // Deliveries to auto-ack subscriptions are acknowledged once written.
+// writeLoop runs only while there is something to write (or heart-beats to
+// send): an idle connection without heart-beats has no writer goroutine.
+// push and finish start it. Its last run, once the session is closing and
+// everything queued is written, closes the connection and ss.written.
 func (ss *session) writeLoop() {
-	defer close(ss.written)
-	defer ss.conn.Close()
+	if ss.writeRun() {
+		ss.conn.Close()
+		close(ss.written)
+	}
+}
+
+// writeRun writes until the queue is empty; it reports whether the session
+// is over (true) or the writer just went idle (false).
+func (ss *session) writeRun() (final bool) {
 	// The write buffer is taken from a pool for each burst and given back
 	// after it, so an idle connection holds none.
 	var bw *bufio.Writer
@@ -282,7 +300,6 @@ func (ss *session) writeLoop() {
 	var autoAcks []outItem
 	var hb *time.Ticker
 	var hbC <-chan time.Time
-	wroteAt := time.Now()
 	for {
 		ss.outMu.Lock()
 		batch, ss.out = ss.out, batch[:0]
@@ -320,9 +337,9 @@ func (ss *session) writeLoop() {
 				ss.srv.opts.Logger.Debug("stomp: write", "session", ss.id, "err", err)
 				ss.conn.Close() // the reader sees it and cleans up
 				ss.drain()
-				return
+				return true
 			}
-			wroteAt = time.Now()
+			ss.wroteAt = time.Now()
 		}
 		if cap(batch) > 64 && len(batch) == 0 {
 			batch = nil // do not hold a large burst's array while idle
@@ -346,22 +363,32 @@ func (ss *session) writeLoop() {
 			autoAcks = rest
 		}
 		if closing && len(batch) == 0 {
-			return
+			return true
 		}
 		if closing {
+			continue
+		}
+		if every == 0 {
+			ss.outMu.Lock()
+			if len(ss.out) == 0 && !ss.closing {
+				ss.writing = false // idle: the next push starts a writer
+				ss.outMu.Unlock()
+				return false
+			}
+			ss.outMu.Unlock()
 			continue
 		}
 		select {
 		case <-ss.signal:
 		case <-hbC:
-			if time.Since(wroteAt) >= every {
+			if time.Since(ss.wroteAt) >= every {
 				ss.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 				if _, err := ss.conn.Write([]byte{'\n'}); err != nil {
 					ss.conn.Close()
 					ss.drain()
-					return
+					return true
 				}
-				wroteAt = time.Now()
+				ss.wroteAt = time.Now()
 			}
 		}
 	}
