@@ -5,6 +5,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -285,4 +286,55 @@ func TestServeKill9(t *testing.T) {
 		t.Fatalf("%d receipted messages lost", lost)
 	}
 	t.Logf("before the kill: %d receipted sends, %d delivered, %d acks confirmed; after: %d delivered in %v", len(rcpt), len(got), len(ackd), len(after), time.Since(drain))
+}
+
+// TestServeConfigAndSIGTERM: settings come from a YAML file (a misspelt key
+// is refused), and SIGTERM drains, snapshots and exits 0.
+func TestServeConfigAndSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("lisen: 127.0.0.1:1\n"), 0o644)
+	out, err := exec.Command(binary(t), "serve", "--config", bad).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), `unknown setting "lisen"`) {
+		t.Fatalf("bad config: %v\n%s", err, out)
+	}
+	addr := freeAddr(t)
+	good := filepath.Join(dir, "cairn.yaml")
+	os.WriteFile(good, []byte(fmt.Sprintf("listen: %s\ndata: %s\nsync: interval\n", addr, filepath.Join(dir, "data"))), 0o644)
+	cmd := exec.Command(binary(t), "serve", "--config", good)
+	var logs strings.Builder
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var c *gostomp.Conn
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err = gostomp.Dial("tcp", addr); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no listener on %s from the config: %v", addr, err)
+		}
+	}
+	if err := c.Send("/queue/cfg", "text/plain", []byte("x"), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true")); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("after SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no exit 20s after SIGTERM\n%s", logs.String())
+	}
+	for _, want := range []string{"sync=interval", "draining", "final snapshot", "pending=1", "stopped"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Fatalf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
 }
