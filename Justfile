@@ -43,3 +43,7 @@ fuzz time="60s":
 lint:
     test -z "$(gofmt -l $(git ls-files '*.go'))" || { gofmt -l $(git ls-files '*.go'); exit 1; }
     go vet ./...
+
+# the same STOMP scenarios against Cairn, ActiveMQ and RabbitMQ (installs them from Debian); writes bench/RESULTS.md
+compare:
+    bench/compare/run

@@ -28,8 +28,9 @@ type Options struct {
 	// record per that many deliveries.
 	DispatchLookahead uint64
 	// TopicBacklog bounds the messages a topic holds for one subscriber
-	// beyond its prefetch (default 1000). Past it the oldest are dropped,
-	// so a subscriber that stops reading never slows the others.
+	// beyond its prefetch (default 10,000). Past it the oldest are dropped
+	// (and counted in the log), so a subscriber that stops reading never
+	// slows the publisher or the other subscribers.
 	TopicBacklog int
 	// Logger receives broker events (default slog.Default()).
 	Logger *slog.Logger
@@ -91,7 +92,7 @@ func Open(opts Options) (*Broker, error) {
 		opts.DispatchLookahead = 1024
 	}
 	if opts.TopicBacklog <= 0 {
-		opts.TopicBacklog = 1000
+		opts.TopicBacklog = 10000
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -41,6 +41,7 @@ func benchCommand() *cli.Command {
 				&cli.StringFlag{Name: "addr", Value: "127.0.0.1:61613", Usage: "broker STOMP address"},
 				&cli.StringFlag{Name: "login", Usage: "CONNECT login"},
 				&cli.StringFlag{Name: "passcode", Usage: "CONNECT passcode"},
+				&cli.StringFlag{Name: "host", Usage: "CONNECT host header (RabbitMQ's virtual host: /)"},
 				&cli.IntFlag{Name: "producers", Value: 1},
 				&cli.IntFlag{Name: "consumers", Value: 1},
 				&cli.IntFlag{Name: "size", Value: 1024, Usage: "message body bytes (at least 24)"},
@@ -120,7 +121,7 @@ func benchBroker(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt)
 	defer stop()
-	o := brokerbench.Options{Addr: c.String("addr"), Login: c.String("login"), Passcode: c.String("passcode"),
+	o := brokerbench.Options{Addr: c.String("addr"), Login: c.String("login"), Passcode: c.String("passcode"), Host: c.String("host"),
 		Producers: c.Int("producers"), Consumers: c.Int("consumers"), Size: c.Int("size"), Count: c.Int("count"),
 		Duration: c.Duration("duration"), Destination: c.String("destination"), Persistent: c.Bool("persistent"),
 		Receipt: c.Bool("receipt"), AckMode: c.String("ack"), Prefetch: c.Int("prefetch"), Idle: c.Int("idle"),

@@ -1,0 +1,67 @@
+"""Render bench/compare's JSON lines as bench/RESULTS.md."""
+import json
+import sys
+import datetime
+
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+cores = sys.argv[2] if len(sys.argv) > 2 else "?"
+by = {(r.get("broker"), r.get("scenario")): r for r in rows}
+brokers = [b for b in ("cairn", "activemq", "rabbitmq") if any(k[0] == b for k in by)]
+names = {"cairn": "Cairn", "activemq": "ActiveMQ 5.17", "rabbitmq": "RabbitMQ 3.10"}
+
+scen = [
+    ("a", "1 producer, 1 consumer, persistent, receipt on every send, 1 KiB", "received_per_sec", "msg/s", "≥ 2.5× ActiveMQ and ≥ 70% of the disk's single-writer fsync rate"),
+    ("b", "4 producers, 4 consumers, persistent, no receipts, client-individual acks, 100,000 × 1 KiB", "received_per_sec", "msg/s", "≥ 4× ActiveMQ"),
+    ("c", "non-persistent topic, 1 producer, 16 consumers, 256 B", "received_per_sec", "deliveries/s", "≥ 3× ActiveMQ"),
+    ("d", "10,000 idle subscribed connections + 1 persistent receipted pair", "kib_per_idle_connection", "KiB of broker RSS per idle connection", "≤ 10 KiB, pair p99 < 5 ms"),
+]
+
+
+def val(b, s, k):
+    r = by.get((b, s))
+    if r is None or k not in r:
+        return None
+    return r[k]
+
+
+def fmt(v, k):
+    if v is None:
+        return "—"
+    if k.endswith("_ms"):
+        return "%.2f" % v
+    if k == "kib_per_idle_connection":
+        return "%.1f" % v
+    return "{:,.0f}".format(v)
+
+
+out = []
+out.append("# Cairn beside ActiveMQ and RabbitMQ")
+out.append("")
+out.append("Written by `bench/compare/run` on %s (%s cores). Each broker ran alone on loopback with a fresh data" % (datetime.date.today(), cores))
+out.append("directory, driven by `cairn bench broker` (go-stomp clients on the same machine). One run; the machine is")
+out.append("shared and noisy, so read ratios, not absolutes.")
+out.append("")
+head = "| scenario | measure | " + " | ".join(names[b] for b in brokers) + " | Cairn / ActiveMQ | target |"
+out.append(head)
+out.append("|" + "---|" * (4 + len(brokers)))
+for s, desc, key, unit, target in scen:
+    cells = [fmt(val(b, s, key), key) for b in brokers]
+    c, a = val("cairn", s, key), val("activemq", s, key)
+    ratio = "—"
+    if c is not None and a:
+        ratio = "%.2f×" % (c / a)
+    out.append("| (%s) %s | %s | %s | %s | %s |" % (s, desc, unit, " | ".join(cells), ratio, target))
+    if s in ("a", "d"):
+        cells = [fmt(val(b, s, "p99_ms"), "p99_ms") for b in brokers]
+        out.append("| (%s) | p99 latency, ms | %s | | |" % (s, " | ".join(cells)))
+out.append("")
+out.append("Lost and duplicated messages (each broker, each scenario; topics count deliveries):")
+out.append("")
+for b in brokers:
+    parts = []
+    for s, *_ in scen:
+        r = by.get((b, s), {})
+        err = r.get("error")
+        parts.append("(%s) %s lost, %s duplicated%s" % (s, r.get("lost", "?"), r.get("duplicates", "?"), ", error: " + err if err else ""))
+    out.append("- %s: %s" % (names[b], "; ".join(parts)))
+print("\n".join(out))
