@@ -47,6 +47,7 @@ type session struct {
 	writing   bool          // a writer goroutine is running
 	sendEvery time.Duration // our heart-beat interval
 	wroteAt   time.Time     // last write; used by whichever writer runs
+	acks      sync.WaitGroup // auto acks being journaled
 	signal    chan struct{} // a frame was queued, or closing was set
 	written   chan struct{} // closed when the writer has finished
 }
@@ -265,20 +266,23 @@ func (ss *session) readFailed(err error) {
 // deliveries go back to their queues) and open transactions are dropped.
 func (ss *session) cleanup() {
 	ss.finish(nil)
+	// Let the writer flush what is queued (an ERROR frame, say), but not
+	// wait long on a client that does not read.
+	select {
+	case <-ss.written:
+	case <-time.After(5 * time.Second):
+		ss.conn.Close()
+		<-ss.written
+	}
+	// Auto acks of what was written land before the subscriptions close, so
+	// none of those messages is handed to another consumer.
+	ss.acks.Wait()
 	for _, s := range ss.subs {
 		s.core.Close()
 	}
 	ss.subs, ss.txs = nil, nil
-	select {
-	case <-ss.written:
-	case <-time.After(writeTimeout):
-		ss.conn.Close()
-		<-ss.written
-	}
 }
 
-// writeLoop drains the outbound queue: every burst of frames is one write.
-// Deliveries to auto-ack subscriptions are acknowledged once written.
 // writeLoop runs only while there is something to write (or heart-beats to
 // send): an idle connection without heart-beats has no writer goroutine.
 // push and finish start it. Its last run, once the session is closing and
@@ -320,7 +324,7 @@ func (ss *session) writeRun() (final bool) {
 			if it.f != nil {
 				writeFrame(bw, it.f, ss.version)
 			} else {
-				writeFrame(bw, ss.message(it), ss.version)
+				ss.writeMessage(bw, it)
 				if it.d.Sub.Mode() == core.AckAuto {
 					autoAcks = append(autoAcks, *it)
 				}
@@ -344,7 +348,10 @@ func (ss *session) writeRun() (final bool) {
 		if cap(batch) > 64 && len(batch) == 0 {
 			batch = nil // do not hold a large burst's array while idle
 		}
-		// Auto acks: one AckMany (one journal append) per subscription per burst.
+		// Auto acks: one AckMany (one journal append) per subscription per
+		// burst, off the writer's path: nobody waits for an auto ack to be
+		// durable (a crash before it lands redelivers, marked redelivered),
+		// so the next burst need not wait for its fsync.
 		for len(autoAcks) > 0 {
 			sub := autoAcks[0].d.Sub
 			var seqs []uint64
@@ -356,9 +363,13 @@ func (ss *session) writeRun() (final bool) {
 					rest = append(rest, it)
 				}
 			}
-			if err := sub.AckMany(context.Background(), seqs); err != nil && !errors.Is(err, core.ErrUnknownAck) {
-				ss.srv.opts.Logger.Error("stomp: auto ack", "session", ss.id, "err", err)
-			}
+			ss.acks.Add(1)
+			go func() {
+				defer ss.acks.Done()
+				if err := sub.AckMany(context.Background(), seqs); err != nil && !errors.Is(err, core.ErrUnknownAck) {
+					ss.srv.opts.Logger.Error("stomp: auto ack", "session", ss.id, "err", err)
+				}
+			}()
 			clear(autoAcks[len(rest):])
 			autoAcks = rest
 		}
@@ -402,32 +413,42 @@ func (ss *session) drain() {
 	ss.outMu.Unlock()
 }
 
-// message builds the MESSAGE frame of a delivery, with ActiveMQ's headers.
-func (ss *session) message(it *outItem) *frame.Frame {
+// writeMessage writes the MESSAGE frame of a delivery, with ActiveMQ's
+// headers, straight into w (no frame is built: this is the hot path).
+func (ss *session) writeMessage(w *bufio.Writer, it *outItem) {
 	m := it.d.Msg
+	v := ss.version
+	esc := v != "1.0"
+	var num [20]byte
 	id := m.ID()
-	f := frame.New(frame.MESSAGE,
-		frame.Destination, it.sub.destStr,
-		frame.MessageId, id,
-		frame.Subscription, it.sub.id)
-	if it.d.Sub.Mode() != core.AckAuto && ss.version == "1.2" {
-		f.Header.Add(frame.Ack, id)
+	w.WriteString("MESSAGE\n")
+	writeHeader(w, frame.Destination, it.sub.destStr, v, esc)
+	writeHeader(w, frame.MessageId, id, v, esc)
+	writeHeader(w, frame.Subscription, it.sub.id, v, esc)
+	if it.d.Sub.Mode() != core.AckAuto && v == "1.2" {
+		writeHeader(w, frame.Ack, id, v, esc)
 	}
 	if it.d.Redelivered {
-		f.Header.Add("redelivered", "true")
+		w.WriteString("redelivered:true\n")
 	}
 	if m.Persistent {
-		f.Header.Add("persistent", "true")
+		w.WriteString("persistent:true\n")
 	}
-	f.Header.Add("priority", strconv.Itoa(int(m.Priority)))
-	f.Header.Add("timestamp", strconv.FormatInt(m.Timestamp, 10))
-	f.Header.Add("expires", strconv.FormatInt(m.Expires, 10))
+	w.WriteString("priority:")
+	w.Write(strconv.AppendUint(num[:0], uint64(m.Priority), 10))
+	w.WriteString("\ntimestamp:")
+	w.Write(strconv.AppendInt(num[:0], m.Timestamp, 10))
+	w.WriteString("\nexpires:")
+	w.Write(strconv.AppendInt(num[:0], m.Expires, 10))
+	w.WriteByte('\n')
 	for i := 0; i+1 < len(m.Header); i += 2 {
-		f.Header.Add(m.Header[i], m.Header[i+1])
+		writeHeader(w, m.Header[i], m.Header[i+1], v, esc)
 	}
-	f.Header.Add(frame.ContentLength, strconv.Itoa(len(m.Body)))
-	f.Body = m.Body
-	return f
+	w.WriteString("content-length:")
+	w.Write(strconv.AppendInt(num[:0], int64(len(m.Body)), 10))
+	w.WriteString("\n\n")
+	w.Write(m.Body)
+	w.WriteByte(0)
 }
 
 // handle carries out one frame. done means the session is over (DISCONNECT).

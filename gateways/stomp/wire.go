@@ -230,6 +230,28 @@ var lenient = strings.NewReplacer("\\\\", "\\", "\\n", "\n", "\\c", ":", "\\r", 
 var escaper = strings.NewReplacer("\\", "\\\\", "\n", "\\n", ":", "\\c", "\r", "\\r")
 var escaper11 = strings.NewReplacer("\\", "\\\\", "\n", "\\n", ":", "\\c")
 
+// writeHeader writes one header line, escaped for version (escape false:
+// as is). The common case, nothing to escape, copies the strings straight.
+func writeHeader(w *bufio.Writer, k, v, version string, escape bool) {
+	if escape && strings.ContainsAny(k, "\\\n:\r") {
+		k = escaperFor(version).Replace(k)
+	}
+	if escape && strings.ContainsAny(v, "\\\n:\r") {
+		v = escaperFor(version).Replace(v)
+	}
+	w.WriteString(k)
+	w.WriteByte(':')
+	w.WriteString(v)
+	w.WriteByte('\n')
+}
+
+func escaperFor(version string) *strings.Replacer {
+	if version == "1.1" {
+		return escaper11
+	}
+	return escaper
+}
+
 // writeFrame encodes f into w (a buffered writer the caller flushes once
 // per burst). Header values are escaped for the session's version, except
 // in CONNECTED.
@@ -239,17 +261,7 @@ func writeFrame(w *bufio.Writer, f *frame.Frame, version string) {
 	esc := f.Command != frame.CONNECTED && version != "1.0"
 	for i := 0; i < f.Header.Len(); i++ {
 		k, v := f.Header.GetAt(i)
-		if esc {
-			if version == "1.1" {
-				k, v = escaper11.Replace(k), escaper11.Replace(v)
-			} else {
-				k, v = escaper.Replace(k), escaper.Replace(v)
-			}
-		}
-		w.WriteString(k)
-		w.WriteByte(':')
-		w.WriteString(v)
-		w.WriteByte('\n')
+		writeHeader(w, k, v, version, esc)
 	}
 	w.WriteByte('\n')
 	w.Write(f.Body)
