@@ -43,13 +43,13 @@ type session struct {
 
 	outMu     sync.Mutex
 	out       []outItem
-	closing   bool          // no more frames are queued; the writer drains and closes
-	writing   bool          // a writer goroutine is running
-	sendEvery time.Duration // our heart-beat interval
-	wroteAt   time.Time     // last write; used by whichever writer runs
+	closing   bool           // no more frames are queued; the writer drains and closes
+	writing   bool           // a writer goroutine is running
+	sendEvery time.Duration  // our heart-beat interval
+	wroteAt   time.Time      // last write; used by whichever writer runs
 	acks      sync.WaitGroup // auto acks being journaled
-	signal    chan struct{} // a frame was queued, or closing was set
-	written   chan struct{} // closed when the writer has finished
+	signal    chan struct{}  // a frame was queued, or closing was set
+	written   chan struct{}  // closed when the writer has finished
 }
 
 // outItem is a frame for the writer: a built one, or a delivery it builds.
