@@ -456,3 +456,42 @@ func TestStompPyInterop(t *testing.T) {
 	}
 	t.Logf("%s", strings.TrimSpace(string(out)))
 }
+
+// Heart-beats: the server sends them at the interval the client asks for,
+// and drops a client that goes silent for longer than its promised interval
+// times the grace factor.
+func TestHeartBeats(t *testing.T) {
+	n := start(t, t.TempDir(), stomp.Options{HeartBeat: 50 * time.Millisecond, HeartBeatGrace: 2})
+	c, r := raw(t, n.addr)
+	io.WriteString(c, "CONNECT\naccept-version:1.2\nhost:x\nheart-beat:100,100\n\n\x00")
+	cmd, h := readFrame(t, r)
+	if cmd != "CONNECTED" || h["heart-beat"] != "100,100" {
+		t.Fatalf("got %s %v, want CONNECTED with heart-beat 100,100", cmd, h)
+	}
+	// The server's heart-beats (bare EOLs) arrive while we stay silent, and
+	// after about 200ms of silence it gives up on us.
+	start := time.Now()
+	beats := 0
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			t.Fatalf("connection ended without an ERROR after %d heart-beats: %v", beats, err)
+		}
+		if b == '\n' {
+			beats++
+			continue
+		}
+		r.UnreadByte()
+		break
+	}
+	cmd, h = readFrame(t, r)
+	if cmd != "ERROR" || h["code"] != "heartbeat-timeout" {
+		t.Fatalf("got %s %v, want ERROR heartbeat-timeout", cmd, h)
+	}
+	if beats == 0 {
+		t.Fatal("no heart-beats from the server")
+	}
+	if el := time.Since(start); el < 150*time.Millisecond {
+		t.Fatalf("dropped after %v, before the 200ms grace", el)
+	}
+}
