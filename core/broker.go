@@ -281,13 +281,7 @@ func (b *Broker) SendMany(ctx context.Context, msgs []*Message) error {
 	if b.isClosed() {
 		return ErrClosed
 	}
-	var recs []journal.Record
-	for _, m := range msgs {
-		b.stamp(m)
-		if m.Persistent && m.Destination.Kind == Queue {
-			recs = append(recs, journal.Record{Type: evEnqueue, Data: encodeEnqueue(m)})
-		}
-	}
+	recs := b.enqueueRecords(nil, msgs)
 	if len(recs) > 0 {
 		if _, _, err := b.log.Append(ctx, recs); err != nil {
 			return fmt.Errorf("journal: %w", err)
@@ -295,6 +289,18 @@ func (b *Broker) SendMany(ctx context.Context, msgs []*Message) error {
 	}
 	b.deliver(msgs)
 	return nil
+}
+
+// enqueueRecords stamps msgs and appends to recs the enqueue events of the
+// persistent queue messages among them.
+func (b *Broker) enqueueRecords(recs []journal.Record, msgs []*Message) []journal.Record {
+	for _, m := range msgs {
+		b.stamp(m)
+		if m.Persistent && m.Destination.Kind == Queue {
+			recs = append(recs, journal.Record{Type: evEnqueue, Data: encodeEnqueue(m)})
+		}
+	}
+	return recs
 }
 
 // deliver hands sent messages to their destinations, in order.

@@ -86,6 +86,14 @@ type delivered struct {
 	persistent bool
 }
 
+func seqsOf(ds []delivered) []uint64 {
+	seqs := make([]uint64, len(ds))
+	for i, d := range ds {
+		seqs[i] = d.seq
+	}
+	return seqs
+}
+
 // Subscribe adds a subscription to dest. Deliveries start at once.
 func (b *Broker) Subscribe(dest Destination, opts SubscribeOptions, c Consumer) (*Subscription, error) {
 	if b.isClosed() {
@@ -174,10 +182,7 @@ func (s *Subscription) AckMany(ctx context.Context, seqs []uint64) error {
 		s.t.post(func() { s.t.credit(s, n) })
 		return unknown
 	}
-	all := make([]uint64, len(taken))
-	for i, d := range taken {
-		all[i] = d.seq
-	}
+	all := seqsOf(taken)
 	// Phase one, on the queue's goroutine: the messages stop being in flight
 	// for this subscription, so that a close racing with this ack cannot
 	// hand them to someone else once the ack is durable.
@@ -206,10 +211,7 @@ func (s *Subscription) Nack(seq uint64) error {
 		s.t.post(func() { s.t.credit(s, n) })
 		return nil
 	}
-	seqs := make([]uint64, len(taken))
-	for i, d := range taken {
-		seqs[i] = d.seq
-	}
+	seqs := seqsOf(taken)
 	s.q.post(func() { s.q.requeue(s, seqs) })
 	return nil
 }

@@ -25,13 +25,7 @@ func (b *Broker) Commit(ctx context.Context, sends []*Message, acks []TxAck) err
 	if b.isClosed() {
 		return ErrClosed
 	}
-	var recs []journal.Record
-	for _, m := range sends {
-		b.stamp(m)
-		if m.Persistent && m.Destination.Kind == Queue {
-			recs = append(recs, journal.Record{Type: evEnqueue, Data: encodeEnqueue(m)})
-		}
-	}
+	recs := b.enqueueRecords(nil, sends)
 	// Take the acknowledged deliveries from their subscriptions and out of
 	// flight, per queue.
 	type held struct {
@@ -50,10 +44,7 @@ func (b *Broker) Commit(ctx context.Context, sends []*Message, acks []TxAck) err
 			a.Sub.t.post(func() { a.Sub.t.credit(a.Sub, n) })
 			continue
 		}
-		seqs := make([]uint64, len(taken))
-		for i, d := range taken {
-			seqs[i] = d.seq
-		}
+		seqs := seqsOf(taken)
 		var h, persistent []uint64
 		a.Sub.q.do(func() { h, persistent = a.Sub.q.ackBegin(a.Sub, seqs) })
 		holds = append(holds, held{q: a.Sub.q, sub: a.Sub, seqs: h})

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -255,9 +254,7 @@ func (ss *session) readFailed(err error) {
 		default:
 			ss.finish(errorFrame(perr("heartbeat-timeout", "nothing received for %v", time.Duration(float64(ss.readEvery)*ss.srv.opts.HeartBeatGrace)), ""))
 		}
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
-		ss.finish(nil)
-	default:
+	default: // the client went away (EOF, reset, closed)
 		ss.finish(nil)
 	}
 }

@@ -8,12 +8,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/cairnmq/cairn/core"
 	"github.com/cairnmq/cairn/gateways/stomp"
+	"github.com/cairnmq/cairn/journal/journaltest"
 	"github.com/cairnmq/cairn/journal/wal"
 )
 
@@ -363,29 +362,7 @@ func TestConnectTimeoutAndLimit(t *testing.T) {
 	}
 }
 
-// clone copies a directory: what kill -9 leaves of an open journal.
-func clone(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
+func clone(t *testing.T, src string) string { return journaltest.CloneDir(t, src) }
 
 // After a crash: acked messages stay gone, delivered and unacked ones come
 // back marked redelivered, and every receipted persistent message is there

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/cairnmq/cairn/journal"
 	"github.com/cairnmq/cairn/journal/dirlock"
+	"github.com/cairnmq/cairn/journal/journaltest"
 	"github.com/cairnmq/cairn/journal/wal"
 )
 
@@ -109,29 +109,7 @@ func tailFile(t *testing.T, dir string) (string, int64) {
 	return segs[len(segs)-1], fi.Size()
 }
 
-// clone copies a journal directory, so each case starts from the same bytes.
-func clone(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
+func clone(t *testing.T, src string) string { return journaltest.CloneDir(t, src) }
 
 func rebase(fx fixture, dir, path string) string {
 	rel, _ := filepath.Rel(fx.dir, path)
