@@ -139,6 +139,9 @@ func (b *Broker) replay() error {
 		}
 	}
 	first, last := b.log.FirstIndex(), b.log.LastIndex()
+	if snap > last {
+		return fmt.Errorf("core: the snapshot covers the journal up to %d, but the journal ends at %d: records it relied on are gone (was the journal repaired?)", snap, last)
+	}
 	if snap+1 < first {
 		return fmt.Errorf("core: the journal starts at %d, but the snapshot covers only up to %d: records %d-%d are missing",
 			first, snap, snap+1, first-1)

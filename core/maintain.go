@@ -76,6 +76,13 @@ func (b *Broker) Maintain(force bool) (MaintainResult, error) {
 	if !ok {
 		return res, nil
 	}
+	// A snapshot must not cover records a crash could still take (lazy
+	// appends, or a sync policy other than always): make them durable first.
+	if sy, ok := b.log.(journal.Syncer); ok {
+		if err := sy.Sync(); err != nil {
+			return res, fmt.Errorf("maintenance: sync before the snapshot: %w", err)
+		}
+	}
 	if err := snap.SaveSnapshot(p.applied, p.encode()); err != nil {
 		return res, fmt.Errorf("maintenance: snapshot at %d: %w", p.applied, err)
 	}

@@ -164,6 +164,19 @@ func (s *Subscription) Ack(ctx context.Context, seq uint64) error {
 // append. If one of them is unknown, those before it are still
 // acknowledged and the error is returned.
 func (s *Subscription) AckMany(ctx context.Context, seqs []uint64) error {
+	return s.ackMany(ctx, seqs, false)
+}
+
+// AutoAck acknowledges deliveries that were written to an auto-ack
+// subscriber. Nobody waits for these to be durable, so the journal writes
+// them lazily (journal.LazyAppender) when it can: they ride on the next
+// fsync instead of costing one. A crash before that redelivers them,
+// marked redelivered.
+func (s *Subscription) AutoAck(ctx context.Context, seqs []uint64) error {
+	return s.ackMany(ctx, seqs, true)
+}
+
+func (s *Subscription) ackMany(ctx context.Context, seqs []uint64, lazy bool) error {
 	var taken []delivered
 	var unknown error
 	for _, seq := range seqs {
@@ -190,7 +203,12 @@ func (s *Subscription) AckMany(ctx context.Context, seqs []uint64) error {
 	s.q.do(func() { held, persistent = s.q.ackBegin(s, all) })
 	var err error
 	if len(persistent) > 0 {
-		_, _, err = s.b.log.Append(ctx, []journal.Record{{Type: evAck, Data: encodeAck(s.dest, persistent)}})
+		recs := []journal.Record{{Type: evAck, Data: encodeAck(s.dest, persistent)}}
+		if la, ok := s.b.log.(journal.LazyAppender); ok && lazy {
+			_, _, err = la.AppendLazy(ctx, recs)
+		} else {
+			_, _, err = s.b.log.Append(ctx, recs)
+		}
 	}
 	s.q.post(func() { s.q.ackEnd(s, held, err) })
 	if err != nil {

@@ -129,6 +129,18 @@ type Fencer interface {
 	Fence(ctx context.Context) (uint64, error)
 }
 
+// LazyAppender is implemented by logs that can take records which need not
+// be durable before the call returns: AppendLazy returns once the records
+// are written and ordered after everything appended before them; they
+// become durable with the next sync that any other Append (or the log's
+// interval) causes, at most the log's sync interval later. A crash before
+// that loses them and nothing after them. The broker uses it for
+// acknowledgements nobody waits for (auto acks), whose loss only means a
+// redelivery, so they do not cost an fsync of their own.
+type LazyAppender interface {
+	AppendLazy(ctx context.Context, recs []Record) (first, last uint64, err error)
+}
+
 // Syncer is implemented by logs whose sync policy can leave confirmed
 // records not yet on disk.
 type Syncer interface {

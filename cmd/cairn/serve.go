@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -34,6 +35,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-body", Value: 10 << 20, EnvVars: []string{"CAIRN_MAX_BODY"}, Usage: "bytes in one frame's body at most"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-headers", Value: 1000, EnvVars: []string{"CAIRN_MAX_HEADERS"}, Usage: "headers in one frame at most"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-header-bytes", Value: 10 << 10, EnvVars: []string{"CAIRN_MAX_HEADER_BYTES"}, Usage: "bytes in one header line at most"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "cpu-profile", EnvVars: []string{"CAIRN_CPU_PROFILE"}, Usage: "write a CPU profile (go tool pprof) to this file until shutdown"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"CAIRN_LOG_LEVEL"}, Usage: "debug, info, warn or error"}),
 	}
 }
@@ -100,6 +102,16 @@ func serve(c *cli.Context) error {
 	pol, err := journal.ParseSyncPolicy(c.String("sync"))
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("--sync: %v", err), exitUsage)
+	}
+	if path := c.String("cpu-profile"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("--cpu-profile: %v", err), exitUsage)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return cli.Exit(fmt.Sprintf("--cpu-profile: %v", err), exitFailure)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	start := time.Now()
 	// A record is one message: room for the largest body and 1 MiB of headers.

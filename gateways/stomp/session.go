@@ -363,7 +363,7 @@ func (ss *session) writeRun() (final bool) {
 			ss.acks.Add(1)
 			go func() {
 				defer ss.acks.Done()
-				if err := sub.AckMany(context.Background(), seqs); err != nil && !errors.Is(err, core.ErrUnknownAck) {
+				if err := sub.AutoAck(context.Background(), seqs); err != nil && !errors.Is(err, core.ErrUnknownAck) {
 					ss.srv.opts.Logger.Error("stomp: auto ack", "session", ss.id, "err", err)
 				}
 			}()

@@ -101,3 +101,40 @@ func TestSyncPolicies(t *testing.T) {
 		}
 	})
 }
+
+// Lazy appends under SyncAlways are written at once but fsynced only with
+// the next ordinary append, or by the interval timer.
+func TestAppendLazy(t *testing.T) {
+	l, err := wal.Open(t.TempDir(), wal.Options{SyncInterval: time.Hour, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rec := []journal.Record{{Type: 1, Data: []byte("r")}}
+	if _, _, err := l.Append(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, last, err := l.AppendLazy(context.Background(), rec); err != nil || last != 2 {
+		t.Fatalf("AppendLazy: %d %v", last, err)
+	}
+	if l.LastIndex() != 2 || l.DurableIndex() != 1 {
+		t.Fatalf("after a lazy append: last %d durable %d, want 2 and 1", l.LastIndex(), l.DurableIndex())
+	}
+	if _, _, err := l.Append(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if l.DurableIndex() != 3 {
+		t.Fatalf("an ordinary append after it: durable %d, want 3", l.DurableIndex())
+	}
+	l2, err := wal.Open(t.TempDir(), wal.Options{SyncInterval: 10 * time.Millisecond, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	l2.AppendLazy(context.Background(), rec)
+	for deadline := time.Now().Add(10 * time.Second); l2.DurableIndex() != 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a lazy append was not fsynced by the interval timer")
+		}
+	}
+}

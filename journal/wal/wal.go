@@ -138,12 +138,14 @@ var (
 	_ journal.Snapshotter = (*Log)(nil)
 	_ journal.Segmenter   = (*Log)(nil)
 	_ journal.Syncer      = (*Log)(nil)
+	_ journal.LazyAppender = (*Log)(nil)
 )
 
 // request is one Append waiting for the writer. Requests are pooled, so an
 // Append allocates nothing of its own.
 type request struct {
 	recs        []journal.Record
+	lazy        bool // AppendLazy: no fsync of its own
 	bytes       int
 	first, last uint64
 	err         error
@@ -438,6 +440,17 @@ func (l *Log) recover() error {
 
 // Append implements journal.Log.
 func (l *Log) Append(ctx context.Context, recs []journal.Record) (uint64, uint64, error) {
+	return l.append(ctx, recs, false)
+}
+
+// AppendLazy implements journal.LazyAppender: under SyncAlways the records
+// are written with the next group and fsynced by the next group that holds
+// an ordinary Append, or at most SyncInterval later.
+func (l *Log) AppendLazy(ctx context.Context, recs []journal.Record) (uint64, uint64, error) {
+	return l.append(ctx, recs, true)
+}
+
+func (l *Log) append(ctx context.Context, recs []journal.Record, lazy bool) (uint64, uint64, error) {
 	if err := journal.ValidateBatch(recs, l.opts.MaxRecordBytes); err != nil {
 		return 0, 0, err
 	}
@@ -453,7 +466,7 @@ func (l *Log) Append(ctx context.Context, recs []journal.Record) (uint64, uint64
 		return 0, 0, *err
 	}
 	req := requests.Get().(*request)
-	req.recs, req.bytes = recs, size
+	req.recs, req.bytes, req.lazy = recs, size, lazy
 	l.closeMu.RLock()
 	if l.closed {
 		l.closeMu.RUnlock()
@@ -636,14 +649,19 @@ func (l *Log) commit(group []*request) {
 	l.tail = tail
 	l.segMu.Unlock()
 	l.next = idx
-	switch l.opts.Sync {
-	case journal.SyncAlways:
+	eager := false
+	for _, r := range group {
+		eager = eager || !r.lazy && r.err == nil
+	}
+	switch {
+	case l.opts.Sync == journal.SyncAlways && eager:
 		if err := l.tw.Sync(); err != nil {
 			l.fail(group, fmt.Errorf("fsync records %d-%d: %w", group[0].first, idx-1, err))
 			return
 		}
 		l.durable.Store(idx - 1)
-	case journal.SyncInterval:
+	case l.opts.Sync != journal.SyncNever:
+		// SyncInterval, or only lazy records under SyncAlways: fsync soon.
 		if !l.armed {
 			l.timer.Reset(l.opts.SyncInterval)
 			l.armed = true
