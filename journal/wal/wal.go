@@ -133,11 +133,11 @@ type Log struct {
 }
 
 var (
-	_ journal.Log         = (*Log)(nil)
-	_ journal.Scanner     = (*Log)(nil)
-	_ journal.Snapshotter = (*Log)(nil)
-	_ journal.Segmenter   = (*Log)(nil)
-	_ journal.Syncer      = (*Log)(nil)
+	_ journal.Log          = (*Log)(nil)
+	_ journal.Scanner      = (*Log)(nil)
+	_ journal.Snapshotter  = (*Log)(nil)
+	_ journal.Segmenter    = (*Log)(nil)
+	_ journal.Syncer       = (*Log)(nil)
 	_ journal.LazyAppender = (*Log)(nil)
 )
 
