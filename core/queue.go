@@ -25,11 +25,12 @@ type loop struct {
 	spare   []func()
 	running bool
 	stopped bool
+	quit    chan struct{} // closed by stop
 }
 
 const maxQueued = 4096
 
-func newLoop() loop { return loop{} }
+func newLoop() loop { return loop{quit: make(chan struct{})} }
 
 // post queues f to run on the loop. It reports false, and drops f, if the
 // loop has stopped.
@@ -78,21 +79,29 @@ func (l *loop) run() {
 	l.mu.Unlock()
 }
 
-// do runs f on the loop and waits for it; if the loop has stopped, f does
+// do runs f on the loop and waits for it; if the loop stops first, f may
 // not run.
 func (l *loop) do(f func()) {
 	ran := make(chan struct{})
 	if l.post(func() { f(); close(ran) }) {
-		<-ran
+		select {
+		case <-ran:
+		case <-l.quit:
+		}
 	}
 }
 
 // stop ends the loop once the operation running now (if any) is done;
-// operations still queued are dropped.
+// operations still queued are dropped, and callers waiting in do for them
+// are let go.
 func (l *loop) stop() {
 	l.mu.Lock()
 	if l.cond.L == nil {
 		l.cond.L = &l.mu
+	}
+	if l.stopped {
+		l.mu.Unlock()
+		return
 	}
 	l.stopped = true
 	l.ops = nil
@@ -101,6 +110,7 @@ func (l *loop) stop() {
 		l.cond.Wait()
 	}
 	l.mu.Unlock()
+	close(l.quit) // after the goroutine is gone: nothing runs once do returns
 }
 
 // entry is a message waiting in, or delivered from, a destination.
