@@ -5,8 +5,10 @@ package core_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -299,4 +301,52 @@ func TestSnapshotAndCompaction(t *testing.T) {
 		delete(kept, string(d.Msg.Body))
 	}
 	in2.none(t, 50*time.Millisecond)
+}
+
+// Acknowledgements in any order, individual and cumulative, over many
+// unacknowledged deliveries (the bookkeeping compacts as it goes).
+func TestAckBookkeeping(t *testing.T) {
+	b, _ := open(t, memlog.NewStore(1<<20), core.Options{})
+	for i := range 500 {
+		send(t, b, "/queue/ind", fmt.Sprint(i), true)
+		send(t, b, "/queue/cum", fmt.Sprint(i), true)
+	}
+	ind, inInd := subscribe(t, b, "/queue/ind", core.SubscribeOptions{Mode: core.AckClientIndividual, Prefetch: 1000})
+	var seqs []uint64
+	for range 500 {
+		seqs = append(seqs, inInd.next(t).Msg.Seq)
+	}
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(seqs), func(i, j int) { seqs[i], seqs[j] = seqs[j], seqs[i] })
+	for i, seq := range seqs {
+		if !ind.Has(seq) {
+			t.Fatalf("ack %d: %d is not unacknowledged", i, seq)
+		}
+		if err := ind.Ack(context.Background(), seq); err != nil {
+			t.Fatal(err)
+		}
+		if ind.Has(seq) || ind.Unacked() != 500-i-1 {
+			t.Fatalf("after ack %d: Has %t, Unacked %d", i, ind.Has(seq), ind.Unacked())
+		}
+	}
+	if err := ind.Ack(context.Background(), seqs[0]); !errors.Is(err, core.ErrUnknownAck) {
+		t.Fatalf("second ack of the same delivery: %v", err)
+	}
+
+	cum, inCum := subscribe(t, b, "/queue/cum", core.SubscribeOptions{Mode: core.AckClient, Prefetch: 1000})
+	var order []uint64
+	for range 500 {
+		order = append(order, inCum.next(t).Msg.Seq)
+	}
+	if err := cum.Ack(context.Background(), order[199]); err != nil {
+		t.Fatal(err)
+	}
+	if cum.Unacked() != 300 || cum.Has(order[0]) || !cum.Has(order[200]) {
+		t.Fatalf("after a cumulative ack of the 200th: %d unacked", cum.Unacked())
+	}
+	if err := cum.Ack(context.Background(), order[100]); !errors.Is(err, core.ErrUnknownAck) {
+		t.Fatalf("ack of a delivery already covered: %v", err)
+	}
+	if err := cum.Ack(context.Background(), order[499]); err != nil || cum.Unacked() != 0 {
+		t.Fatalf("last cumulative ack: %v, %d left", err, cum.Unacked())
+	}
 }

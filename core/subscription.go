@@ -6,7 +6,6 @@ package core
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 
 	"github.com/cairnmq/cairn/journal"
@@ -76,9 +75,14 @@ type Subscription struct {
 	backlog []*entry // topics: held beyond prefetch
 	dropped uint64
 
-	mu      sync.Mutex
-	unacked []delivered // delivered and not acknowledged, in delivery order
-	closed  bool
+	// Deliveries not yet acknowledged. live answers "is it unacknowledged"
+	// in O(1); order keeps delivery order for cumulative acks and may hold
+	// entries already taken (skipped, and compacted away when they are
+	// most of it), so that acknowledging in any order costs O(1) each.
+	mu     sync.Mutex
+	live   map[uint64]bool // seq -> persistent
+	order  []uint64
+	closed bool
 }
 
 type delivered struct {
@@ -129,28 +133,59 @@ func (s *Subscription) Mode() AckMode { return s.mode }
 // on the destination's goroutine.
 func (s *Subscription) deliver(e *entry) {
 	s.mu.Lock()
-	s.unacked = append(s.unacked, delivered{seq: e.msg.Seq, persistent: e.msg.Persistent && s.q != nil})
+	if s.live == nil {
+		s.live = map[uint64]bool{}
+	}
+	s.live[e.msg.Seq] = e.msg.Persistent && s.q != nil
+	s.order = append(s.order, e.msg.Seq)
 	s.mu.Unlock()
 	s.consumer.Deliver(Delivery{Msg: e.msg, Sub: s, Redelivered: e.redelivered})
 }
 
-// take removes from unacked the deliveries an ACK or NACK of seq covers:
-// seq alone, or with cumulative everything delivered up to it.
+// take removes the deliveries an ACK or NACK of seq covers: seq alone,
+// or with cumulative everything delivered up to it.
 func (s *Subscription) take(seq uint64, cumulative bool) ([]delivered, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i := slices.IndexFunc(s.unacked, func(d delivered) bool { return d.seq == seq })
-	if i < 0 {
+	p, ok := s.live[seq]
+	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownAck, FormatID(seq))
 	}
-	if cumulative {
-		taken := slices.Clone(s.unacked[:i+1])
-		s.unacked = slices.Delete(s.unacked, 0, i+1)
-		return taken, nil
+	if !cumulative {
+		delete(s.live, seq)
+		s.compactLocked()
+		return []delivered{{seq: seq, persistent: p}}, nil
 	}
-	taken := []delivered{s.unacked[i]}
-	s.unacked = slices.Delete(s.unacked, i, i+1)
+	var taken []delivered
+	i := 0
+	for ; i < len(s.order); i++ {
+		o := s.order[i]
+		if p, ok := s.live[o]; ok {
+			taken = append(taken, delivered{seq: o, persistent: p})
+			delete(s.live, o)
+		}
+		if o == seq {
+			i++
+			break
+		}
+	}
+	s.order = s.order[i:]
+	s.compactLocked()
 	return taken, nil
+}
+
+// compactLocked drops taken entries from order once they are most of it.
+func (s *Subscription) compactLocked() {
+	if len(s.order) < 64 || len(s.order) < 2*len(s.live) {
+		return
+	}
+	kept := make([]uint64, 0, len(s.live)+16)
+	for _, o := range s.order {
+		if _, ok := s.live[o]; ok {
+			kept = append(kept, o)
+		}
+	}
+	s.order = kept
 }
 
 // Ack acknowledges the delivery of seq (and, in client mode, every earlier
@@ -243,7 +278,7 @@ func (s *Subscription) Close() {
 		return
 	}
 	s.closed = true
-	s.unacked = nil
+	s.live, s.order = nil, nil
 	s.mu.Unlock()
 	if s.q != nil {
 		s.q.do(func() { s.q.removeConsumer(s) })
@@ -256,12 +291,13 @@ func (s *Subscription) Close() {
 func (s *Subscription) Unacked() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.unacked)
+	return len(s.live)
 }
 
 // Has reports whether seq is delivered to s and not acknowledged.
 func (s *Subscription) Has(seq uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.ContainsFunc(s.unacked, func(d delivered) bool { return d.seq == seq })
+	_, ok := s.live[seq]
+	return ok
 }
