@@ -28,10 +28,14 @@ type Options struct {
 	// record per that many deliveries.
 	DispatchLookahead uint64
 	// TopicBacklog bounds the messages a topic holds for one subscriber
-	// beyond its prefetch (default 10,000). Past it the oldest are dropped
-	// (and counted in the log), so a subscriber that stops reading never
-	// slows the publisher or the other subscribers.
-	TopicBacklog int
+	// beyond its prefetch (default 10,000). While one is half full,
+	// publishers to the topic wait for it to drain; once a publisher has
+	// waited TopicPublishWait (default 1s), that subscriber stops holding
+	// them up and, past a full backlog, loses its oldest messages (counted
+	// in the log) until it catches up. A subscriber that stops reading costs
+	// the topic one such wait, and never stalls it.
+	TopicBacklog     int
+	TopicPublishWait time.Duration
 	// Logger receives broker events (default slog.Default()).
 	Logger *slog.Logger
 	// Progress, if set, is called during the start-up replay.
@@ -93,6 +97,9 @@ func Open(opts Options) (*Broker, error) {
 	}
 	if opts.TopicBacklog <= 0 {
 		opts.TopicBacklog = 10000
+	}
+	if opts.TopicPublishWait <= 0 {
+		opts.TopicPublishWait = time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -350,3 +350,29 @@ func TestAckBookkeeping(t *testing.T) {
 		t.Fatalf("last cumulative ack: %v, %d left", err, cum.Unacked())
 	}
 }
+
+// A topic subscriber that is only briefly slow loses nothing: publishers
+// wait while its backlog is half full.
+func TestTopicFlowControl(t *testing.T) {
+	b, _ := open(t, memlog.NewStore(1<<20), core.Options{TopicBacklog: 100, TopicPublishWait: 10 * time.Second})
+	s, in := subscribe(t, b, "/topic/ticks", core.SubscribeOptions{Mode: core.AckClientIndividual, Prefetch: 10})
+	time.Sleep(20 * time.Millisecond) // the subscription reaches the topic
+	const n = 3000
+	go func() {
+		for i := range n {
+			send(t, b, "/topic/ticks", fmt.Sprint(i), false)
+		}
+	}()
+	for i := range n {
+		d := in.next(t)
+		if string(d.Msg.Body) != fmt.Sprint(i) {
+			t.Fatalf("message %d is %q: the subscriber lost messages", i, d.Msg.Body)
+		}
+		if i%100 == 0 {
+			time.Sleep(2 * time.Millisecond) // briefly slow
+		}
+		if err := s.Ack(context.Background(), d.Msg.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

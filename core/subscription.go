@@ -73,6 +73,7 @@ type Subscription struct {
 	// Owned by the destination's goroutine.
 	credit  int
 	backlog []*entry // topics: held beyond prefetch
+	slow    bool     // topics: publishers no longer wait for it
 	dropped uint64
 
 	// Deliveries not yet acknowledged. live answers "is it unacknowledged"

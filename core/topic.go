@@ -3,15 +3,31 @@
 
 package core
 
-import "slices"
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
 
 // topic is a publish/subscribe destination: each message goes to every
-// subscriber there is when it is published. Its state is owned by its loop.
+// subscriber there is when it is published. Its state is owned by its loop,
+// except the flow-control gate.
 type topic struct {
 	loop
 	b    *Broker
 	name string
 	subs []*Subscription
+
+	// Flow control: while some subscriber's backlog is half full,
+	// publishers wait for it to drain, so a subscriber that is only briefly
+	// slow loses nothing. A publisher that has waited TopicPublishWait marks
+	// the subscribers still behind as slow: they no longer hold the gate
+	// (they lose their oldest messages instead) until they catch up. A stuck
+	// subscriber costs the topic one wait, not one per message.
+	gateMu sync.Mutex
+	gate   chan struct{} // non-nil while full; closed when it drains
+	queued atomic.Int64  // publishes posted to the loop and not yet offered
 }
 
 func newTopic(b *Broker, name string) *topic {
@@ -19,7 +35,26 @@ func newTopic(b *Broker, name string) *topic {
 }
 
 func (t *topic) publish(m *Message) {
+	// The gate only sees what the loop has offered: keep the publishes
+	// queued ahead of it to a quarter of the backlog, so that the gate
+	// (closed at half) closes before a backlog can overflow.
+	if t.queued.Add(1) > int64(max(1, t.b.opts.TopicBacklog/4)) {
+		t.do(func() {})
+	}
+	t.gateMu.Lock()
+	gate := t.gate
+	t.gateMu.Unlock()
+	if gate != nil {
+		timer := time.NewTimer(t.b.opts.TopicPublishWait)
+		select {
+		case <-gate:
+		case <-timer.C:
+			t.post(t.markSlow)
+		}
+		timer.Stop()
+	}
 	t.post(func() {
+		t.queued.Add(-1)
 		e := &entry{msg: m}
 		for _, s := range t.subs {
 			t.offer(s, e)
@@ -35,6 +70,11 @@ func (t *topic) offer(s *Subscription, e *entry) {
 		s.credit--
 		s.deliver(e)
 		return
+	}
+	// Close the gate at half the backlog: publishes already queued on the
+	// loop (up to maxQueued) still land, and should not overflow it.
+	if !s.slow && len(s.backlog) >= t.b.opts.TopicBacklog/2 {
+		t.setFull(true)
 	}
 	if len(s.backlog) >= t.b.opts.TopicBacklog {
 		s.backlog[0] = nil
@@ -58,6 +98,47 @@ func (t *topic) credit(s *Subscription, n int) {
 		s.credit--
 		s.deliver(e)
 	}
+	if s.slow && len(s.backlog) <= t.b.opts.TopicBacklog/4 {
+		s.slow = false // caught up: it holds the gate again
+	}
+	t.checkFull()
+}
+
+// markSlow runs when a publisher has waited its full TopicPublishWait: the
+// subscribers still behind stop holding the gate.
+func (t *topic) markSlow() {
+	for _, s := range t.subs {
+		if len(s.backlog) > t.b.opts.TopicBacklog/4 && !s.slow {
+			s.slow = true
+			t.b.opts.Logger.Warn("slow topic subscriber: publishers no longer wait for it; it loses its oldest messages when its backlog is full",
+				"topic", t.name, "backlog", len(s.backlog))
+		}
+	}
+	t.checkFull()
+}
+
+// checkFull opens the gate once every subscriber that holds it is down to a
+// quarter of its backlog.
+func (t *topic) checkFull() {
+	for _, s := range t.subs {
+		if !s.slow && len(s.backlog) > t.b.opts.TopicBacklog/4 {
+			return
+		}
+	}
+	t.setFull(false)
+}
+
+// setFull closes the publishers' gate (full) or opens it.
+func (t *topic) setFull(full bool) {
+	t.gateMu.Lock()
+	defer t.gateMu.Unlock()
+	switch {
+	case full && t.gate == nil:
+		t.gate = make(chan struct{})
+	case !full && t.gate != nil:
+		close(t.gate)
+		t.gate = nil
+	}
 }
 
 func (t *topic) addSubscriber(s *Subscription) { t.subs = append(t.subs, s) }
@@ -65,4 +146,5 @@ func (t *topic) addSubscriber(s *Subscription) { t.subs = append(t.subs, s) }
 func (t *topic) removeSubscriber(s *Subscription) {
 	t.subs = slices.DeleteFunc(t.subs, func(c *Subscription) bool { return c == s })
 	s.backlog = nil
+	t.checkFull()
 }
