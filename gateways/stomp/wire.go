@@ -65,7 +65,7 @@ type reader struct {
 
 // readBufferSize is the reader's buffer. It is small, so that an idle
 // connection costs little; longer header lines are gathered up to the limit.
-const readBufferSize = 2048
+const readBufferSize = 1024
 
 func newReader(r io.Reader, lim Limits) *reader {
 	return &reader{br: bufio.NewReaderSize(r, readBufferSize), lim: lim, version: "1.2"}
