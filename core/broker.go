@@ -213,7 +213,8 @@ func (b *Broker) replay() error {
 				return &journal.CorruptionError{Path: "journal", Index: pq.pending[seq],
 					Reason: fmt.Sprintf("message %d of queue %s is pending, but its enqueue record %d is not in the journal", seq, name, pq.pending[seq])}
 			}
-			q.pending.push(&entry{msg: m, redelivered: seq <= pq.bound})
+			n := pq.redeliveries[seq]
+			q.pending.push(&entry{msg: m, redelivered: seq <= pq.bound || n > 0, redeliveries: n})
 		}
 		if len(seqs) > 0 {
 			b.recovery.Queues++

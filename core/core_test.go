@@ -376,3 +376,53 @@ func TestTopicFlowControl(t *testing.T) {
 		}
 	}
 }
+
+// Redelivery counts (NACK, consumer gone) are journaled and survive a
+// restart, with or without a snapshot in between.
+func TestRedeliveryCount(t *testing.T) {
+	for _, snapshot := range []bool{false, true} {
+		t.Run(fmt.Sprint("snapshot=", snapshot), func(t *testing.T) {
+			dir := t.TempDir()
+			openWal := func() (*core.Broker, func()) {
+				l, err := wal.Open(dir, wal.Options{Logger: quiet})
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := core.Open(core.Options{Journal: l, Logger: quiet, MaintainEvery: -1, SnapshotEvery: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b, func() { b.Close(); l.Close() }
+			}
+			b, stop := openWal()
+			send(t, b, "/queue/r", "poison", true)
+			s, in := subscribe(t, b, "/queue/r", core.SubscribeOptions{Mode: core.AckClientIndividual})
+			for want := range uint32(2) {
+				d := in.next(t)
+				if d.Redeliveries != want {
+					t.Fatalf("delivery %d has Redeliveries %d", want, d.Redeliveries)
+				}
+				if err := s.Nack(d.Msg.Seq); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d := in.next(t) // the third delivery; then the consumer goes away
+			if d.Redeliveries != 2 || !d.Redelivered {
+				t.Fatalf("third delivery: %+v", d)
+			}
+			s.Close()
+			if snapshot {
+				if _, err := b.Maintain(true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			stop()
+			b2, stop2 := openWal()
+			defer stop2()
+			_, in2 := subscribe(t, b2, "/queue/r", core.SubscribeOptions{})
+			if d := in2.next(t); d.Redeliveries != 3 || !d.Redelivered {
+				t.Fatalf("after the restart: Redeliveries %d, redelivered %t; want 3 and true", d.Redeliveries, d.Redelivered)
+			}
+		})
+	}
+}

@@ -7,9 +7,11 @@
 //
 // Every change to a persistent message is a journal record, appended before
 // the change is confirmed: an enqueue (evEnqueue), an acknowledgement
-// (evAck), and a queue's dispatch bound (evDispatched), journaled before a
-// delivery passes it so that after a crash a message that may have been
-// delivered comes back marked redelivered. A transaction commit is one
+// (evAck), a redelivery (evRedelivered: a NACK, or a consumer that went
+// away with the message unacknowledged; the count survives restarts), and a
+// queue's dispatch bound (evDispatched), journaled before a delivery passes
+// it so that after a crash a message that may have been delivered comes back
+// marked redelivered. A transaction commit is one
 // atomic journal batch. Open rebuilds the state by replaying the journal.
 // Non-persistent messages stay in memory, as in ActiveMQ.
 //
@@ -20,7 +22,9 @@
 // journal only to move its dispatch bound, once per DispatchLookahead
 // sequences.
 //
-// Not built yet: snapshots and compaction driven from the pending set,
-// expiry, priorities, DLQ and redelivery limits, durable topic
-// subscriptions, selectors.
+// Snapshots hold an index-level projection of the journal (projection.go);
+// background maintenance takes them and compacts the journal (maintain.go).
+//
+// Not built yet: expiry, priorities, DLQ and redelivery limits, paging,
+// durable topic subscriptions, selectors, destination purge and delete.
 package core

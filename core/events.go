@@ -23,6 +23,11 @@ const (
 	// crash a message that may have been delivered comes back with
 	// redelivered:true.
 	evDispatched journal.RecordType = 3
+	// evRedelivered: messages of a queue were given back for redelivery (a
+	// NACK, or their consumer went away): each one's redelivery count goes
+	// up by one. Written lazily (journal.LazyAppender): a count lost in a
+	// crash is one redelivery short, never a message.
+	evRedelivered journal.RecordType = 4
 )
 
 // Event payloads are a sequence of fields: uvarints, and byte strings as a

@@ -28,8 +28,9 @@ type projection struct {
 }
 
 type pqueue struct {
-	pending map[uint64]uint64 // seq -> journal index of its enqueue record
-	bound   uint64
+	pending      map[uint64]uint64 // seq -> journal index of its enqueue record
+	redeliveries map[uint64]uint32 // seq -> times given back, for those given back
+	bound        uint64
 }
 
 func newProjection() *projection {
@@ -78,6 +79,21 @@ func (p *projection) apply(r journal.Record) (*Message, error) {
 			if i, ok := q.pending[s]; ok {
 				delete(p.live, i)
 				delete(q.pending, s)
+				delete(q.redeliveries, s)
+			}
+		}
+	case evRedelivered:
+		dest, seqs, err := decodeAck(r.Data)
+		if err != nil {
+			return nil, fmt.Errorf("journal record %d: %w", r.Index, err)
+		}
+		q := p.queue(dest.Name)
+		for _, s := range seqs {
+			if _, ok := q.pending[s]; ok {
+				if q.redeliveries == nil {
+					q.redeliveries = map[uint64]uint32{}
+				}
+				q.redeliveries[s]++
 			}
 		}
 	case evDispatched:
@@ -120,7 +136,7 @@ func (p *projection) pendingCount() int { return len(p.live) }
 // encode writes the projection as a snapshot blob.
 func (p *projection) encode() []byte {
 	e := encoder{b: make([]byte, 0, 32+12*len(p.live))}
-	e.uint(1) // format version
+	e.uint(2) // format version: 2 adds redelivery counts
 	e.uint(p.applied)
 	e.uint(p.seq)
 	names := make([]string, 0, len(p.queues))
@@ -145,6 +161,7 @@ func (p *projection) encode() []byte {
 		for _, s := range seqs {
 			e.uint(s - prev)
 			e.uint(q.pending[s])
+			e.uint(uint64(q.redeliveries[s]))
 			prev = s
 		}
 	}
@@ -154,8 +171,9 @@ func (p *projection) encode() []byte {
 func decodeProjection(b []byte) (*projection, error) {
 	d := decoder{b: b}
 	p := newProjection()
-	if v := d.uint(); d.err == nil && v != 1 {
-		return nil, fmt.Errorf("snapshot format %d is not one this broker reads", v)
+	version := d.uint()
+	if d.err == nil && version != 1 && version != 2 {
+		return nil, fmt.Errorf("snapshot format %d is not one this broker reads", version)
 	}
 	p.applied = d.uint()
 	p.seq = d.uint()
@@ -173,6 +191,14 @@ func decodeProjection(b []byte) (*projection, error) {
 			idx := d.uint()
 			q.pending[s] = idx
 			p.live[idx] = s
+			if version >= 2 {
+				if n := uint32(d.uint()); n > 0 {
+					if q.redeliveries == nil {
+						q.redeliveries = map[uint64]uint32{}
+					}
+					q.redeliveries[s] = n
+				}
+			}
 			prev = s
 		}
 	}

@@ -115,8 +115,9 @@ func (l *loop) stop() {
 
 // entry is a message waiting in, or delivered from, a destination.
 type entry struct {
-	msg         *Message
-	redelivered bool
+	msg          *Message
+	redelivered  bool
+	redeliveries uint32 // times given back (NACK, consumer gone), journaled
 }
 
 // entries is the pending messages of a queue, oldest sequence first.
@@ -177,14 +178,44 @@ func (q *queue) addConsumer(s *Subscription) {
 // removeConsumer drops s and gives its in-flight messages back.
 func (q *queue) removeConsumer(s *Subscription) {
 	q.consumers = slices.DeleteFunc(q.consumers, func(c *Subscription) bool { return c == s })
+	var back []uint64
 	for seq, f := range q.inflight {
 		if f.sub == s {
 			delete(q.inflight, seq)
-			f.e.redelivered = true
-			q.pending.push(f.e)
+			back = q.giveBack(f, back)
 		}
 	}
+	q.journalRedelivered(back)
 	q.dispatch()
+}
+
+// giveBack returns a delivered message to pending for redelivery, counting
+// it, and appends its seq to persistent if it is persistent.
+func (q *queue) giveBack(f *flight, persistent []uint64) []uint64 {
+	f.e.redelivered = true
+	f.e.redeliveries++
+	q.pending.push(f.e)
+	if f.e.msg.Persistent {
+		persistent = append(persistent, f.e.msg.Seq)
+	}
+	return persistent
+}
+
+// journalRedelivered records redeliveries, lazily: nobody waits for them.
+func (q *queue) journalRedelivered(seqs []uint64) {
+	if len(seqs) == 0 {
+		return
+	}
+	recs := []journal.Record{{Type: evRedelivered, Data: encodeAck(q.dest, seqs)}}
+	var err error
+	if la, ok := q.b.log.(journal.LazyAppender); ok {
+		_, _, err = la.AppendLazy(context.Background(), recs)
+	} else {
+		_, _, err = q.b.log.Append(context.Background(), recs)
+	}
+	if err != nil {
+		q.b.opts.Logger.Warn("journal: redelivery count", "queue", q.name, "err", err)
+	}
 }
 
 // ackBegin moves seqs that are in flight to s into acking, and returns them
@@ -221,8 +252,7 @@ func (q *queue) ackEnd(s *Subscription, seqs []uint64, err error) {
 		if slices.Contains(q.consumers, s) {
 			q.inflight[seq] = f
 		} else {
-			f.e.redelivered = true
-			q.pending.push(f.e)
+			q.giveBack(f, nil) // the journal has failed: no count to write
 		}
 	}
 	q.dispatch()
@@ -230,6 +260,7 @@ func (q *queue) ackEnd(s *Subscription, seqs []uint64, err error) {
 
 // requeue gives seqs delivered to s back, for redelivery.
 func (q *queue) requeue(s *Subscription, seqs []uint64) {
+	var back []uint64
 	for _, seq := range seqs {
 		f := q.inflight[seq]
 		if f == nil || f.sub != s {
@@ -237,9 +268,9 @@ func (q *queue) requeue(s *Subscription, seqs []uint64) {
 		}
 		delete(q.inflight, seq)
 		s.credit++
-		f.e.redelivered = true
-		q.pending.push(f.e)
+		back = q.giveBack(f, back)
 	}
+	q.journalRedelivered(back)
 	q.dispatch()
 }
 

@@ -43,6 +43,9 @@ type Delivery struct {
 	Msg         *Message
 	Sub         *Subscription
 	Redelivered bool
+	// Redeliveries is how many times the message was given back (NACKed,
+	// or its consumer went away) before this delivery; it survives restarts.
+	Redeliveries uint32
 }
 
 // Consumer receives a subscription's deliveries. Deliver is called from the
@@ -140,7 +143,7 @@ func (s *Subscription) deliver(e *entry) {
 	s.live[e.msg.Seq] = e.msg.Persistent && s.q != nil
 	s.order = append(s.order, e.msg.Seq)
 	s.mu.Unlock()
-	s.consumer.Deliver(Delivery{Msg: e.msg, Sub: s, Redelivered: e.redelivered})
+	s.consumer.Deliver(Delivery{Msg: e.msg, Sub: s, Redelivered: e.redelivered, Redeliveries: e.redeliveries})
 }
 
 // take removes the deliveries an ACK or NACK of seq covers: seq alone,
