@@ -561,6 +561,9 @@ func (ss *session) connect(f *frame.Frame) error {
 	if r := f.Header.Get(frame.Receipt); r != "" {
 		resp.Header.Add(frame.ReceiptId, r)
 	}
+	if r := f.Header.Get("request-id"); r != "" {
+		resp.Header.Add("response-id", r) // as ActiveMQ does
+	}
 	ss.outMu.Lock()
 	ss.sendEvery = time.Duration(send) * time.Millisecond
 	ss.outMu.Unlock()

@@ -440,10 +440,10 @@ func TestStompPyInterop(t *testing.T) {
 func TestHeartBeats(t *testing.T) {
 	n := start(t, t.TempDir(), stomp.Options{HeartBeat: 50 * time.Millisecond, HeartBeatGrace: 2})
 	c, r := raw(t, n.addr)
-	io.WriteString(c, "CONNECT\naccept-version:1.2\nhost:x\nheart-beat:100,100\n\n\x00")
+	io.WriteString(c, "CONNECT\naccept-version:1.2\nhost:x\nheart-beat:100,100\nrequest-id:42\n\n\x00")
 	cmd, h := readFrame(t, r)
-	if cmd != "CONNECTED" || h["heart-beat"] != "100,100" {
-		t.Fatalf("got %s %v, want CONNECTED with heart-beat 100,100", cmd, h)
+	if cmd != "CONNECTED" || h["heart-beat"] != "100,100" || h["response-id"] != "42" || h["version"] != "1.2" {
+		t.Fatalf("got %s %v, want CONNECTED with heart-beat 100,100, response-id 42, version 1.2", cmd, h)
 	}
 	// The server's heart-beats (bare EOLs) arrive while we stay silent, and
 	// after about 200ms of silence it gives up on us.
