@@ -472,3 +472,94 @@ func TestHeartBeats(t *testing.T) {
 		t.Fatalf("dropped after %v, before the 200ms grace", el)
 	}
 }
+
+// NACK redelivers (marked redelivered), UNSUBSCRIBE stops deliveries,
+// subscription ids are checked, and DISCONNECT is receipted.
+func TestNackUnsubscribeDisconnect(t *testing.T) {
+	n := start(t, t.TempDir(), stomp.Options{})
+	c := dial(t, n.addr)
+	if err := c.Send("/queue/n", "text/plain", []byte("again"), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true")); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := c.Subscribe("/queue/n", gostomp.AckClientIndividual)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := recv(t, sub)
+	if err := c.Nack(m); err != nil {
+		t.Fatal(err)
+	}
+	m = recv(t, sub)
+	if string(m.Body) != "again" || m.Header.Get("redelivered") != "true" {
+		t.Fatalf("after NACK: %q redelivered=%q", m.Body, m.Header.Get("redelivered"))
+	}
+	c.Ack(m)
+	if err := sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	c.Send("/queue/n", "text/plain", []byte("later"), gostomp.SendOpt.Receipt)
+	if st, _ := n.broker.QueueStats("n"); st.Consumers != 0 || st.Pending != 1 {
+		t.Fatalf("after UNSUBSCRIBE: %+v", st)
+	}
+
+	raw1, r := raw(t, n.addr)
+	io.WriteString(raw1, "CONNECT\naccept-version:1.2\nhost:x\n\n\x00"+
+		"SUBSCRIBE\nid:s1\ndestination:/queue/x\n\n\x00"+
+		"UNSUBSCRIBE\nid:nope\n\n\x00")
+	readFrame(t, r) // CONNECTED
+	if cmd, h := readFrame(t, r); cmd != "ERROR" || h["code"] != "unknown-subscription" {
+		t.Fatalf("UNSUBSCRIBE of an unknown id: %s %v", cmd, h)
+	}
+	raw2, r2 := raw(t, n.addr)
+	io.WriteString(raw2, "CONNECT\naccept-version:1.2\nhost:x\n\n\x00"+
+		"SUBSCRIBE\nid:s1\ndestination:/queue/x\n\n\x00"+
+		"SUBSCRIBE\nid:s1\ndestination:/queue/y\nreceipt:r2\n\n\x00")
+	readFrame(t, r2)
+	if cmd, h := readFrame(t, r2); cmd != "ERROR" || h["code"] != "duplicate-subscription" || h["receipt-id"] != "r2" {
+		t.Fatalf("a second subscription with the same id: %s %v", cmd, h)
+	}
+	raw3, r3 := raw(t, n.addr)
+	io.WriteString(raw3, "CONNECT\naccept-version:1.2\nhost:x\n\n\x00DISCONNECT\nreceipt:bye\n\n\x00")
+	readFrame(t, r3)
+	if cmd, h := readFrame(t, r3); cmd != "RECEIPT" || h["receipt-id"] != "bye" {
+		t.Fatalf("DISCONNECT: %s %v", cmd, h)
+	}
+	if _, err := r3.ReadByte(); err == nil {
+		if _, err := io.ReadAll(r3); err != nil {
+			t.Fatalf("connection open after DISCONNECT: %v", err)
+		}
+	}
+}
+
+// With the broker's persistent-by-default option, a SEND without a
+// persistent header is journaled and survives a restart.
+func TestPersistentByDefault(t *testing.T) {
+	dir := t.TempDir()
+	l, err := wal.Open(dir, wal.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := core.Open(core.Options{Journal: l, Logger: quiet, PersistentByDefault: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	srv := stomp.NewServer(b, stomp.Options{Logger: quiet})
+	go srv.Serve(ln)
+	c, err := gostomp.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Send("/queue/p", "text/plain", []byte("kept"), gostomp.SendOpt.Receipt)
+	c.Send("/queue/p", "text/plain", []byte("not kept"), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "false"))
+	c.Disconnect()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Close(ctx)
+	b.Close()
+	l.Close()
+	n := start(t, dir, stomp.Options{})
+	if rec := n.broker.Recovery(); rec.Messages != 1 {
+		t.Fatalf("after a restart %d messages, want the 1 sent without a persistent header", rec.Messages)
+	}
+}
