@@ -64,6 +64,23 @@ func open(t *testing.T, store *memlog.Store, opts core.Options) (b *core.Broker,
 	return b, stop
 }
 
+// openOnWal starts a broker on a wal journal in dir, with maintenance only
+// when the test calls Maintain; stop ends both.
+func openOnWal(t *testing.T, dir string, wo wal.Options) (b *core.Broker, stop func()) {
+	t.Helper()
+	wo.Logger = quiet
+	l, err := wal.Open(dir, wo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = core.Open(core.Options{Journal: l, Logger: quiet, MaintainEvery: -1, SnapshotEvery: 1})
+	if err != nil {
+		l.Close()
+		t.Fatal(err)
+	}
+	return b, func() { b.Close(); l.Close() }
+}
+
 func send(t *testing.T, b *core.Broker, dest string, body string, persistent bool) *core.Message {
 	t.Helper()
 	d, err := core.ParseDestination(dest)
@@ -241,15 +258,7 @@ func TestConcurrentSendAck(t *testing.T) {
 func TestSnapshotAndCompaction(t *testing.T) {
 	dir := t.TempDir()
 	openWal := func() (*core.Broker, func()) {
-		l, err := wal.Open(dir, wal.Options{SegmentBytes: 64 << 10, MaxRecordBytes: 16 << 10, Logger: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := core.Open(core.Options{Journal: l, Logger: quiet, MaintainEvery: -1, SnapshotEvery: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b, func() { b.Close(); l.Close() }
+		return openOnWal(t, dir, wal.Options{SegmentBytes: 64 << 10, MaxRecordBytes: 16 << 10})
 	}
 	b, stop := openWal()
 	body := func(i int) string { return fmt.Sprintf("%04d-%s", i, strings.Repeat("x", 1000)) }
@@ -383,17 +392,7 @@ func TestRedeliveryCount(t *testing.T) {
 	for _, snapshot := range []bool{false, true} {
 		t.Run(fmt.Sprint("snapshot=", snapshot), func(t *testing.T) {
 			dir := t.TempDir()
-			openWal := func() (*core.Broker, func()) {
-				l, err := wal.Open(dir, wal.Options{Logger: quiet})
-				if err != nil {
-					t.Fatal(err)
-				}
-				b, err := core.Open(core.Options{Journal: l, Logger: quiet, MaintainEvery: -1, SnapshotEvery: 1})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return b, func() { b.Close(); l.Close() }
-			}
+			openWal := func() (*core.Broker, func()) { return openOnWal(t, dir, wal.Options{}) }
 			b, stop := openWal()
 			send(t, b, "/queue/r", "poison", true)
 			s, in := subscribe(t, b, "/queue/r", core.SubscribeOptions{Mode: core.AckClientIndividual})
