@@ -174,6 +174,11 @@ func Repair(dir string, maxRecord int) (*Report, error) {
 		return nil, err
 	}
 	defer lock.Release()
+	return repairLocked(dir, maxRecord)
+}
+
+// repairLocked is Repair for a caller that holds the right to write dir.
+func repairLocked(dir string, maxRecord int) (*Report, error) {
 	r, w, err := plan(dir, maxRecord)
 	if err != nil || w == nil {
 		return r, err // manifest-level damage needs a person; nothing here to cut

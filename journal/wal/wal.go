@@ -62,6 +62,15 @@ type Options struct {
 	Repair bool
 	// Logger receives recovery and failure events (default slog.Default()).
 	Logger *slog.Logger
+	// Locked says the caller already decides who writes this directory (a
+	// replication lease): Open does not take the directory lock itself.
+	Locked bool
+	// Gate, if set, is called before every write to the directory (a batch,
+	// a segment seal, a snapshot, a truncation) and again before a batch is
+	// confirmed. An error from it fences the log: that write is not made or
+	// not confirmed, and every later append fails with an error wrapping
+	// journal.ErrFenced. replication.Lease.Valid is meant to be the Gate.
+	Gate func() error
 }
 
 func (o *Options) fill() error {
@@ -171,11 +180,15 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err := mkdirDurable(walDir); err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
-	lock, err := dirlock.TryLock(dir)
-	if err != nil {
-		return nil, err
+	var lock *dirlock.Lock
+	if !opts.Locked {
+		var err error
+		if lock, err = dirlock.TryLock(dir); err != nil {
+			return nil, err
+		}
 	}
 	l := &Log{dir: dir, walDir: walDir, opts: opts, lock: lock}
+	var err error
 	if opts.VerifyAll {
 		if err := l.verifyAll(); err != nil {
 			lock.Release()
@@ -264,12 +277,16 @@ func (l *Log) verifyAll() error {
 		return fmt.Errorf("%w; run `cairn journal repair %s` to cut the log there (every record from index %d on is dropped)",
 			w.corruption(), l.dir, w.good.last+1)
 	}
-	l.lock.Release()
-	r, err = Repair(l.dir, l.opts.MaxRecordBytes)
-	if lock, lerr := dirlock.TryLock(l.dir); lerr == nil {
-		l.lock = lock
-	} else if err == nil {
-		err = lerr
+	if l.opts.Locked {
+		r, err = repairLocked(l.dir, l.opts.MaxRecordBytes)
+	} else {
+		l.lock.Release()
+		r, err = Repair(l.dir, l.opts.MaxRecordBytes)
+		if lock, lerr := dirlock.TryLock(l.dir); lerr == nil {
+			l.lock = lock
+		} else if err == nil {
+			err = lerr
+		}
 	}
 	if err == nil {
 		l.recovery.Cut = r.Cut
@@ -606,6 +623,10 @@ func (l *Log) commit(group []*request) {
 		return // every request was refused
 	}
 	l.offs = append(l.offs, len(l.buf))
+	if err := l.gate(); err != nil {
+		l.fence(group, err)
+		return
+	}
 	// Mirror tidwall/wal's segment rolls (its writeBatch): a new segment
 	// before the batch if the tail is over size, and after any entry that
 	// brings it to size.
@@ -633,7 +654,12 @@ func (l *Log) commit(group []*request) {
 	if len(l.pending) > 0 {
 		// New segment files exist: make their directory entries durable,
 		// then record the sealed ones.
-		err := syncDir(l.walDir)
+		err := l.gate()
+		if err != nil {
+			l.fence(group, err)
+			return
+		}
+		err = syncDir(l.walDir)
 		if err == nil {
 			l.segMu.Lock()
 			l.man.sealed = append(l.man.sealed, l.pending...)
@@ -657,6 +683,12 @@ func (l *Log) commit(group []*request) {
 	case l.opts.Sync == journal.SyncAlways && eager:
 		if err := l.tw.Sync(); err != nil {
 			l.fail(group, fmt.Errorf("fsync records %d-%d: %w", group[0].first, idx-1, err))
+			return
+		}
+		if err := l.gate(); err != nil {
+			// Written, perhaps durable, but not confirmed: the writer that
+			// took over may not have replayed it.
+			l.fence(group, err)
 			return
 		}
 		l.durable.Store(idx - 1)
@@ -690,6 +722,26 @@ func (l *Log) syncNow() error {
 	}
 	l.durable.Store(l.next - 1)
 	return nil
+}
+
+// gate asks Options.Gate whether this log may still write.
+func (l *Log) gate() error {
+	if l.opts.Gate == nil {
+		return nil
+	}
+	return l.opts.Gate()
+}
+
+// fence makes a Gate refusal sticky, as fail does for an I/O error.
+func (l *Log) fence(group []*request, cause error) {
+	err := fmt.Errorf("%w: %s: %w", journal.ErrFenced, l.dir, cause)
+	if l.failure.CompareAndSwap(nil, &err) {
+		l.opts.Logger.Error("journal: fenced; refusing appends", "dir", l.dir, "err", err)
+	}
+	err = *l.failure.Load()
+	for _, r := range group {
+		r.err = err
+	}
 }
 
 // fail makes err sticky: from now on every Append fails with it, until the
@@ -796,6 +848,11 @@ func (l *Log) TruncateFront(index uint64) error {
 		keep = keep[1:]
 	}
 	next := manifest{first: index, sealed: keep}
+	if err := l.gate(); err != nil {
+		l.segMu.Unlock()
+		l.fence(nil, err)
+		return *l.failure.Load()
+	}
 	if err := writeManifest(l.dir, &next); err != nil {
 		l.segMu.Unlock()
 		err = fmt.Errorf("%w: truncate: %w", journal.ErrFailed, err)

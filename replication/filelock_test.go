@@ -1,0 +1,259 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package replication
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairnmq/cairn/journal/dirlock"
+)
+
+func acquire(t *testing.T, dir, id string, ttl time.Duration) Lease {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := NewFileLocker(dir, FileOptions{ID: id, TTL: ttl, Poll: 10 * time.Millisecond}).Acquire(ctx, nil)
+	if err != nil {
+		t.Fatalf("%s: acquire: %v", id, err)
+	}
+	t.Cleanup(func() { l.Release() })
+	return l
+}
+
+// acquireAsync starts Acquire and returns a channel that yields the lease.
+func acquireAsync(t *testing.T, dir, id string, ttl time.Duration, waits *[]Waiting) <-chan Lease {
+	t.Helper()
+	ch := make(chan Lease, 1)
+	var mu sync.Mutex
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	exited := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-exited })
+	go func() {
+		defer close(exited)
+		l, err := NewFileLocker(dir, FileOptions{ID: id, TTL: ttl, Poll: 10 * time.Millisecond}).Acquire(ctx, func(w Waiting) {
+			mu.Lock()
+			defer mu.Unlock()
+			if waits != nil {
+				*waits = append(*waits, w)
+			}
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				t.Errorf("%s: acquire: %v", id, err)
+			}
+			close(ch)
+			return
+		}
+		ch <- l
+		<-ctx.Done()
+		l.Release()
+	}()
+	return ch
+}
+
+func mustNotAcquire(t *testing.T, ch <-chan Lease, d time.Duration) {
+	t.Helper()
+	select {
+	case l := <-ch:
+		t.Fatalf("acquired epoch %d while another broker holds the lease", l.Epoch())
+	case <-time.After(d):
+	}
+}
+
+func TestFileLockerHandsOverOnRelease(t *testing.T) {
+	dir := t.TempDir()
+	a := acquire(t, dir, "a", time.Second)
+	if a.Epoch() != 1 || a.Took().How != "free" {
+		t.Fatalf("first lease: epoch %d, how %q; want 1, free", a.Epoch(), a.Took().How)
+	}
+	var waits []Waiting
+	bch := acquireAsync(t, dir, "b", time.Second, &waits)
+	// Well past a's TTL: a renews, so b must keep waiting.
+	mustNotAcquire(t, bch, 2500*time.Millisecond)
+	if err := a.Valid(); err != nil {
+		t.Fatalf("a renewing but not valid: %v", err)
+	}
+	released := time.Now()
+	if err := a.Release(); err != nil {
+		t.Fatal(err)
+	}
+	b := <-bch
+	if b == nil {
+		t.FailNow()
+	}
+	t.Logf("b took over %s after the release", time.Since(released))
+	if b.Epoch() != 2 || b.Took().How != "released" || b.Took().Previous.ID != "a" {
+		t.Fatalf("b: epoch %d, %+v; want epoch 2, released by a", b.Epoch(), b.Took())
+	}
+	if len(waits) == 0 || waits[0].Holder.ID != "a" {
+		t.Fatalf("b reported waiting for %+v, want a", waits)
+	}
+	if a.Valid() == nil {
+		t.Fatal("a still valid after release")
+	}
+}
+
+func TestFileLockerHolderGone(t *testing.T) {
+	dir := t.TempDir()
+	a := acquire(t, dir, "a", time.Second).(*fileLease)
+	bch := acquireAsync(t, dir, "b", time.Second, nil)
+	mustNotAcquire(t, bch, 300*time.Millisecond)
+	// The kernel drops a dead process's flock; its lease says nothing.
+	a.pause()
+	a.lock.Release()
+	b := <-bch
+	if b == nil {
+		t.FailNow()
+	}
+	if b.Took().How != "holder gone" || b.Epoch() != 2 {
+		t.Fatalf("b: epoch %d, %+v", b.Epoch(), b.Took())
+	}
+}
+
+// TestFileLockerExpiry is a frozen master: it holds the flock but stops
+// renewing. The standby takes the lease once it has expired, by which time
+// the frozen master's own Valid already fails; when the master wakes, its
+// renewal finds it was taken over.
+func TestFileLockerExpiry(t *testing.T) {
+	dir := t.TempDir()
+	const ttl = 400 * time.Millisecond
+	a := acquire(t, dir, "a", ttl).(*fileLease)
+	bch := acquireAsync(t, dir, "b", ttl, nil)
+	mustNotAcquire(t, bch, 3*ttl)
+	a.pause() // SIGSTOP, as far as the lease goes
+	frozen := time.Now()
+	b := <-bch
+	if b == nil {
+		t.FailNow()
+	}
+	took := time.Since(frozen)
+	if err := a.Valid(); !errors.Is(err, ErrLost) {
+		t.Fatalf("frozen master still valid when the standby took over: %v", err)
+	}
+	if took < ttl {
+		t.Fatalf("standby took over %s after the freeze, inside the TTL %s", took, ttl)
+	}
+	if b.Took().How != "expired" || b.Epoch() != 2 {
+		t.Fatalf("b: epoch %d, %+v", b.Epoch(), b.Took())
+	}
+	// The master wakes: nothing brings it back.
+	if err := a.renew(); !errors.Is(err, ErrLost) {
+		t.Fatalf("woken master renewed: %v", err)
+	}
+	select {
+	case <-a.Lost():
+	default:
+		t.Fatal("Lost not closed")
+	}
+	// b holds no flock yet (a's process lives); once a's flock goes, b takes it.
+	a.lock.Release()
+	deadline := time.Now().Add(5 * time.Second)
+	for b.(*fileLease).hasLock() == false {
+		if time.Now().After(deadline) {
+			t.Fatal("b never took the flock after a dropped it")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := b.Valid(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFileLockerStaleWrite: a deposed master's renewal lands after the new
+// master's lease; the new master restores its own.
+func TestFileLockerStaleWrite(t *testing.T) {
+	dir := t.TempDir()
+	const ttl = 400 * time.Millisecond
+	a := acquire(t, dir, "a", ttl).(*fileLease)
+	a.pause()
+	stale, err := os.ReadFile(filepath.Join(dir, LeaseFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := <-acquireAsync(t, dir, "b", ttl, nil)
+	if b == nil {
+		t.FailNow()
+	}
+	if err := os.WriteFile(filepath.Join(dir, LeaseFile), stale, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(ttl)
+	cur, err := ReadLease(dir)
+	if err != nil || cur.ID != "b" || cur.Epoch != 2 {
+		t.Fatalf("lease after a stale write: %+v, %v; want b's epoch 2", cur, err)
+	}
+	if err := b.Valid(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFileLockerWaitsForTool: a directory locked by an offline tool (no
+// lease) is never taken by expiry.
+func TestFileLockerWaitsForTool(t *testing.T) {
+	dir := t.TempDir()
+	tool, err := dirlock.TryLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bch := acquireAsync(t, dir, "b", 200*time.Millisecond, nil)
+	mustNotAcquire(t, bch, time.Second)
+	tool.Release()
+	if b := <-bch; b == nil || b.Took().How != "free" {
+		t.Fatalf("after the tool: %v", b)
+	}
+}
+
+// TestFileLockerOneOfMany: several standbys race for an expired lease; one
+// wins, and at every moment at most one lease is valid.
+func TestFileLockerOneOfMany(t *testing.T) {
+	dir := t.TempDir()
+	const ttl = 300 * time.Millisecond
+	a := acquire(t, dir, "a", ttl).(*fileLease)
+	var chans []<-chan Lease
+	for _, id := range []string{"b", "c", "d"} {
+		chans = append(chans, acquireAsync(t, dir, id, ttl, nil))
+	}
+	time.Sleep(ttl)
+	a.pause()
+	var won Lease
+	select {
+	case won = <-chans[0]:
+	case won = <-chans[1]:
+	case won = <-chans[2]:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no standby took over")
+	}
+	if won == nil {
+		t.FailNow()
+	}
+	// Watch for a while: no second valid lease.
+	for range 50 {
+		valid := 0
+		for _, ch := range chans {
+			select {
+			case l := <-ch:
+				if l != nil {
+					t.Fatalf("a second standby acquired epoch %d", l.Epoch())
+				}
+			default:
+			}
+		}
+		if won.Valid() == nil {
+			valid++
+		}
+		if a.Valid() == nil {
+			valid++
+		}
+		if valid != 1 {
+			t.Fatalf("%d valid leases", valid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
