@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -102,6 +103,82 @@ func PruneMembers(dir string, age time.Duration) {
 	for _, m := range ms {
 		if time.Since(m.Updated) > age {
 			os.Remove(filepath.Join(dir, MembersDir, m.ID+".json"))
+		}
+	}
+}
+
+// Reporter keeps one broker's Member report fresh: it rewrites it when the
+// role changes and every second, so `cairn status` can tell a live broker
+// from a gone one.
+type Reporter struct {
+	dir  string
+	mu   sync.Mutex
+	m    Member
+	stop chan struct{}
+	done chan struct{}
+}
+
+// NewReporter starts reporting m (its Role, Since and Updated are set here)
+// in dir as a standby.
+func NewReporter(dir string, m Member) *Reporter {
+	m.Role, m.Since = RoleStandby, time.Now().UTC()
+	r := &Reporter{dir: dir, m: m, stop: make(chan struct{}), done: make(chan struct{})}
+	r.write()
+	go r.loop()
+	return r
+}
+
+// Set changes the reported role; detail says what the broker waits for or
+// why it stopped.
+func (r *Reporter) Set(role Role, epoch uint64, detail string) {
+	r.mu.Lock()
+	if role != r.m.Role {
+		r.m.Since = time.Now().UTC()
+	}
+	r.m.Role, r.m.Detail = role, detail
+	if epoch != 0 {
+		r.m.Epoch = epoch
+	}
+	r.mu.Unlock()
+	r.write()
+}
+
+// SetListen records the address the broker serves on.
+func (r *Reporter) SetListen(addr string) {
+	r.mu.Lock()
+	r.m.Listen = addr
+	r.mu.Unlock()
+	r.write()
+}
+
+// Stop writes the final role and stops the refreshes.
+func (r *Reporter) Stop(role Role, detail string) {
+	select {
+	case <-r.stop:
+	default:
+		close(r.stop)
+		<-r.done
+	}
+	r.Set(role, 0, detail)
+}
+
+func (r *Reporter) write() {
+	r.mu.Lock()
+	m := r.m
+	r.mu.Unlock()
+	WriteMember(r.dir, m) // best effort: status is advisory
+}
+
+func (r *Reporter) loop() {
+	defer close(r.done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+			r.write()
 		}
 	}
 }

@@ -22,6 +22,7 @@ var version = ""
 const (
 	exitFailure = 1
 	exitUsage   = 2
+	exitFenced  = 3 // a master lost its journal lease and stopped
 )
 
 func main() {
@@ -37,6 +38,7 @@ func main() {
 			serveCommand(),
 			journalCommand(),
 			benchCommand(),
+			statusCommand(),
 			{
 				Name:   "version",
 				Usage:  "print the version",

@@ -22,6 +22,7 @@ import (
 	"github.com/cairnmq/cairn/gateways/stomp"
 	"github.com/cairnmq/cairn/journal"
 	"github.com/cairnmq/cairn/journal/wal"
+	"github.com/cairnmq/cairn/replication"
 )
 
 func serveFlags() []cli.Flag {
@@ -36,6 +37,8 @@ func serveFlags() []cli.Flag {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-headers", Value: 1000, EnvVars: []string{"CAIRN_MAX_HEADERS"}, Usage: "headers in one frame at most"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-header-bytes", Value: 10 << 10, EnvVars: []string{"CAIRN_MAX_HEADER_BYTES"}, Usage: "bytes in one header line at most"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "cpu-profile", EnvVars: []string{"CAIRN_CPU_PROFILE"}, Usage: "write a CPU profile (go tool pprof) to this file until shutdown"}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "wait", Value: true, EnvVars: []string{"CAIRN_WAIT"}, Usage: "when another broker holds the journal, wait as its standby and take over when it goes (false: exit at once)"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "lease-ttl", Value: 5 * time.Second, EnvVars: []string{"CAIRN_LEASE_TTL"}, Usage: "a master that cannot renew its journal lease for this long stops writing, and a standby takes over shortly after"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"CAIRN_LOG_LEVEL"}, Usage: "debug, info, warn or error"}),
 	}
 }
@@ -113,13 +116,40 @@ func serve(c *cli.Context) error {
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
+	dataDir := c.String("data")
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return cli.Exit(err.Error(), exitFailure)
+	}
+	host, _ := os.Hostname()
+	id := replication.NewID()
+	rep := replication.NewReporter(dataDir, replication.Member{ID: id, Host: host, PID: os.Getpid()})
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+
+	// Election: wait as a standby until this broker holds the journal.
+	locker := replication.NewFileLocker(dataDir, replication.FileOptions{ID: id, TTL: c.Duration("lease-ttl"), Logger: logger})
+	lease, err := acquire(c, locker, logger, rep, sigs)
+	if err != nil {
+		return err
+	}
+	took := lease.Took()
+	logger.Info("master: holding the journal", "epoch", lease.Epoch(), "how", took.How, "previous", took.Previous.String(),
+		"waited", took.Waited.Round(time.Millisecond), "id", id)
+	rep.Set(replication.RoleStarting, lease.Epoch(), "replaying the journal")
 	start := time.Now()
+	if took.How != "free" {
+		// The previous master may be alive (frozen, cut off): give it a tail
+		// segment nobody reads any more.
+		if err := wal.DetachTail(dataDir); err != nil {
+			return fenceExit(rep, lease, err)
+		}
+	}
 	// A record is one message: room for the largest body and 1 MiB of headers.
 	maxRecord := c.Int("max-body") + 1<<20
-	l, err := wal.Open(c.String("data"), wal.Options{Sync: pol, SyncInterval: c.Duration("sync-interval"), Logger: logger,
-		MaxRecordBytes: maxRecord, SegmentBytes: max(16<<20, 2*maxRecord+1<<20)})
+	l, err := wal.Open(dataDir, wal.Options{Sync: pol, SyncInterval: c.Duration("sync-interval"), Logger: logger,
+		MaxRecordBytes: maxRecord, SegmentBytes: max(16<<20, 2*maxRecord+1<<20), Locked: true, Gate: lease.Valid})
 	if err != nil {
-		return cli.Exit(err.Error(), exitFailure)
+		return fenceExit(rep, lease, err)
 	}
 	defer l.Close()
 	if cut := l.Recovery().Cut; cut != nil {
@@ -132,26 +162,39 @@ func serve(c *cli.Context) error {
 			}
 		}})
 	if err != nil {
-		return cli.Exit(err.Error(), exitFailure)
+		return fenceExit(rep, lease, err)
 	}
 	defer b.Close()
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {
-		return cli.Exit(err.Error(), exitFailure)
+		return fenceExit(rep, lease, err)
 	}
 	srv := stomp.NewServer(b, stomp.Options{
 		Limits:         stomp.Limits{MaxHeaders: c.Int("max-headers"), MaxHeaderBytes: c.Int("max-header-bytes"), MaxBodyBytes: c.Int("max-body")},
 		MaxConnections: c.Int("max-connections"), Logger: logger, ServerName: "Cairn/" + versionString(),
 	})
 	rec := b.Recovery()
-	logger.Info("cairn listening", "stomp", ln.Addr().String(), "data", c.String("data"), "sync", pol.String(),
+	rep.SetListen(ln.Addr().String())
+	rep.Set(replication.RoleMaster, lease.Epoch(), "")
+	logger.Info("cairn listening", "role", "master", "epoch", lease.Epoch(), "stomp", ln.Addr().String(), "data", dataDir, "sync", pol.String(),
 		"replayed_records", rec.Records, "pending_messages", rec.Messages, "queues", rec.Queues,
 		"replay", rec.Took.Round(time.Millisecond), "startup", time.Since(start).Round(time.Millisecond))
+	go func() {
+		// Fail-stop: a master that may no longer hold the journal stops at
+		// once. The journal already refuses appends (its Gate); close every
+		// connection so that clients fail over, and exit non-zero.
+		<-lease.Lost()
+		logger.Error("fenced: the journal lease is lost; closing every connection and exiting", "epoch", lease.Epoch(), "err", lease.Err())
+		rep.Stop(replication.RoleFenced, lease.Err().Error())
+		ln.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		srv.Close(ctx)
+		os.Exit(exitFenced)
+	}()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	select {
 	case err := <-served:
 		return cli.Exit(fmt.Sprintf("stomp listener: %v", err), exitFailure)
@@ -174,6 +217,79 @@ func serve(c *cli.Context) error {
 	} else {
 		logger.Info("final snapshot", "index", res.Snapshot, "pending", res.Pending)
 	}
+	b.Close()
+	if err := l.Close(); err != nil {
+		logger.Warn("journal close", "err", err)
+	}
+	if err := lease.Release(); err != nil {
+		logger.Warn("release the journal lease", "err", err)
+	}
+	rep.Stop(replication.RoleStopped, "")
 	logger.Info("stopped")
 	return nil
+}
+
+// acquire waits for the journal's lease, reporting what it waits for, until
+// it holds it or a signal says stop.
+func acquire(c *cli.Context, locker replication.Locker, logger *slog.Logger, rep *replication.Reporter, sigs chan os.Signal) (replication.Lease, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stopped := make(chan os.Signal, 1)
+	go func() {
+		select {
+		case s := <-sigs:
+			stopped <- s
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var last replication.Holder
+	var waitErr error
+	lease, err := locker.Acquire(ctx, func(w replication.Waiting) {
+		rep.Set(replication.RoleStandby, 0, w.String())
+		if w.Holder != last {
+			last = w.Holder
+			if !c.Bool("wait") {
+				waitErr = cli.Exit(fmt.Sprintf("%s: %s (--wait=false)", c.String("data"), w), exitFailure)
+				cancel()
+				return
+			}
+			logger.Info("standby: waiting for the journal", "data", c.String("data"), "holder", w.Holder.String(),
+				"last_renewal_seen", w.Renewed.Round(time.Millisecond), "expires_in", w.ExpiresIn.Round(time.Millisecond))
+		}
+	})
+	if waitErr != nil {
+		rep.Stop(replication.RoleStopped, "did not wait")
+		return nil, waitErr
+	}
+	if err != nil {
+		select {
+		case s := <-stopped:
+			logger.Info("standby: stopped while waiting", "signal", s.String())
+			rep.Stop(replication.RoleStopped, "stopped while standby")
+			return nil, cli.Exit("", 0)
+		default:
+		}
+		rep.Stop(replication.RoleStopped, err.Error())
+		return nil, cli.Exit(err.Error(), exitFailure)
+	}
+	cancel()
+	// A signal that raced with the acquisition still stops this broker.
+	select {
+	case s := <-stopped:
+		lease.Release()
+		logger.Info("stopped as it took over", "signal", s.String())
+		rep.Stop(replication.RoleStopped, "stopped while standby")
+		return nil, cli.Exit("", 0)
+	default:
+	}
+	return lease, nil
+}
+
+// fenceExit ends a broker that holds the lease but cannot serve: it gives
+// the lease up so that a standby can try.
+func fenceExit(rep *replication.Reporter, lease replication.Lease, err error) error {
+	lease.Release()
+	rep.Stop(replication.RoleStopped, err.Error())
+	return cli.Exit(err.Error(), exitFailure)
 }

@@ -68,6 +68,14 @@ type serveProc struct {
 // startServe runs cairn serve on data and waits until it accepts STOMP.
 func startServe(t *testing.T, data string, args ...string) *serveProc {
 	t.Helper()
+	p := launchServe(t, data, args...)
+	p.waitLog(t, "cairn listening", 30*time.Second)
+	return p
+}
+
+// launchServe runs cairn serve on data without waiting for anything.
+func launchServe(t *testing.T, data string, args ...string) *serveProc {
+	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(binary(t), append([]string{"serve", "--listen", addr, "--data", data}, args...)...)
 	stderr, err := cmd.StderrPipe()
@@ -78,31 +86,32 @@ func startServe(t *testing.T, data string, args ...string) *serveProc {
 		t.Fatal(err)
 	}
 	p := &serveProc{cmd: cmd, addr: addr, logs: &strings.Builder{}, mu: &sync.Mutex{}}
-	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)
-		once := sync.Once{}
 		for sc.Scan() {
 			p.mu.Lock()
 			p.logs.WriteString(sc.Text() + "\n")
 			p.mu.Unlock()
-			if strings.Contains(sc.Text(), "cairn listening") {
-				once.Do(func() { close(ready) })
-			}
 		}
 	}()
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGCONT)
 			cmd.Process.Kill()
 			cmd.Wait()
 		}
 	})
-	select {
-	case <-ready:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("cairn serve did not start in 30s:\n%s", p.log())
-	}
 	return p
+}
+
+// waitLog waits until the process has logged a line containing s.
+func (p *serveProc) waitLog(t *testing.T, s string, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !strings.Contains(p.log(), s); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("cairn serve did not log %q within %s:\n%s", s, d, p.log())
+		}
+	}
 }
 
 func (p *serveProc) log() string {

@@ -1,0 +1,294 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	gostomp "github.com/go-stomp/stomp/v3"
+	"github.com/go-stomp/stomp/v3/frame"
+)
+
+// sendN sends n persistent messages named prefix-i to queue, each receipted.
+func sendN(t *testing.T, addr, queue, prefix string, n int) {
+	t.Helper()
+	c, err := gostomp.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	for i := range n {
+		if err := c.Send(queue, "text/plain", []byte(fmt.Sprintf("%s-%d", prefix, i)), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// drain receives from queue until it has been quiet for a second, acking
+// each message, and counts the bodies.
+func drain(t *testing.T, addr, queue string) map[string]int {
+	t.Helper()
+	c, err := gostomp.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	sub, err := c.Subscribe(queue, gostomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for {
+		select {
+		case m := <-sub.C:
+			if m.Err != nil {
+				t.Fatal(m.Err)
+			}
+			got[string(m.Body)]++
+			continue
+		case <-time.After(time.Second):
+		}
+		return got
+	}
+}
+
+// connectWhenUp dials addr until a STOMP CONNECTED comes back and says how
+// long that took.
+func connectWhenUp(t *testing.T, addr string, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		c, err := gostomp.Dial("tcp", addr)
+		if err == nil {
+			c.Disconnect()
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("no CONNECTED from %s within %s: %v", addr, limit, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func statusJSON(t *testing.T, data string) (statusReport, int) {
+	t.Helper()
+	out, err := exec.Command(binary(t), "status", "--json", "--data", data).Output()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	var r statusReport
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	return r, code
+}
+
+// TestServeStandbyTakesOver: a second cairn serve on the same journal waits
+// as a standby without listening; when the master is killed with SIGKILL it
+// takes over with everything receipted and nothing acked.
+func TestServeStandbyTakesOver(t *testing.T) {
+	data := t.TempDir()
+	master := startServe(t, data)
+	standby := launchServe(t, data)
+	standby.waitLog(t, "standby: waiting for the journal", 20*time.Second)
+	if c, err := net.Dial("tcp", standby.addr); err == nil {
+		c.Close()
+		t.Fatal("a standby accepts connections")
+	}
+	st, code := statusJSON(t, data)
+	if code != 0 || st.Master == "" || len(st.Members) != 2 {
+		t.Fatalf("status with a master and a standby: exit %d, %+v", code, st)
+	}
+
+	sendN(t, master.addr, "/queue/ha", "m", 200)
+	// Take 50 with confirmed acks.
+	c, err := gostomp.Dial("tcp", master.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := c.Subscribe("/queue/ha", gostomp.AckClientIndividual, gostomp.SubscribeOpt.Header("activemq.prefetchSize", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := map[string]bool{}
+	for range 50 {
+		m := <-sub.C
+		if m.Err != nil {
+			t.Fatal(m.Err)
+		}
+		tx, _ := c.BeginWithError()
+		if err := tx.Ack(m); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.CommitWithReceipt(); err != nil {
+			t.Fatal(err)
+		}
+		acked[string(m.Body)] = true
+	}
+	if err := master.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	took := connectWhenUp(t, standby.addr, 20*time.Second)
+	t.Logf("first CONNECTED from the standby %s after SIGKILL of the master", took)
+	master.cmd.Wait()
+	if !strings.Contains(standby.log(), `how="holder gone"`) {
+		t.Fatalf("standby log does not say the holder is gone:\n%s", standby.log())
+	}
+	got := drain(t, standby.addr, "/queue/ha")
+	for i := range 200 {
+		body := fmt.Sprintf("m-%d", i)
+		switch {
+		case acked[body] && got[body] > 0:
+			t.Errorf("%s came back after its ack was confirmed", body)
+		case !acked[body] && got[body] != 1:
+			t.Errorf("%s delivered %d times after the takeover, want 1", body, got[body])
+		}
+	}
+	st, code = statusJSON(t, data)
+	if code != 0 || st.Lease.Epoch != 2 {
+		t.Fatalf("status after the takeover: exit %d, %+v", code, st)
+	}
+	var listen string
+	for _, m := range st.Members {
+		if m.ID == st.Master {
+			listen = m.Listen
+		}
+	}
+	if listen != standby.addr {
+		t.Fatalf("status names master %s listening on %q, want the standby on %s", st.Master, listen, standby.addr)
+	}
+}
+
+// rawConn is a STOMP connection driven by hand, so that frames can be sent
+// to a frozen broker without waiting for anything.
+type rawConn struct {
+	nc net.Conn
+	w  *frame.Writer
+	r  *frame.Reader
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	rc := &rawConn{nc: nc, w: frame.NewWriter(nc), r: frame.NewReader(bufio.NewReader(nc))}
+	rc.send(t, frame.New("CONNECT", "accept-version", "1.2", "host", "/"))
+	if f, err := rc.r.Read(); err != nil || f.Command != "CONNECTED" {
+		t.Fatalf("CONNECT: %v %v", f, err)
+	}
+	return rc
+}
+
+func (rc *rawConn) send(t *testing.T, f *frame.Frame) {
+	t.Helper()
+	if err := rc.w.Write(f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServeFencedAfterSIGSTOP: the master is frozen with SIGSTOP; a standby
+// takes the lease when it expires and serves; the old master is resumed,
+// with SENDs waiting in its socket. It must append none of them, confirm
+// none, and exit with status 3.
+func TestServeFencedAfterSIGSTOP(t *testing.T) {
+	data := t.TempDir()
+	ttl := []string{"--lease-ttl", "1s"}
+	master := startServe(t, data, ttl...)
+	standby := launchServe(t, data, ttl...)
+	standby.waitLog(t, "standby: waiting for the journal", 20*time.Second)
+	sendN(t, master.addr, "/queue/fence", "before", 100)
+	rc := dialRaw(t, master.addr)
+
+	if err := master.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+
+	for i := range 20 {
+		rc.send(t, frame.New("SEND", "destination", "/queue/fence", "persistent", "true",
+			"receipt", fmt.Sprintf("r%d", i), "content-type", "text/plain"))
+	}
+	took := connectWhenUp(t, standby.addr, 20*time.Second)
+	t.Logf("the standby served %s after the master froze (TTL 1s)", took)
+	if !strings.Contains(standby.log(), "how=expired") {
+		t.Fatalf("standby log does not say the lease expired:\n%s", standby.log())
+	}
+	sendN(t, standby.addr, "/queue/fence", "after", 10)
+
+	if err := master.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	// Every frame the old master sends back must not be a RECEIPT.
+	rc.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		f, err := rc.r.Read()
+		if err != nil {
+			break
+		}
+		if f == nil {
+			continue // heart-beat
+		}
+		if f.Command == "RECEIPT" {
+			t.Fatalf("the fenced master confirmed a SEND: %v", f.Header)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- master.cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitFenced {
+			t.Fatalf("the fenced master exited with %v, want status %d\n%s", err, exitFenced, master.log())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the fenced master did not exit\n%s", master.log())
+	}
+	if !strings.Contains(master.log(), "fenced") {
+		t.Fatalf("the old master's log does not say it was fenced:\n%s", master.log())
+	}
+	st, _ := statusJSON(t, data)
+	roles := map[string]string{}
+	for _, m := range st.Members {
+		roles[m.Listen] = string(m.Role)
+	}
+	if roles[master.addr] != "fenced" || roles[standby.addr] != "master" {
+		t.Fatalf("status roles %v: want the old master fenced, the standby master", roles)
+	}
+
+	// Restart on the journal: it holds exactly what was receipted.
+	standby.cmd.Process.Signal(syscall.SIGTERM)
+	if err := standby.cmd.Wait(); err != nil {
+		t.Fatalf("new master after SIGTERM: %v\n%s", err, standby.log())
+	}
+	if out, err := exec.Command(binary(t), "journal", "verify", data).CombinedOutput(); err != nil {
+		t.Fatalf("journal verify after the fencing: %v\n%s", err, out)
+	}
+	p := startServe(t, data)
+	got := drain(t, p.addr, "/queue/fence")
+	want := map[string]int{}
+	for i := range 100 {
+		want[fmt.Sprintf("before-%d", i)] = 1
+	}
+	for i := range 10 {
+		want[fmt.Sprintf("after-%d", i)] = 1
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after the fencing the queue holds %v, want %v", got, want)
+	}
+}
