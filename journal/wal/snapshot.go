@@ -32,6 +32,9 @@ func (l *Log) SaveSnapshot(index uint64, data []byte) error {
 	if first, last := l.first.Load(), l.last.Load(); index+1 < first || index > last {
 		return fmt.Errorf("%w: snapshot at %d outside the log [%d, %d]", journal.ErrNotFound, index, first, last)
 	}
+	if err := l.failure.Load(); err != nil {
+		return *err
+	}
 	if err := l.gate(); err != nil {
 		l.fence(nil, err)
 		return *l.failure.Load()

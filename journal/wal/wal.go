@@ -848,6 +848,10 @@ func (l *Log) TruncateFront(index uint64) error {
 		keep = keep[1:]
 	}
 	next := manifest{first: index, sealed: keep}
+	if err := l.failure.Load(); err != nil {
+		l.segMu.Unlock()
+		return *err
+	}
 	if err := l.gate(); err != nil {
 		l.segMu.Unlock()
 		l.fence(nil, err)
