@@ -40,6 +40,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress, if set, is called during the start-up replay.
 	Progress func(journal.Progress)
+	// Standby, if set, is state a warm standby kept while it waited: Open
+	// replays only the records after those it read. If it does not fit the
+	// journal (the journal was cut or compacted past it), Open logs so and
+	// replays from the snapshot as usual.
+	Standby *Standby
 	// SnapshotEvery is how many journal records may pile up after the last
 	// snapshot before the background maintenance takes another and compacts
 	// (default 100,000). MaintainEvery is how often it looks (default 5s;
@@ -58,6 +63,7 @@ type Recovery struct {
 	Messages int           // persistent messages pending after replay
 	Queues   int           // queues holding them
 	Took     time.Duration // replay time
+	Warm     bool          // Open started from a warm Standby's state
 }
 
 // Broker is the broker state machine: destinations, their messages and
@@ -119,79 +125,139 @@ func Open(opts Options) (*Broker, error) {
 	return b, nil
 }
 
+// rebuild is broker state being rebuilt from a snapshot and journal
+// records: the projection and the bodies of its pending messages. Start-up
+// and a warm standby (Standby) build it the same way.
+type rebuild struct {
+	p      *projection
+	snap   uint64              // the snapshot's index; records up to it only supply bodies
+	bodies map[uint64]*Message // pending messages by seq
+	read   uint64              // the last record applied
+}
+
+// newRebuild starts from a snapshot (data nil: none).
+func newRebuild(snap uint64, data []byte) (*rebuild, error) {
+	rb := &rebuild{p: newProjection(), snap: snap}
+	if data != nil {
+		p, err := decodeProjection(data)
+		if err != nil {
+			return nil, fmt.Errorf("core: snapshot at %d: %w", snap, err)
+		}
+		if p.applied != snap {
+			return nil, fmt.Errorf("core: snapshot stored at %d says it covers %d", snap, p.applied)
+		}
+		rb.p = p
+	}
+	rb.bodies = make(map[uint64]*Message, rb.p.pendingCount())
+	return rb, nil
+}
+
+// from is where reading the journal must start, for a journal whose first
+// record is first: at the beginning if the snapshot names pending messages
+// (their bodies are in the journal), else just after the snapshot.
+func (rb *rebuild) from(first uint64) uint64 {
+	if rb.p.pendingCount() == 0 {
+		return max(first, rb.snap+1)
+	}
+	return first
+}
+
+// apply takes the next journal record, in order.
+func (rb *rebuild) apply(r journal.Record) error {
+	rb.read = r.Index
+	if r.Index <= rb.snap {
+		// Covered by the snapshot: only the bodies it points at.
+		if seq, ok := rb.p.live[r.Index]; ok && r.Type == evEnqueue {
+			m, err := decodeEnqueue(r.Data)
+			if err != nil || m.Seq != seq {
+				return fmt.Errorf("journal record %d should hold message %d: %v", r.Index, seq, err)
+			}
+			rb.bodies[seq] = m
+		}
+		return nil
+	}
+	m, err := rb.p.apply(r)
+	if err != nil {
+		return err
+	}
+	if m != nil {
+		rb.bodies[m.Seq] = m
+	}
+	if r.Type == evAck {
+		_, seqs, _ := decodeAck(r.Data)
+		for _, s := range seqs {
+			delete(rb.bodies, s)
+		}
+	}
+	return nil
+}
+
+// loadRebuild starts a rebuild from the log's newest snapshot.
+func loadRebuild(log journal.Log) (*rebuild, error) {
+	s, ok := log.(journal.Snapshotter)
+	if !ok {
+		return newRebuild(0, nil)
+	}
+	idx, data, err := s.LoadSnapshot()
+	switch {
+	case errors.Is(err, journal.ErrNoSnapshot):
+		return newRebuild(0, nil)
+	case err != nil:
+		return nil, fmt.Errorf("core: load snapshot: %w", err)
+	}
+	return newRebuild(idx, data)
+}
+
 // replay rebuilds the broker's state: the newest snapshot (a projection:
 // which messages are pending, and where their bodies are in the journal),
 // then one pass over the journal that picks up the bodies of the pending
 // messages the snapshot names and applies every record after it. Messages a
 // queue may have delivered before the crash (sequence at or below its
-// journaled dispatch bound) come back marked redelivered.
+// journaled dispatch bound) come back marked redelivered. A warm standby's
+// state (Options.Standby) replaces the snapshot and all it has read.
 func (b *Broker) replay() error {
 	start := time.Now()
-	p := newProjection()
-	var snap uint64
-	if s, ok := b.log.(journal.Snapshotter); ok {
-		idx, data, err := s.LoadSnapshot()
+	first, last := b.log.FirstIndex(), b.log.LastIndex()
+	var rb *rebuild
+	from := uint64(0)
+	if st := b.opts.Standby; st != nil {
+		rb = st.take()
 		switch {
-		case errors.Is(err, journal.ErrNoSnapshot):
-		case err != nil:
-			return fmt.Errorf("core: load snapshot: %w", err)
+		case rb == nil:
+		case rb.read > last || rb.read+1 < first && rb.read != 0:
+			b.opts.Logger.Warn("core: the warm standby's state does not fit the journal; replaying it all",
+				"standby_read", rb.read, "journal_first", first, "journal_last", last)
+			rb = nil
+		case rb.read == 0:
+			from = rb.from(first)
 		default:
-			if p, err = decodeProjection(data); err != nil {
-				return fmt.Errorf("core: snapshot at %d: %w", idx, err)
-			}
-			if p.applied != idx {
-				return fmt.Errorf("core: snapshot stored at %d says it covers %d", idx, p.applied)
-			}
-			snap = idx
+			from = rb.read + 1
+			b.recovery.Warm = true
 		}
 	}
-	first, last := b.log.FirstIndex(), b.log.LastIndex()
-	if snap > last {
-		return fmt.Errorf("core: the snapshot covers the journal up to %d, but the journal ends at %d: records it relied on are gone (was the journal repaired?)", snap, last)
+	if rb == nil {
+		var err error
+		if rb, err = loadRebuild(b.log); err != nil {
+			return err
+		}
+		from = rb.from(first)
 	}
-	if snap+1 < first {
+	if rb.snap > last {
+		return fmt.Errorf("core: the snapshot covers the journal up to %d, but the journal ends at %d: records it relied on are gone (was the journal repaired?)", rb.snap, last)
+	}
+	if rb.snap+1 < first && !b.recovery.Warm {
 		return fmt.Errorf("core: the journal starts at %d, but the snapshot covers only up to %d: records %d-%d are missing",
-			first, snap, snap+1, first-1)
+			first, rb.snap, rb.snap+1, first-1)
 	}
-	from := first
-	if p.pendingCount() == 0 {
-		from = max(first, snap+1)
-	}
-	bodies := make(map[uint64]*Message, p.pendingCount())
 	var err error
 	var rp journal.Progress
 	if from <= last {
-		rp, err = journal.Replay(b.log, from, func(r journal.Record) error {
-			if r.Index <= snap {
-				// Covered by the snapshot: only the bodies it points at.
-				if seq, ok := p.live[r.Index]; ok && r.Type == evEnqueue {
-					m, err := decodeEnqueue(r.Data)
-					if err != nil || m.Seq != seq {
-						return fmt.Errorf("journal record %d should hold message %d: %v", r.Index, seq, err)
-					}
-					bodies[seq] = m
-				}
-				return nil
-			}
-			m, err := p.apply(r)
-			if err != nil {
-				return err
-			}
-			if m != nil {
-				bodies[m.Seq] = m
-			}
-			if r.Type == evAck {
-				_, seqs, _ := decodeAck(r.Data)
-				for _, s := range seqs {
-					delete(bodies, s)
-				}
-			}
-			return nil
-		}, journal.ReplayOptions{Progress: b.opts.Progress, Every: time.Second})
+		rp, err = journal.Replay(b.log, from, rb.apply, journal.ReplayOptions{Progress: b.opts.Progress, Every: time.Second})
 	}
 	if err != nil {
 		return fmt.Errorf("core: replay: %w", err)
 	}
+	p, bodies := rb.p, rb.bodies
 	if p.applied < last {
 		p.applied = last
 	}
@@ -222,7 +288,7 @@ func (b *Broker) replay() error {
 		}
 	}
 	b.proj = p
-	b.recovery.Snapshot = snap
+	b.recovery.Snapshot = rb.snap
 	b.recovery.Records = rp.Records
 	b.recovery.Took = time.Since(start)
 	return nil
