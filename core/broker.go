@@ -129,15 +129,25 @@ func Open(opts Options) (*Broker, error) {
 // records: the projection and the bodies of its pending messages. Start-up
 // and a warm standby (Standby) build it the same way.
 type rebuild struct {
-	p      *projection
-	snap   uint64              // the snapshot's index; records up to it only supply bodies
-	bodies map[uint64]*Message // pending messages by seq
-	read   uint64              // the last record applied
+	p    *projection
+	snap uint64 // the snapshot's index; records up to it only supply bodies
+	// covered is the snapshot's pending messages in journal order; replay
+	// fills in their bodies as it passes them (a cursor, not a map: with a
+	// million messages, map probes were most of the start-up time).
+	covered []coveredMsg
+	next    int                 // covered[next] is the first not yet passed
+	bodies  map[uint64]*Message // messages enqueued after the snapshot, by seq
+	read    uint64              // the last record applied
+}
+
+type coveredMsg struct {
+	index, seq uint64
+	msg        *Message
 }
 
 // newRebuild starts from a snapshot (data nil: none).
 func newRebuild(snap uint64, data []byte) (*rebuild, error) {
-	rb := &rebuild{p: newProjection(), snap: snap}
+	rb := &rebuild{p: newProjection(), snap: snap, bodies: map[uint64]*Message{}}
 	if data != nil {
 		p, err := decodeProjection(data)
 		if err != nil {
@@ -147,8 +157,12 @@ func newRebuild(snap uint64, data []byte) (*rebuild, error) {
 			return nil, fmt.Errorf("core: snapshot stored at %d says it covers %d", snap, p.applied)
 		}
 		rb.p = p
+		rb.covered = make([]coveredMsg, 0, len(p.live))
+		for idx, seq := range p.live {
+			rb.covered = append(rb.covered, coveredMsg{index: idx, seq: seq})
+		}
+		slices.SortFunc(rb.covered, func(a, b coveredMsg) int { return cmpSeq(a.index, b.index) })
 	}
-	rb.bodies = make(map[uint64]*Message, rb.p.pendingCount())
 	return rb, nil
 }
 
@@ -167,12 +181,16 @@ func (rb *rebuild) apply(r journal.Record) error {
 	rb.read = r.Index
 	if r.Index <= rb.snap {
 		// Covered by the snapshot: only the bodies it points at.
-		if seq, ok := rb.p.live[r.Index]; ok && r.Type == evEnqueue {
+		for rb.next < len(rb.covered) && rb.covered[rb.next].index < r.Index {
+			rb.next++
+		}
+		if rb.next < len(rb.covered) && rb.covered[rb.next].index == r.Index && r.Type == evEnqueue {
+			c := &rb.covered[rb.next]
 			m, err := decodeEnqueue(r.Data)
-			if err != nil || m.Seq != seq {
-				return fmt.Errorf("journal record %d should hold message %d: %v", r.Index, seq, err)
+			if err != nil || m.Seq != c.seq {
+				return fmt.Errorf("journal record %d should hold message %d: %v", r.Index, c.seq, err)
 			}
-			rb.bodies[seq] = m
+			c.msg = m
 		}
 		return nil
 	}
@@ -257,40 +275,73 @@ func (b *Broker) replay() error {
 	if err != nil {
 		return fmt.Errorf("core: replay: %w", err)
 	}
-	p, bodies := rb.p, rb.bodies
+	p := rb.p
 	if p.applied < last {
 		p.applied = last
 	}
 	b.seq.Store(p.seq)
-	for name, pq := range p.queues {
-		if len(pq.pending) == 0 && pq.bound == 0 {
-			continue
-		}
-		q := b.queue(name)
-		q.bound = pq.bound
-		seqs := make([]uint64, 0, len(pq.pending))
-		for seq := range pq.pending {
-			seqs = append(seqs, seq)
-		}
-		slices.Sort(seqs)
-		for _, seq := range seqs {
-			m := bodies[seq]
-			if m == nil {
-				return &journal.CorruptionError{Path: "journal", Index: pq.pending[seq],
-					Reason: fmt.Sprintf("message %d of queue %s is pending, but its enqueue record %d is not in the journal", seq, name, pq.pending[seq])}
-			}
-			n := pq.redeliveries[seq]
-			q.pending.push(&entry{msg: m, redelivered: seq <= pq.bound || n > 0, redeliveries: n})
-		}
-		if len(seqs) > 0 {
-			b.recovery.Queues++
-			b.recovery.Messages += len(seqs)
-		}
+	if err := b.install(rb); err != nil {
+		return err
 	}
 	b.proj = p
 	b.recovery.Snapshot = rb.snap
 	b.recovery.Records = rp.Records
 	b.recovery.Took = time.Since(start)
+	return nil
+}
+
+// install puts the rebuilt pending messages in their queues, each in
+// sequence order.
+func (b *Broker) install(rb *rebuild) error {
+	p := rb.p
+	lists := map[string]entries{}
+	add := func(m *Message, index uint64) {
+		pq := p.queues[m.Destination.Name]
+		if pq == nil {
+			return
+		}
+		if at, ok := pq.pending[m.Seq]; !ok || at != index && index != 0 {
+			return // acked since, or moved by compaction (its copy brings it)
+		}
+		n := pq.redeliveries[m.Seq]
+		lists[m.Destination.Name] = append(lists[m.Destination.Name],
+			&entry{msg: m, redelivered: m.Seq <= pq.bound || n > 0, redeliveries: n})
+	}
+	for _, c := range rb.covered {
+		if c.msg != nil {
+			add(c.msg, c.index)
+		}
+	}
+	for _, m := range rb.bodies {
+		add(m, 0)
+	}
+	for name, pq := range p.queues {
+		if len(pq.pending) == 0 && pq.bound == 0 {
+			continue
+		}
+		list := lists[name]
+		if len(list) != len(pq.pending) {
+			found := make(map[uint64]bool, len(list))
+			for _, e := range list {
+				found[e.msg.Seq] = true
+			}
+			for seq, idx := range pq.pending {
+				if !found[seq] {
+					return &journal.CorruptionError{Path: "journal", Index: idx,
+						Reason: fmt.Sprintf("message %d of queue %s is pending, but its enqueue record %d is not in the journal", seq, name, idx)}
+				}
+			}
+			return fmt.Errorf("core: queue %s: %d pending messages rebuilt for %d in the projection", name, len(list), len(pq.pending))
+		}
+		slices.SortFunc(list, func(x, y *entry) int { return cmpSeq(x.msg.Seq, y.msg.Seq) })
+		q := b.queue(name)
+		q.bound = pq.bound
+		q.pending = list // sorted by sequence: already a heap
+		if len(list) > 0 {
+			b.recovery.Queues++
+			b.recovery.Messages += len(list)
+		}
+	}
 	return nil
 }
 

@@ -80,7 +80,7 @@ func (s *Standby) Pending() int {
 	if s.rb == nil {
 		return 0
 	}
-	return len(s.rb.bodies)
+	return s.rb.p.pendingCount()
 }
 
 // take hands the state to Open, once.

@@ -178,6 +178,10 @@ func (f *FileLocker) take(lock *dirlock.Lock, prev LeaseInfo, how string, start 
 		info: LeaseInfo{Holder: Holder{ID: f.opts.ID, Host: host, PID: os.Getpid(), Epoch: prev.Epoch + 1}, TTL: f.opts.TTL},
 		took: Acquisition{How: how, Previous: prev.Holder},
 	}
+	var err error
+	if l.dirID, err = os.Stat(f.dir); err != nil {
+		return nil, fmt.Errorf("replication: %w", err)
+	}
 	if err := l.write(true); err != nil {
 		return nil, err
 	}
@@ -215,6 +219,8 @@ type fileLease struct {
 
 	stop, done chan struct{}
 	stopOnce   sync.Once
+
+	dirID os.FileInfo // the journal directory as it was at acquisition
 
 	// Owned by keepAlive (and take, before it starts).
 	info LeaseInfo
@@ -282,6 +288,10 @@ func (l *fileLease) renew() error {
 	t0 := int64(time.Since(l.base))
 	if err := l.Valid(); err != nil {
 		return err
+	}
+	if fi, err := os.Stat(l.f.dir); err == nil && !os.SameFile(fi, l.dirID) || errors.Is(err, os.ErrNotExist) {
+		// Removed or replaced under us: whatever is there now is not ours.
+		return l.lose(fmt.Errorf("%w: the journal directory %s was removed or replaced", ErrLost, l.f.dir))
 	}
 	cur, err := ReadLease(l.f.dir)
 	switch {

@@ -257,3 +257,31 @@ func TestFileLockerOneOfMany(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestFileLockerDirectoryReplaced: a master whose journal directory is
+// removed and recreated under it (an operator's rm -rf) gives up, and never
+// overwrites the lease of the master on the new directory.
+func TestFileLockerDirectoryReplaced(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "data")
+	os.Mkdir(dir, 0o755)
+	const ttl = 400 * time.Millisecond
+	a := acquire(t, dir, "a", ttl)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(dir, 0o755)
+	b := acquire(t, dir, "b", ttl)
+	select {
+	case <-a.Lost():
+	case <-time.After(5 * ttl):
+		t.Fatal("the master of a removed directory still holds its lease")
+	}
+	time.Sleep(ttl)
+	if err := b.Valid(); err != nil {
+		t.Fatalf("the new directory's master: %v", err)
+	}
+	if cur, _ := ReadLease(dir); cur.ID != "b" {
+		t.Fatalf("lease names %q, want b", cur.ID)
+	}
+}

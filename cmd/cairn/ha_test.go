@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -203,6 +205,28 @@ func (rc *rawConn) send(t *testing.T, f *frame.Frame) {
 	}
 }
 
+// waitStopped waits until every thread of pid is stopped (state T).
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		stopped := len(tasks) > 0
+		for _, task := range tasks {
+			b, err := os.ReadFile(task)
+			// The state follows the command name, which is in parentheses.
+			if i := strings.LastIndexByte(string(b), ')'); err == nil && i > 0 && i+2 < len(b) && b[i+2] != 'T' {
+				stopped = false
+			}
+		}
+		if stopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d did not stop", pid)
+		}
+	}
+}
+
 // TestServeFencedAfterSIGSTOP: the master is frozen with SIGSTOP; a standby
 // takes the lease when it expires and serves; the old master is resumed,
 // with SENDs waiting in its socket. It must append none of them, confirm
@@ -219,6 +243,9 @@ func TestServeFencedAfterSIGSTOP(t *testing.T) {
 	if err := master.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// kill(2) returns before every thread has stopped; a SEND read before
+	// then is legitimately written (unconfirmed). Wait for all of them.
+	waitStopped(t, master.cmd.Process.Pid)
 
 	for i := range 20 {
 		rc.send(t, frame.New("SEND", "destination", "/queue/fence", "persistent", "true",

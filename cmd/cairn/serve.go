@@ -38,6 +38,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-header-bytes", Value: 10 << 10, EnvVars: []string{"CAIRN_MAX_HEADER_BYTES"}, Usage: "bytes in one header line at most"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "cpu-profile", EnvVars: []string{"CAIRN_CPU_PROFILE"}, Usage: "write a CPU profile (go tool pprof) to this file until shutdown"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "wait", Value: true, EnvVars: []string{"CAIRN_WAIT"}, Usage: "when another broker holds the journal, wait as its standby and take over when it goes (false: exit at once)"}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "warm", Value: true, EnvVars: []string{"CAIRN_WARM"}, Usage: "while standby, follow the journal so that a takeover replays only its last records (costs the memory of the master's pending messages)"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "lease-ttl", Value: 5 * time.Second, EnvVars: []string{"CAIRN_LEASE_TTL"}, Usage: "a master that cannot renew its journal lease for this long stops writing, and a standby takes over shortly after"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"CAIRN_LOG_LEVEL"}, Usage: "debug, info, warn or error"}),
 	}
@@ -127,8 +128,19 @@ func serve(c *cli.Context) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 
 	// Election: wait as a standby until this broker holds the journal.
+	// A record is one message: room for the largest body and 1 MiB of headers.
+	maxRecord := c.Int("max-body") + 1<<20
 	locker := replication.NewFileLocker(dataDir, replication.FileOptions{ID: id, TTL: c.Duration("lease-ttl"), Logger: logger})
-	lease, err := acquire(c, locker, logger, rep, sigs)
+	var warm *warmStandby
+	lease, err := acquire(c, locker, logger, rep, sigs, func() {
+		if c.Bool("warm") {
+			warm = startWarm(dataDir, maxRecord, logger)
+		}
+	})
+	var standby *core.Standby
+	if warm != nil {
+		standby = warm.stop()
+	}
 	if err != nil {
 		return err
 	}
@@ -144,8 +156,6 @@ func serve(c *cli.Context) error {
 			return fenceExit(rep, lease, err)
 		}
 	}
-	// A record is one message: room for the largest body and 1 MiB of headers.
-	maxRecord := c.Int("max-body") + 1<<20
 	l, err := wal.Open(dataDir, wal.Options{Sync: pol, SyncInterval: c.Duration("sync-interval"), Logger: logger,
 		MaxRecordBytes: maxRecord, SegmentBytes: max(16<<20, 2*maxRecord+1<<20), Locked: true, Gate: lease.Valid})
 	if err != nil {
@@ -155,7 +165,7 @@ func serve(c *cli.Context) error {
 	if cut := l.Recovery().Cut; cut != nil {
 		logger.Warn("journal: cut a torn tail", "detail", fmt.Sprintf("%+v", *cut))
 	}
-	b, err := core.Open(core.Options{Journal: l, PersistentByDefault: c.Bool("persistent-default"), Logger: logger,
+	b, err := core.Open(core.Options{Journal: l, PersistentByDefault: c.Bool("persistent-default"), Logger: logger, Standby: standby,
 		Progress: func(p journal.Progress) {
 			if !p.Done {
 				logger.Info("replaying the journal", "records", p.Records, "of", p.Total, "eta", p.ETA.Round(time.Second))
@@ -177,7 +187,7 @@ func serve(c *cli.Context) error {
 	rep.SetListen(ln.Addr().String())
 	rep.Set(replication.RoleMaster, lease.Epoch(), "")
 	logger.Info("cairn listening", "role", "master", "epoch", lease.Epoch(), "stomp", ln.Addr().String(), "data", dataDir, "sync", pol.String(),
-		"replayed_records", rec.Records, "pending_messages", rec.Messages, "queues", rec.Queues,
+		"replayed_records", rec.Records, "warm", rec.Warm, "pending_messages", rec.Messages, "queues", rec.Queues,
 		"replay", rec.Took.Round(time.Millisecond), "startup", time.Since(start).Round(time.Millisecond))
 	go func() {
 		// Fail-stop: a master that may no longer hold the journal stops at
@@ -231,7 +241,8 @@ func serve(c *cli.Context) error {
 
 // acquire waits for the journal's lease, reporting what it waits for, until
 // it holds it or a signal says stop.
-func acquire(c *cli.Context, locker replication.Locker, logger *slog.Logger, rep *replication.Reporter, sigs chan os.Signal) (replication.Lease, error) {
+// onWait runs once, when it first has to wait.
+func acquire(c *cli.Context, locker replication.Locker, logger *slog.Logger, rep *replication.Reporter, sigs chan os.Signal, onWait func()) (replication.Lease, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stopped := make(chan os.Signal, 1)
@@ -256,6 +267,10 @@ func acquire(c *cli.Context, locker replication.Locker, logger *slog.Logger, rep
 			}
 			logger.Info("standby: waiting for the journal", "data", c.String("data"), "holder", w.Holder.String(),
 				"last_renewal_seen", w.Renewed.Round(time.Millisecond), "expires_in", w.ExpiresIn.Round(time.Millisecond))
+			if onWait != nil {
+				onWait()
+				onWait = nil
+			}
 		}
 	})
 	if waitErr != nil {
