@@ -294,18 +294,32 @@ func (b *Broker) replay() error {
 // sequence order.
 func (b *Broker) install(rb *rebuild) error {
 	p := rb.p
-	lists := map[string]entries{}
+	type item struct {
+		seq uint64
+		m   *Message
+	}
+	lists := map[string]*[]item{}
+	var (
+		lastName string
+		lastQ    *pqueue
+		lastList *[]item
+	)
 	add := func(m *Message, index uint64) {
-		pq := p.queues[m.Destination.Name]
-		if pq == nil {
-			return
+		if lastQ == nil || m.Destination.Name != lastName {
+			// Messages come in runs of one queue: look it up per run.
+			lastName, lastQ = m.Destination.Name, p.queues[m.Destination.Name]
+			if lastQ == nil {
+				return
+			}
+			if lastList = lists[lastName]; lastList == nil {
+				lastList = &[]item{}
+				lists[lastName] = lastList
+			}
 		}
-		if at, ok := pq.pending[m.Seq]; !ok || at != index && index != 0 {
+		if at, ok := lastQ.pending[m.Seq]; !ok || at != index && index != 0 {
 			return // acked since, or moved by compaction (its copy brings it)
 		}
-		n := pq.redeliveries[m.Seq]
-		lists[m.Destination.Name] = append(lists[m.Destination.Name],
-			&entry{msg: m, redelivered: m.Seq <= pq.bound || n > 0, redeliveries: n})
+		*lastList = append(*lastList, item{m.Seq, m})
 	}
 	for _, c := range rb.covered {
 		if c.msg != nil {
@@ -319,11 +333,14 @@ func (b *Broker) install(rb *rebuild) error {
 		if len(pq.pending) == 0 && pq.bound == 0 {
 			continue
 		}
-		list := lists[name]
+		var list []item
+		if l := lists[name]; l != nil {
+			list = *l
+		}
 		if len(list) != len(pq.pending) {
 			found := make(map[uint64]bool, len(list))
-			for _, e := range list {
-				found[e.msg.Seq] = true
+			for _, it := range list {
+				found[it.seq] = true
 			}
 			for seq, idx := range pq.pending {
 				if !found[seq] {
@@ -333,10 +350,17 @@ func (b *Broker) install(rb *rebuild) error {
 			}
 			return fmt.Errorf("core: queue %s: %d pending messages rebuilt for %d in the projection", name, len(list), len(pq.pending))
 		}
-		slices.SortFunc(list, func(x, y *entry) int { return cmpSeq(x.msg.Seq, y.msg.Seq) })
+		// Sort on the key held in the slice: chasing a million pointers to
+		// compare them costs more than the rest of install.
+		slices.SortFunc(list, func(x, y item) int { return cmpSeq(x.seq, y.seq) })
+		pending := make(entries, len(list))
+		for i, it := range list {
+			n := pq.redeliveries[it.seq]
+			pending[i] = &entry{msg: it.m, redelivered: it.seq <= pq.bound || n > 0, redeliveries: n}
+		}
 		q := b.queue(name)
 		q.bound = pq.bound
-		q.pending = list // sorted by sequence: already a heap
+		q.pending = pending // sorted by sequence: already a heap
 		if len(list) > 0 {
 			b.recovery.Queues++
 			b.recovery.Messages += len(list)
