@@ -1,0 +1,224 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package stompclient_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	gostomp "github.com/go-stomp/stomp/v3"
+
+	"github.com/cairnmq/cairn/core"
+	"github.com/cairnmq/cairn/gateways/stomp"
+	"github.com/cairnmq/cairn/gateways/stompclient"
+	"github.com/cairnmq/cairn/journal/wal"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// broker is an in-process Cairn on a journal directory.
+type broker struct {
+	srv *stomp.Server
+	b   *core.Broker
+	l   *wal.Log
+}
+
+func startBroker(t *testing.T, dir, addr string) *broker {
+	t.Helper()
+	l, err := wal.Open(dir, wal.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := core.Open(core.Options{Journal: l, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ln net.Listener
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+	}
+	srv := stomp.NewServer(b, stomp.Options{Logger: quiet})
+	go srv.Serve(ln)
+	return &broker{srv: srv, b: b, l: l}
+}
+
+// crash stops the broker without draining: connections drop at once.
+func (k *broker) crash() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	k.srv.Close(ctx)
+	k.b.Close()
+	k.l.Close()
+}
+
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var out []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ln.Addr().String())
+		ln.Close()
+	}
+	return out
+}
+
+// TestFailover: a producer and a consumer on the failover client keep
+// going while the broker moves between two addresses four times. Every
+// confirmed SEND is delivered; a message delivered twice is either marked
+// redelivered or was sent twice by the client.
+func TestFailover(t *testing.T) {
+	dir := t.TempDir()
+	addrs := freeAddrs(t, 2)
+	k := startBroker(t, dir, addrs[0])
+	defer func() { k.crash() }()
+	opts := stompclient.Options{Addrs: addrs, Logger: quiet, ReceiptTimeout: 2 * time.Second, RetryMax: 200 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	prod, err := stompclient.Dial(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	cons, err := stompclient.Dial(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	sub, err := cons.Subscribe("/queue/fo", gostomp.AckClientIndividual, "activemq.prefetchSize", "50")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 3000
+	var mu sync.Mutex
+	confirmed := map[string]bool{}
+	got := map[string]int{}
+	plain := 0 // deliveries of an already delivered message without redelivered:true
+	stale := 0
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for i := range n {
+			body := fmt.Sprint("m-", i)
+			if err := prod.Send(ctx, "/queue/fo", []byte(body), "persistent", "true"); err != nil {
+				t.Errorf("send %s: %v", body, err)
+				return
+			}
+			mu.Lock()
+			confirmed[body] = true
+			mu.Unlock()
+		}
+	}()
+	received := make(chan struct{})
+	go func() {
+		defer close(received)
+		for m := range sub.C {
+			body := string(m.Body)
+			mu.Lock()
+			if got[body] > 0 && m.Header.Get("redelivered") != "true" {
+				plain++
+			}
+			got[body]++
+			done := len(got) == n
+			mu.Unlock()
+			if err := sub.Ack(m); errors.Is(err, stompclient.ErrStale) {
+				mu.Lock()
+				stale++
+				mu.Unlock()
+			} else if err != nil {
+				t.Errorf("ack: %v", err)
+			}
+			if done {
+				return
+			}
+		}
+	}()
+	for i := 1; i <= 4; i++ {
+		// Fail over at every fifth of the sends, whatever the speed.
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(time.Millisecond) {
+			mu.Lock()
+			c := len(confirmed)
+			mu.Unlock()
+			if c >= i*n/5 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d sends confirmed", c)
+			}
+		}
+		k.crash()
+		k = startBroker(t, dir, addrs[i%2])
+	}
+	select {
+	case <-sent:
+	case <-ctx.Done():
+		t.Fatal("producer stuck")
+	}
+	select {
+	case <-received:
+	case <-time.After(30 * time.Second):
+		mu.Lock()
+		t.Fatalf("consumer got %d of %d distinct messages", len(got), n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for body := range confirmed {
+		if got[body] == 0 {
+			t.Errorf("confirmed %s never delivered", body)
+		}
+	}
+	ps, cs := prod.Stats(), cons.Stats()
+	if ps.Connects < 3 || cs.Connects < 3 {
+		t.Fatalf("connections: producer %d, consumer %d; the test should have failed over several times", ps.Connects, cs.Connects)
+	}
+	if int64(plain) > ps.Resends {
+		t.Fatalf("%d duplicate deliveries without redelivered:true, but only %d SENDs were sent again", plain, ps.Resends)
+	}
+	t.Logf("producer: %+v; consumer: %+v; stale acks %d; plain duplicates %d", ps, cs, stale, plain)
+}
+
+// TestPermanentError: an ERROR about the frame itself is returned, not
+// retried forever.
+func TestPermanentError(t *testing.T) {
+	addrs := freeAddrs(t, 1)
+	k := startBroker(t, t.TempDir(), addrs[0])
+	defer k.crash()
+	c, err := stompclient.Dial(context.Background(), stompclient.Options{Addrs: addrs, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Send(ctx, "/nowhere/x", []byte("x")); err == nil || ctx.Err() != nil {
+		t.Fatalf("send to a bad destination: %v (ctx %v)", err, ctx.Err())
+	}
+	// The client is still usable.
+	if err := c.Send(ctx, "/queue/ok", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDialNone: no broker answers: Dial gives up when ctx ends.
+func TestDialNone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := stompclient.Dial(ctx, stompclient.Options{Addrs: freeAddrs(t, 2), Logger: quiet}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("dial with nobody listening: %v", err)
+	}
+}
