@@ -319,3 +319,69 @@ func TestServeFencedAfterSIGSTOP(t *testing.T) {
 		t.Fatalf("after the fencing the queue holds %v, want %v", got, want)
 	}
 }
+
+// TestStompPyFailover runs deploy/examples/failover.py, the README's
+// stomp.py failover recipe, as producer and consumer against a master and
+// a standby, and kills the master with SIGKILL half way.
+func TestStompPyFailover(t *testing.T) {
+	py := "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import stomp").Run(); err != nil {
+		if os.Getenv("CAIRN_REQUIRE_INTEROP") != "" {
+			t.Fatalf("python3-stomp is not installed (%v); scripts/test installs it", err)
+		}
+		t.Skip("python3-stomp is not installed; scripts/test installs it")
+	}
+	data := t.TempDir()
+	master := startServe(t, data)
+	standby := launchServe(t, data)
+	standby.waitLog(t, "standby: waiting for the journal", 20*time.Second)
+	const n = 300
+	script := filepath.Join("..", "..", "deploy", "examples", "failover.py")
+	run := func(mode string) (*exec.Cmd, *bufio.Scanner) {
+		cmd := exec.Command(py, script, mode, fmt.Sprint(n), master.addr, standby.addr)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("%s stderr:\n%s", mode, stderr.String())
+			}
+		})
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd, bufio.NewScanner(out)
+	}
+	cons, consOut := run("consume")
+	prod, prodOut := run("produce")
+	sent := 0
+	for prodOut.Scan() {
+		if sent++; sent == n/2 {
+			if err := master.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := prod.Wait(); err != nil || sent != n {
+		t.Fatalf("producer: %v after %d confirmed sends", err, sent)
+	}
+	got := map[string]int{}
+	for consOut.Scan() {
+		f := strings.Fields(consOut.Text())
+		if len(f) == 3 && f[0] == "got" {
+			got[f[1]]++
+		}
+	}
+	if err := cons.Wait(); err != nil {
+		t.Fatalf("consumer: %v with %d distinct messages", err, len(got))
+	}
+	for i := range n {
+		if got[fmt.Sprint("py-", i)] == 0 {
+			t.Errorf("py-%d confirmed but never received", i)
+		}
+	}
+}

@@ -105,7 +105,11 @@ func status(c *cli.Context) error {
 				if m.Stale {
 					age += " (stale)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", m.ID, m.Role, m.Epoch, m.Listen, m.PID, m.Host, age, m.Detail)
+				role := string(m.Role)
+				if m.Role == replication.RoleMaster && m.Epoch < lease.Epoch {
+					role = "deposed" // a later epoch holds the lease: this one died or was cut off
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", m.ID, role, m.Epoch, m.Listen, m.PID, m.Host, age, m.Detail)
 			}
 			tw.Flush()
 		}
