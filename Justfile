@@ -47,3 +47,11 @@ lint:
 # the same STOMP scenarios against Cairn, ActiveMQ and RabbitMQ (installs them from Debian); writes bench/RESULTS.md
 compare:
     bench/compare/run
+
+# a master and two standbys on one journal directory (ports 61613-61615); kill -9 the master and watch
+ha dir="./cairn-ha" port="61613":
+    deploy/local-ha {{dir}} {{port}}
+
+# who is master of a journal, who waits, and for what
+status dir="./cairn-data":
+    go run ./cmd/cairn status --data {{dir}}
