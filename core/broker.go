@@ -77,6 +77,7 @@ type Broker struct {
 
 	maintMu sync.Mutex  // one maintenance pass at a time
 	proj    *projection // owned by maintenance (after Open)
+	dd      *dedup      // live duplicate suppression of SENDs
 	stopBg  chan struct{}
 	bgDone  chan struct{}
 
@@ -284,6 +285,8 @@ func (b *Broker) replay() error {
 		return err
 	}
 	b.proj = p
+	b.dd = &dedup{stored: newDedupWindow(DefaultDedupWindow), inflight: map[string]chan struct{}{}}
+	p.dedup.each(b.dd.stored.add)
 	b.recovery.Snapshot = rb.snap
 	b.recovery.Records = rp.Records
 	b.recovery.Took = time.Since(start)
@@ -433,12 +436,18 @@ func (b *Broker) SendMany(ctx context.Context, msgs []*Message) error {
 	if b.isClosed() {
 		return ErrClosed
 	}
+	msgs, release, err := b.dd.claim(ctx, msgs)
+	if err != nil {
+		return err
+	}
 	recs := b.enqueueRecords(nil, msgs)
 	if len(recs) > 0 {
 		if _, _, err := b.log.Append(ctx, recs); err != nil {
+			release(false)
 			return fmt.Errorf("journal: %w", err)
 		}
 	}
+	release(true)
 	b.deliver(msgs)
 	return nil
 }

@@ -25,6 +25,7 @@ type projection struct {
 	seq     uint64 // highest message sequence seen
 	queues  map[string]*pqueue
 	live    map[uint64]uint64 // journal index of a pending message's enqueue record -> its seq
+	dedup   *dedupWindow      // recent DedupHeader ids (per queue), in the snapshot since format 3
 }
 
 type pqueue struct {
@@ -34,7 +35,7 @@ type pqueue struct {
 }
 
 func newProjection() *projection {
-	return &projection{queues: map[string]*pqueue{}, live: map[uint64]uint64{}}
+	return &projection{queues: map[string]*pqueue{}, live: map[uint64]uint64{}, dedup: newDedupWindow(DefaultDedupWindow)}
 }
 
 func (p *projection) queue(name string) *pqueue {
@@ -64,6 +65,11 @@ func (p *projection) apply(r journal.Record) (*Message, error) {
 				return nil, nil
 			}
 			delete(p.live, old)
+		}
+		if r.Moved == 0 {
+			if key := dedupKey(m); key != "" {
+				p.dedup.add(key)
+			}
 		}
 		q.pending[m.Seq] = r.Index
 		p.live[r.Index] = m.Seq
@@ -136,7 +142,7 @@ func (p *projection) pendingCount() int { return len(p.live) }
 // encode writes the projection as a snapshot blob.
 func (p *projection) encode() []byte {
 	e := encoder{b: make([]byte, 0, 32+12*len(p.live))}
-	e.uint(2) // format version: 2 adds redelivery counts
+	e.uint(3) // format version: 2 adds redelivery counts, 3 the dedup ids
 	e.uint(p.applied)
 	e.uint(p.seq)
 	names := make([]string, 0, len(p.queues))
@@ -165,6 +171,8 @@ func (p *projection) encode() []byte {
 			prev = s
 		}
 	}
+	e.uint(uint64(len(p.dedup.order)))
+	p.dedup.each(func(id string) { e.str(id) })
 	return e.b
 }
 
@@ -172,7 +180,7 @@ func decodeProjection(b []byte) (*projection, error) {
 	d := decoder{b: b}
 	p := newProjection()
 	version := d.uint()
-	if d.err == nil && version != 1 && version != 2 {
+	if d.err == nil && (version < 1 || version > 3) {
 		return nil, fmt.Errorf("snapshot format %d is not one this broker reads", version)
 	}
 	p.applied = d.uint()
@@ -200,6 +208,15 @@ func decodeProjection(b []byte) (*projection, error) {
 				}
 			}
 			prev = s
+		}
+	}
+	if version >= 3 {
+		n := d.uint()
+		if d.err == nil && n > uint64(len(d.b)) {
+			d.err = errShort
+		}
+		for j := uint64(0); j < n && d.err == nil; j++ {
+			p.dedup.add(d.str())
 		}
 	}
 	if err := d.check("snapshot"); err != nil {

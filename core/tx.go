@@ -25,6 +25,10 @@ func (b *Broker) Commit(ctx context.Context, sends []*Message, acks []TxAck) err
 	if b.isClosed() {
 		return ErrClosed
 	}
+	sends, release, err := b.dd.claim(ctx, sends)
+	if err != nil {
+		return err
+	}
 	recs := b.enqueueRecords(nil, sends)
 	// Take the acknowledged deliveries from their subscriptions and out of
 	// flight, per queue.
@@ -52,10 +56,10 @@ func (b *Broker) Commit(ctx context.Context, sends []*Message, acks []TxAck) err
 			recs = append(recs, journal.Record{Type: evAck, Data: encodeAck(a.Sub.dest, persistent)})
 		}
 	}
-	var err error
 	if len(recs) > 0 {
 		_, _, err = b.log.Append(ctx, recs)
 	}
+	release(err == nil)
 	for _, h := range holds {
 		h.q.post(func() { h.q.ackEnd(h.sub, h.seqs, err) })
 	}

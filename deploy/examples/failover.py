@@ -10,8 +10,8 @@ What stomp.py does not do by itself, and this shows:
     on_disconnected and stops; nothing reconnects. So on_disconnected tells the main thread, which
     calls connect() again (it walks the whole list; the standby that took over answers).
   * It does not restore subscriptions: subscribe again after every connect().
-  * A SEND whose RECEIPT did not come before the drop may or may not have been stored: send it again
-    (at least once; the consumer may see it twice).
+  * A SEND whose RECEIPT did not come before the drop may or may not have been stored: send it again,
+    with the same _AMQ_DUPL_ID header, so that Cairn stores it only once.
   * Its default reconnect_attempts_max is 3, fewer than a takeover may need: use -1 (keep trying)
     with a short sleep cap.
 A message delivered but not acked before the drop comes again with redelivered:true.
@@ -20,6 +20,7 @@ import queue
 import sys
 import threading
 import time
+import uuid
 
 import stomp
 
@@ -72,6 +73,7 @@ def new_connection(hosts):
 
 
 def produce(n, hosts):
+    client = uuid.uuid4().hex
     conn, w = new_connection(hosts)
     connect(conn, w)
     for i in range(n):
@@ -80,7 +82,8 @@ def produce(n, hosts):
         while True:
             receipt = "r-%d-%d" % (i, attempt)
             try:
-                conn.send(DEST, body, headers={"persistent": "true"}, receipt=receipt)
+                # The same _AMQ_DUPL_ID on every attempt: Cairn stores a resent SEND once.
+                conn.send(DEST, body, headers={"persistent": "true", "_AMQ_DUPL_ID": "%s-%d" % (client, i)}, receipt=receipt)
             except (stomp.exception.NotConnectedException, OSError):
                 pass
             with w.cv:

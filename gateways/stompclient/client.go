@@ -17,6 +17,8 @@ package stompclient
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -114,6 +116,8 @@ type Client struct {
 	wg      sync.WaitGroup
 
 	connects, resends atomic.Int64
+	id                string       // names this client's SENDs for duplicate suppression
+	sends             atomic.Int64 // numbers them
 }
 
 // Dial connects to the first address that answers, trying the list until
@@ -122,7 +126,9 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	if err := opts.fill(); err != nil {
 		return nil, err
 	}
-	c := &Client{opts: opts, ready: make(chan struct{}), quit: make(chan struct{})}
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	c := &Client{opts: opts, ready: make(chan struct{}), quit: make(chan struct{}), id: hex.EncodeToString(rnd[:])}
 	if _, _, err := c.current(ctx); err != nil {
 		c.Close()
 		return nil, err
@@ -260,6 +266,10 @@ func (c *Client) connect(addr string) (net.Conn, *gostomp.Conn, error) {
 	return nc, conn, nil
 }
 
+// DedupHeader is set on every SEND (unless the caller sets it) to an id
+// unique to the SEND and kept when it is sent again; see core.DedupHeader.
+const DedupHeader = "_AMQ_DUPL_ID"
+
 // permanent lists the ERROR codes (Cairn's) that sending again cannot cure.
 var permanent = map[string]bool{
 	"malformed-frame": true, "frame-too-large": true, "too-many-headers": true, "header-too-large": true,
@@ -277,12 +287,21 @@ func (c *Client) Send(ctx context.Context, destination string, body []byte, head
 	}
 	var contentType string
 	opts := []func(*frame.Frame) error{gostomp.SendOpt.Receipt}
+	named := false
 	for i := 0; i < len(headers); i += 2 {
-		if headers[i] == frame.ContentType {
+		switch headers[i] {
+		case frame.ContentType:
 			contentType = headers[i+1]
 			continue
+		case DedupHeader:
+			named = true
 		}
 		opts = append(opts, gostomp.SendOpt.Header(headers[i], headers[i+1]))
+	}
+	if !named {
+		// The same id on every attempt: a broker that stored the first one
+		// (Cairn, ActiveMQ Artemis) confirms the next without storing it.
+		opts = append(opts, gostomp.SendOpt.Header(DedupHeader, fmt.Sprintf("%s-%d", c.id, c.sends.Add(1))))
 	}
 	for attempt := 0; ; attempt++ {
 		conn, gen, err := c.current(ctx)

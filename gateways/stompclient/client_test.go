@@ -186,8 +186,8 @@ func TestFailover(t *testing.T) {
 	if ps.Connects < 3 || cs.Connects < 3 {
 		t.Fatalf("connections: producer %d, consumer %d; the test should have failed over several times", ps.Connects, cs.Connects)
 	}
-	if int64(plain) > ps.Resends {
-		t.Fatalf("%d duplicate deliveries without redelivered:true, but only %d SENDs were sent again", plain, ps.Resends)
+	if plain > 0 {
+		t.Fatalf("%d duplicate deliveries without redelivered:true (%d SENDs were sent again; the broker should have suppressed them)", plain, ps.Resends)
 	}
 	t.Logf("producer: %+v; consumer: %+v; stale acks %d; plain duplicates %d", ps, cs, stale, plain)
 }
