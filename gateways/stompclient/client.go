@@ -372,6 +372,11 @@ func (c *Client) Subscribe(destination string, mode gostomp.AckMode, headers ...
 }
 
 // pump forwards messages to C, subscribing again on each new connection.
+// It reads go-stomp's channel at once into a queue of its own: go-stomp
+// reads RECEIPTs and writes frames on the goroutine that hands out
+// MESSAGEs, so an application that waits for a receipt (AckWait) while
+// messages back up would stall its own connection. The broker's prefetch
+// bounds the queue.
 func (s *Subscription) pump(gs *gostomp.Subscription, gen uint64) {
 	defer s.c.wg.Done()
 	defer close(s.out)
@@ -384,43 +389,66 @@ func (s *Subscription) pump(gs *gostomp.Subscription, gen uint64) {
 		}
 		cancel()
 	}()
+	type resub struct {
+		gs  *gostomp.Subscription
+		gen uint64
+	}
+	again := make(chan resub, 1)
+	resubscribe := func() {
+		for {
+			conn, gen, err := s.c.current(ctx)
+			if err != nil {
+				return
+			}
+			gs, err := conn.Subscribe(s.dest, s.mode, s.opts...)
+			if err != nil {
+				s.c.broken(gen, err)
+				continue
+			}
+			s.c.opts.Logger.Info("stompclient: subscribed again", "destination", s.dest, "addr", s.c.Addr())
+			again <- resub{gs, gen}
+			return
+		}
+	}
+	var queue []*gostomp.Message
 	for {
 		s.mu.Lock()
 		s.current, s.gen = gs, gen
 		s.mu.Unlock()
-		for gs != nil {
-			var m *gostomp.Message
-			select {
-			case m = <-gs.C:
-			case <-ctx.Done():
-				return
-			}
-			if m == nil || m.Err != nil {
-				var err error = gostomp.ErrClosedUnexpectedly
-				if m != nil {
-					err = m.Err
-				}
-				s.c.broken(gen, err)
-				break
-			}
-			select {
-			case s.out <- m:
-			case <-ctx.Done():
-				return
-			}
+		var in <-chan *gostomp.Message
+		if gs != nil {
+			in = gs.C
 		}
-		var conn *gostomp.Conn
-		var err error
-		conn, gen, err = s.c.current(ctx)
-		if err != nil {
+		var out chan<- *gostomp.Message
+		var head *gostomp.Message
+		if len(queue) > 0 {
+			out, head = s.out, queue[0]
+		}
+		select {
+		case <-ctx.Done():
 			return
-		}
-		if gs, err = conn.Subscribe(s.dest, s.mode, s.opts...); err != nil {
+		case m, ok := <-in:
+			if ok && m.Err == nil {
+				queue = append(queue, m)
+				continue
+			}
+			err := error(gostomp.ErrClosedUnexpectedly)
+			if ok {
+				err = m.Err
+			}
 			s.c.broken(gen, err)
+			// What is queued came on the lost connection: the broker
+			// delivers it again.
+			clear(queue)
+			queue = queue[:0]
 			gs = nil
-			continue
+			go resubscribe()
+		case out <- head:
+			queue[0] = nil
+			queue = queue[1:]
+		case r := <-again:
+			gs, gen = r.gs, r.gen
 		}
-		s.c.opts.Logger.Info("stompclient: subscribed again", "destination", s.dest, "addr", s.c.Addr())
 	}
 }
 
@@ -431,6 +459,31 @@ func (s *Subscription) Ack(m *gostomp.Message) error {
 		return ErrStale
 	}
 	return m.Conn.Ack(m)
+}
+
+// AckWait acknowledges m and returns once the broker has confirmed it (the
+// ACK goes in a transaction committed with a receipt, as STOMP gives an ACK
+// no receipt of its own through go-stomp). After it returns nil, m is never
+// delivered again. ErrStale as for Ack.
+func (s *Subscription) AckWait(m *gostomp.Message) error {
+	if !s.c.live(m) {
+		return ErrStale
+	}
+	tx, err := m.Conn.BeginWithError()
+	if err == nil {
+		if err = tx.Ack(m); err == nil {
+			err = tx.CommitWithReceipt()
+		}
+	}
+	if err != nil {
+		// A receipt that did not come means a connection not to trust
+		// (and go-stomp cannot take a late one): reconnect.
+		s.c.mu.Lock()
+		gen := s.c.gen
+		s.c.mu.Unlock()
+		s.c.broken(gen, err)
+	}
+	return err
 }
 
 // Nack gives m back to the broker, like Ack for a lost connection.
