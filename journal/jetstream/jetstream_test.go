@@ -3,9 +3,8 @@
 
 package jetstream_test
 
-// These tests start real nats-servers in-process: one node, and a 3-node
-// cluster routed over loopback. nats-server is imported only here, so no
-// other package's test binary links it.
+// These tests start real nats-servers in-process (internal/natstest): one
+// node, and a 3-node cluster routed over loopback.
 
 import (
 	"bytes"
@@ -13,10 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	njs "github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cairnmq/cairn/internal/natstest"
 	"github.com/cairnmq/cairn/journal"
 	"github.com/cairnmq/cairn/journal/jetstream"
 	"github.com/cairnmq/cairn/journal/journaltest"
@@ -33,88 +30,10 @@ import (
 
 var quiet = slog.New(slog.DiscardHandler)
 
-func startServer(t testing.TB) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s
-}
-
-// startCluster starts three routed JetStream servers and waits for a meta
-// leader.
-func startCluster(t testing.TB) []*server.Server {
-	t.Helper()
-	ports := make([]int, 3)
-	for i := range ports {
-		ports[i] = freePort(t)
-	}
-	var routes []*url.URL
-	for _, p := range ports {
-		routes = append(routes, &url.URL{Scheme: "nats-route", Host: "127.0.0.1:" + strconv.Itoa(p)})
-	}
-	var servers []*server.Server
-	for i := range 3 {
-		s, err := server.NewServer(&server.Options{
-			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: -1, JetStream: true,
-			StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-			Cluster: server.ClusterOpts{Name: "cairn", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  routes,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go s.Start()
-		servers = append(servers, s)
-		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	}
-	for _, s := range servers {
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatal("nats-server not ready")
-		}
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, s := range servers {
-			if s.JetStreamIsLeader() {
-				return servers
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("no JetStream meta leader in 20s")
-	return nil
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
+func startServer(t testing.TB) *server.Server    { return natstest.StartServer(t) }
+func startCluster(t testing.TB) []*server.Server { return natstest.StartCluster(t) }
 func connect(t testing.TB, servers ...*server.Server) *nats.Conn {
-	t.Helper()
-	var urls []string
-	for _, s := range servers {
-		urls = append(urls, s.ClientURL())
-	}
-	nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
+	return natstest.Connect(t, servers...)
 }
 
 func open(t testing.TB, nc *nats.Conn, opts jetstream.Options) *jetstream.Log {
