@@ -1,0 +1,329 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	njs "github.com/nats-io/nats.go/jetstream"
+)
+
+// KVOptions configures a KVLocker.
+type KVOptions struct {
+	// Bucket is the key-value bucket holding leases (default "CAIRN_LEASES").
+	Bucket string
+	// Key names the journal the lease is for: its stream's name. Required.
+	Key string
+	// TTL is the lease's length when this locker creates the bucket (default
+	// 5s). The bucket's max age is the TTL every holder uses: an entry not
+	// renewed within it is removed by the server, and a holder stops writing
+	// once it has gone that long without a renewal.
+	TTL time.Duration
+	// Replicas is the bucket's replication factor when created (default 1;
+	// 3 on a 3-node cluster).
+	Replicas int
+	// ID names this broker in the lease (default NewID()).
+	ID string
+	// Poll is how often a standby tries to take the lease (default 100ms).
+	Poll time.Duration
+	// Timeout bounds each request to the server (default 2s).
+	Timeout time.Duration
+	// Logger receives renewal trouble and loss (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// KVLocker elects a master among brokers that share only a NATS cluster: the
+// lease is an entry in a JetStream key-value bucket whose max age is the
+// TTL. A standby takes it with Create, which succeeds only when there is no
+// live entry; the master renews it with Update against the revision it last
+// wrote, so a master that lost it finds out on its next renewal; the server
+// removes an entry nobody renews, so a dead master's lease lapses by itself.
+// The master stops writing once a TTL has passed since the start of its
+// last successful renewal (the server expires the entry at least a TTL
+// after that renewal landed, so never before), and the JetStream journal's
+// own fencing (Fence, then expected-last-sequence on every append) refuses
+// a deposed master's appends at the server even if it has not noticed.
+type KVLocker struct {
+	nc   *nats.Conn
+	js   njs.JetStream
+	opts KVOptions
+}
+
+// NewKVLocker returns a Locker on the NATS connection nc.
+func NewKVLocker(nc *nats.Conn, opts KVOptions) (*KVLocker, error) {
+	if opts.Key == "" {
+		return nil, errors.New("replication: KVOptions.Key is required")
+	}
+	if opts.Bucket == "" {
+		opts.Bucket = "CAIRN_LEASES"
+	}
+	if opts.TTL <= 0 {
+		opts.TTL = 5 * time.Second
+	}
+	if opts.Replicas <= 0 {
+		opts.Replicas = 1
+	}
+	if opts.ID == "" {
+		opts.ID = NewID()
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 100 * time.Millisecond
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	js, err := njs.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("replication: %w", err)
+	}
+	return &KVLocker{nc: nc, js: js, opts: opts}, nil
+}
+
+// bucket opens the lease bucket, creating it with TTL if it is not there,
+// and returns it with its TTL.
+func (k *KVLocker) bucket(ctx context.Context) (njs.KeyValue, time.Duration, error) {
+	rctx, cancel := context.WithTimeout(ctx, k.opts.Timeout)
+	defer cancel()
+	kv, err := k.js.KeyValue(rctx, k.opts.Bucket)
+	if errors.Is(err, njs.ErrBucketNotFound) {
+		kv, err = k.js.CreateKeyValue(rctx, njs.KeyValueConfig{Bucket: k.opts.Bucket, TTL: k.opts.TTL,
+			History: 1, Replicas: k.opts.Replicas, Description: "Cairn journal leases"})
+		if errors.Is(err, njs.ErrBucketExists) {
+			kv, err = k.js.KeyValue(rctx, k.opts.Bucket)
+		}
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("replication: lease bucket %s: %w", k.opts.Bucket, err)
+	}
+	st, err := kv.Status(rctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("replication: lease bucket %s: %w", k.opts.Bucket, err)
+	}
+	if st.TTL() <= 0 {
+		return nil, 0, fmt.Errorf("replication: lease bucket %s has no TTL: a dead master's lease would never lapse", k.opts.Bucket)
+	}
+	return kv, st.TTL(), nil
+}
+
+func (k *KVLocker) holder(epoch uint64) []byte {
+	host, _ := os.Hostname()
+	return []byte(LeaseInfo{Holder: Holder{ID: k.opts.ID, Host: host, PID: os.Getpid(), Epoch: epoch}, TTL: k.opts.TTL,
+		Renewed: time.Now()}.encode())
+}
+
+// Acquire implements Locker.
+func (k *KVLocker) Acquire(ctx context.Context, wait func(Waiting)) (Lease, error) {
+	start := time.Now()
+	var (
+		reported Holder
+		lastRep  time.Time
+		seenRev  uint64
+		seenAt   time.Time
+	)
+	for {
+		kv, ttl, err := k.bucket(ctx)
+		if err == nil {
+			t0 := time.Now()
+			rctx, cancel := context.WithTimeout(ctx, k.opts.Timeout)
+			rev, cerr := kv.Create(rctx, k.opts.Key, k.holder(0))
+			cancel()
+			switch {
+			case cerr == nil:
+				l := &kvLease{k: k, kv: kv, ttl: ttl, base: t0, rev: rev, epoch: rev, lost: make(chan struct{}),
+					stop: make(chan struct{}), done: make(chan struct{}),
+					took: Acquisition{How: "free", Waited: time.Since(start), Previous: reported}}
+				if reported.ID != "" {
+					l.took.How = "expired"
+				}
+				go l.keepAlive()
+				return l, nil
+			case errors.Is(cerr, njs.ErrKeyExists):
+				gctx, cancel := context.WithTimeout(ctx, k.opts.Timeout)
+				e, gerr := kv.Get(gctx, k.opts.Key)
+				cancel()
+				if gerr == nil {
+					info, _ := parseLease(e.Value())
+					if info.Epoch == 0 {
+						info.Epoch = e.Revision()
+					}
+					now := time.Now()
+					if e.Revision() != seenRev {
+						seenRev, seenAt = e.Revision(), now
+					}
+					if info.Holder != reported || now.Sub(lastRep) >= time.Second {
+						reported, lastRep = info.Holder, now
+						if wait != nil {
+							wait(Waiting{Holder: info.Holder, Renewed: now.Sub(seenAt), ExpiresIn: ttl - now.Sub(seenAt)})
+						}
+					}
+				}
+			default:
+				k.opts.Logger.Warn("replication: cannot reach the lease bucket; retrying", "err", cerr)
+			}
+		} else {
+			k.opts.Logger.Warn("replication: lease bucket", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(k.opts.Poll):
+		}
+	}
+}
+
+// kvLease is a lease held through a KVLocker.
+type kvLease struct {
+	k    *KVLocker
+	kv   njs.KeyValue
+	ttl  time.Duration
+	base time.Time
+	took Acquisition
+
+	lastOK   atomic.Int64 // nanoseconds after base at which the last good renewal began
+	released atomic.Bool
+	lostOnce sync.Once
+	lost     chan struct{}
+	err      atomic.Pointer[error]
+
+	stop, done chan struct{}
+	stopOnce   sync.Once
+
+	rev   uint64 // the revision last written; owned by keepAlive
+	epoch uint64 // the revision of the Create; set before keepAlive starts
+}
+
+func (l *kvLease) Epoch() uint64         { return l.epoch }
+func (l *kvLease) Lost() <-chan struct{} { return l.lost }
+func (l *kvLease) Took() Acquisition     { return l.took }
+
+func (l *kvLease) Err() error {
+	if p := l.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (l *kvLease) Valid() error {
+	if err := l.Err(); err != nil {
+		return err
+	}
+	if l.released.Load() {
+		return fmt.Errorf("%w: released", ErrLost)
+	}
+	if age := time.Duration(int64(time.Since(l.base)) - l.lastOK.Load()); age >= l.ttl {
+		return l.lose(fmt.Errorf("%w: not renewed for %s (TTL %s)", ErrLost, age.Round(time.Millisecond), l.ttl))
+	}
+	return nil
+}
+
+func (l *kvLease) lose(err error) error {
+	l.lostOnce.Do(func() {
+		l.err.Store(&err)
+		l.k.opts.Logger.Error("replication: lease lost; this broker must stop writing", "epoch", l.Epoch(), "err", err)
+		close(l.lost)
+	})
+	return l.Err()
+}
+
+func (l *kvLease) keepAlive() {
+	defer close(l.done)
+	// Write the epoch into the entry at once, for standbys and status.
+	if l.renew() != nil {
+		return
+	}
+	t := time.NewTicker(l.ttl / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.lost:
+			return
+		case <-t.C:
+		}
+		if l.renew() != nil {
+			return
+		}
+	}
+}
+
+// renew rewrites the entry against the revision last written.
+func (l *kvLease) renew() error {
+	t0 := int64(time.Since(l.base))
+	if err := l.Valid(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.k.opts.Timeout)
+	defer cancel()
+	rev, err := l.kv.Update(ctx, l.k.opts.Key, l.k.holder(l.epoch), l.rev)
+	if err != nil {
+		// A lost reply to an update that landed leaves us a revision behind:
+		// the entry still names us if so.
+		e, gerr := l.kv.Get(ctx, l.k.opts.Key)
+		switch {
+		case errors.Is(gerr, njs.ErrKeyNotFound):
+			return l.lose(fmt.Errorf("%w: the lease entry is gone (expired or deleted)", ErrLost))
+		case gerr != nil:
+			l.k.opts.Logger.Warn("replication: cannot renew the lease; will retry until it expires", "err", err)
+			return nil
+		}
+		info, _ := parseLease(e.Value())
+		if info.ID != l.k.opts.ID || e.Revision() < l.epoch {
+			return l.lose(fmt.Errorf("%w: taken over by %s", ErrLost, info.Holder))
+		}
+		l.rev = e.Revision()
+		return nil // renewed by the update whose reply was lost; the next tick renews again
+	}
+	l.rev = rev
+	l.lastOK.Store(t0)
+	return nil
+}
+
+// Release deletes the entry so that a standby takes over at once.
+func (l *kvLease) Release() error {
+	var err error
+	l.stopOnce.Do(func() {
+		l.released.Store(true)
+		close(l.stop)
+		<-l.done
+		if l.Err() == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), l.k.opts.Timeout)
+			defer cancel()
+			err = l.kv.Delete(ctx, l.k.opts.Key, njs.LastRevision(l.rev))
+		}
+	})
+	return err
+}
+
+// ReadKVLease reads the lease entry of key in bucket, for status.
+func ReadKVLease(ctx context.Context, nc *nats.Conn, bucket, key string) (LeaseInfo, uint64, error) {
+	js, err := njs.New(nc)
+	if err != nil {
+		return LeaseInfo{}, 0, err
+	}
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return LeaseInfo{}, 0, err
+	}
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, njs.ErrKeyNotFound) {
+		return LeaseInfo{}, 0, nil
+	}
+	if err != nil {
+		return LeaseInfo{}, 0, err
+	}
+	info, err := parseLease(e.Value())
+	return info, e.Revision(), err
+}
