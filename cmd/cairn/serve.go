@@ -21,14 +21,17 @@ import (
 	"github.com/cairnmq/cairn/core"
 	"github.com/cairnmq/cairn/gateways/stomp"
 	"github.com/cairnmq/cairn/journal"
-	"github.com/cairnmq/cairn/journal/wal"
 	"github.com/cairnmq/cairn/replication"
 )
 
 func serveFlags() []cli.Flag {
 	return []cli.Flag{
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "listen", Value: "127.0.0.1:61613", EnvVars: []string{"CAIRN_LISTEN"}, Usage: "STOMP listen address"}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "data", Value: "./cairn-data", EnvVars: []string{"CAIRN_DATA"}, Usage: "journal directory"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "data", Value: "./cairn-data", EnvVars: []string{"CAIRN_DATA"}, Usage: "journal directory (with --journal jetstream: where this broker reports its status)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "journal", Value: "wal", EnvVars: []string{"CAIRN_JOURNAL"}, Usage: "wal (embedded, in --data) or jetstream (a stream on --nats)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "nats", Value: "nats://127.0.0.1:4222", EnvVars: []string{"CAIRN_NATS"}, Usage: "NATS server URLs, comma-separated, for --journal jetstream"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "stream", Value: "CAIRN_JOURNAL", EnvVars: []string{"CAIRN_STREAM"}, Usage: "JetStream stream holding the journal (and the lease's key)"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "replicas", Value: 1, EnvVars: []string{"CAIRN_REPLICAS"}, Usage: "replicas of the stream and the lease bucket when created (3 on a 3-node NATS cluster)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "sync", Value: "always", EnvVars: []string{"CAIRN_SYNC"}, Usage: "journal sync policy: always, interval or never"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "sync-interval", Value: 50 * time.Millisecond, EnvVars: []string{"CAIRN_SYNC_INTERVAL"}, Usage: "most time between fsyncs under --sync interval"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "persistent-default", EnvVars: []string{"CAIRN_PERSISTENT_DEFAULT"}, Usage: "a SEND without a persistent header is persistent (ActiveMQ's default: not)"}),
@@ -128,13 +131,16 @@ func serve(c *cli.Context) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 
 	// Election: wait as a standby until this broker holds the journal.
-	// A record is one message: room for the largest body and 1 MiB of headers.
-	maxRecord := c.Int("max-body") + 1<<20
-	locker := replication.NewFileLocker(dataDir, replication.FileOptions{ID: id, TTL: c.Duration("lease-ttl"), Logger: logger})
+	be, err := newBackend(c, dataDir, id, logger)
+	if err != nil {
+		rep.Stop(replication.RoleStopped, err.Error())
+		return cli.Exit(err.Error(), exitUsage)
+	}
+	defer be.close()
 	var warm *warmStandby
-	lease, err := acquire(c, locker, logger, rep, sigs, func() {
-		if c.Bool("warm") {
-			warm = startWarm(dataDir, maxRecord, logger)
+	lease, err := acquire(c, be.locker, logger, rep, sigs, func() {
+		if c.Bool("warm") && be.kind == "wal" {
+			warm = startWarm(dataDir, be.maxRecord, logger)
 		}
 	})
 	var standby *core.Standby
@@ -145,26 +151,15 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	took := lease.Took()
-	logger.Info("master: holding the journal", "epoch", lease.Epoch(), "how", took.How, "previous", took.Previous.String(),
+	logger.Info("master: holding the journal", "journal", be.name, "epoch", lease.Epoch(), "how", took.How, "previous", took.Previous.String(),
 		"waited", took.Waited.Round(time.Millisecond), "id", id)
 	rep.Set(replication.RoleStarting, lease.Epoch(), "replaying the journal")
 	start := time.Now()
-	if took.How != "free" {
-		// The previous master may be alive (frozen, cut off): give it a tail
-		// segment nobody reads any more.
-		if err := wal.DetachTail(dataDir); err != nil {
-			return fenceExit(rep, lease, err)
-		}
-	}
-	l, err := wal.Open(dataDir, wal.Options{Sync: pol, SyncInterval: c.Duration("sync-interval"), Logger: logger,
-		MaxRecordBytes: maxRecord, SegmentBytes: max(16<<20, 2*maxRecord+1<<20), Locked: true, Gate: lease.Valid})
+	l, maxBody, err := be.open(c, lease)
 	if err != nil {
 		return fenceExit(rep, lease, err)
 	}
 	defer l.Close()
-	if cut := l.Recovery().Cut; cut != nil {
-		logger.Warn("journal: cut a torn tail", "detail", fmt.Sprintf("%+v", *cut))
-	}
 	b, err := core.Open(core.Options{Journal: l, PersistentByDefault: c.Bool("persistent-default"), Logger: logger, Standby: standby,
 		Progress: func(p journal.Progress) {
 			if !p.Done {
@@ -180,13 +175,13 @@ func serve(c *cli.Context) error {
 		return fenceExit(rep, lease, err)
 	}
 	srv := stomp.NewServer(b, stomp.Options{
-		Limits:         stomp.Limits{MaxHeaders: c.Int("max-headers"), MaxHeaderBytes: c.Int("max-header-bytes"), MaxBodyBytes: c.Int("max-body")},
+		Limits:         stomp.Limits{MaxHeaders: c.Int("max-headers"), MaxHeaderBytes: c.Int("max-header-bytes"), MaxBodyBytes: maxBody},
 		MaxConnections: c.Int("max-connections"), Logger: logger, ServerName: "Cairn/" + versionString(),
 	})
 	rec := b.Recovery()
 	rep.SetListen(ln.Addr().String())
 	rep.Set(replication.RoleMaster, lease.Epoch(), "")
-	logger.Info("cairn listening", "role", "master", "epoch", lease.Epoch(), "stomp", ln.Addr().String(), "data", dataDir, "sync", pol.String(),
+	logger.Info("cairn listening", "role", "master", "epoch", lease.Epoch(), "stomp", ln.Addr().String(), "journal", be.name, "sync", pol.String(),
 		"replayed_records", rec.Records, "warm", rec.Warm, "pending_messages", rec.Messages, "queues", rec.Queues,
 		"replay", rec.Took.Round(time.Millisecond), "startup", time.Since(start).Round(time.Millisecond))
 	go func() {
