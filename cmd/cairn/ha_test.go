@@ -19,6 +19,8 @@ import (
 
 	gostomp "github.com/go-stomp/stomp/v3"
 	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/cairnmq/cairn/internal/natstest"
 )
 
 // sendN sends n persistent messages named prefix-i to queue, each receipted.
@@ -383,5 +385,63 @@ func TestStompPyFailover(t *testing.T) {
 		if got[fmt.Sprint("py-", i)] == 0 {
 			t.Errorf("py-%d confirmed but never received", i)
 		}
+	}
+}
+
+// TestServeJetStreamTakeover: two cairn serve on one JetStream stream, each
+// with its own data directory, sharing only the NATS server. The standby
+// takes over within the lease TTL after the master is killed with SIGKILL,
+// with everything receipted; a master frozen with SIGSTOP wakes fenced.
+func TestServeJetStreamTakeover(t *testing.T) {
+	ns := natstest.StartServer(t)
+	args := []string{"--journal", "jetstream", "--nats", ns.ClientURL(), "--stream", "HA1", "--lease-ttl", "1s"}
+	master := startServe(t, t.TempDir(), args...)
+	standby := launchServe(t, t.TempDir(), args...)
+	standby.waitLog(t, "standby: waiting for the journal", 20*time.Second)
+	sendN(t, master.addr, "/queue/js", "m", 100)
+	if err := master.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	took := connectWhenUp(t, standby.addr, 30*time.Second)
+	t.Logf("first CONNECTED from the standby %s after SIGKILL of the master (lease TTL 1s)", took)
+	got := drain(t, standby.addr, "/queue/js")
+	for i := range 100 {
+		if n := got[fmt.Sprint("m-", i)]; n != 1 {
+			t.Fatalf("m-%d delivered %d times after the takeover", i, n)
+		}
+	}
+	sendN(t, standby.addr, "/queue/js", "n", 10)
+
+	// Freeze the new master; a third broker takes over; the frozen one wakes
+	// fenced and exits 3, and what it was sent while frozen is not stored.
+	third := launchServe(t, t.TempDir(), args...)
+	third.waitLog(t, "standby: waiting for the journal", 20*time.Second)
+	rc := dialRaw(t, standby.addr)
+	if err := standby.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitStopped(t, standby.cmd.Process.Pid)
+	for i := range 5 {
+		rc.send(t, frame.New("SEND", "destination", "/queue/js", "persistent", "true", "receipt", fmt.Sprintf("r%d", i)))
+	}
+	connectWhenUp(t, third.addr, 30*time.Second)
+	standby.cmd.Process.Signal(syscall.SIGCONT)
+	rc.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		f, err := rc.r.Read()
+		if err != nil {
+			break
+		}
+		if f != nil && f.Command == "RECEIPT" {
+			t.Fatalf("the fenced master confirmed a SEND: %v", f.Header)
+		}
+	}
+	var ee *exec.ExitError
+	if err := standby.cmd.Wait(); !errors.As(err, &ee) || ee.ExitCode() != exitFenced {
+		t.Fatalf("the frozen master exited with %v, want status %d\n%s", err, exitFenced, standby.log())
+	}
+	got = drain(t, third.addr, "/queue/js")
+	if len(got) != 10 || got[""] != 0 {
+		t.Fatalf("after the second takeover the queue holds %v, want n-0..n-9", got)
 	}
 }
