@@ -411,6 +411,11 @@ func TestServeJetStreamTakeover(t *testing.T) {
 		}
 	}
 	sendN(t, standby.addr, "/queue/js", "n", 10)
+	out, err := exec.Command(binary(t), "status", "--journal", "jetstream", "--nats", ns.ClientURL(), "--stream", "HA1").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "lease    epoch") {
+		t.Fatalf("status on JetStream: %v\n%s", err, out)
+	}
+	t.Logf("cairn status:\n%s", out)
 
 	// Freeze the new master; a third broker takes over; the frozen one wakes
 	// fenced and exits 3, and what it was sent while frozen is not stored.

@@ -202,6 +202,9 @@ func serve(c *cli.Context) error {
 
 	select {
 	case err := <-served:
+		if lease.Err() != nil {
+			select {} // fenced: the fail-stop goroutine exits with exitFenced
+		}
 		return cli.Exit(fmt.Sprintf("stomp listener: %v", err), exitFailure)
 	case s := <-sigs:
 		logger.Info("draining: closing connections; signal again to exit at once", "signal", s.String())

@@ -4,12 +4,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/urfave/cli/v2"
 
 	"github.com/cairnmq/cairn/journal/dirlock"
@@ -26,6 +28,9 @@ func statusCommand() *cli.Command {
 			&cli.StringFlag{Name: "data", Value: "./cairn-data", EnvVars: []string{"CAIRN_DATA"}, Usage: "journal directory"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 			&cli.DurationFlag{Name: "stale", Value: 5 * time.Second, Usage: "a report older than this is from a broker that is gone or stuck"},
+			&cli.StringFlag{Name: "journal", Value: "wal", EnvVars: []string{"CAIRN_JOURNAL"}, Usage: "wal, or jetstream: read the lease from the NATS key-value bucket"},
+			&cli.StringFlag{Name: "nats", Value: "nats://127.0.0.1:4222", EnvVars: []string{"CAIRN_NATS"}, Usage: "NATS server URLs, for --journal jetstream"},
+			&cli.StringFlag{Name: "stream", Value: "CAIRN_JOURNAL", EnvVars: []string{"CAIRN_STREAM"}, Usage: "the journal's stream, for --journal jetstream"},
 		},
 		OnUsageError: usageError,
 		Action:       status,
@@ -48,16 +53,36 @@ type memberReport struct {
 
 func status(c *cli.Context) error {
 	dir := c.String("data")
-	if _, err := os.Stat(dir); err != nil {
-		return cli.Exit(err.Error(), exitFailure)
-	}
-	lease, err := replication.ReadLease(dir)
-	if err != nil {
-		return cli.Exit(err.Error(), exitFailure)
-	}
-	r := statusReport{Data: dir, Lease: lease, Lock: "free"}
-	if held, _ := dirlock.IsHeld(dir); held {
-		r.Lock = "held"
+	var lease replication.LeaseInfo
+	var r statusReport
+	switch c.String("journal") {
+	case "jetstream":
+		nc, err := nats.Connect(c.String("nats"), nats.Timeout(5*time.Second))
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("--nats %s: %v", c.String("nats"), err), exitFailure)
+		}
+		defer nc.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		lease, _, err = replication.ReadKVLease(ctx, nc, "CAIRN_LEASES", c.String("stream"))
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("lease of stream %s: %v", c.String("stream"), err), exitFailure)
+		}
+		r = statusReport{Data: c.String("nats") + " stream " + c.String("stream"), Lease: lease, Lock: "n/a"}
+	case "wal":
+		if _, err := os.Stat(dir); err != nil {
+			return cli.Exit(err.Error(), exitFailure)
+		}
+		var err error
+		if lease, err = replication.ReadLease(dir); err != nil {
+			return cli.Exit(err.Error(), exitFailure)
+		}
+		r = statusReport{Data: dir, Lease: lease, Lock: "free"}
+		if held, _ := dirlock.IsHeld(dir); held {
+			r.Lock = "held"
+		}
+	default:
+		return cli.Exit(fmt.Sprintf("--journal %q: want wal or jetstream", c.String("journal")), exitUsage)
 	}
 	ms, err := replication.Members(dir)
 	if err != nil {
@@ -79,7 +104,7 @@ func status(c *cli.Context) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(w, "journal  %s\n", dir)
+		fmt.Fprintf(w, "journal  %s\n", r.Data)
 		switch {
 		case lease.ID == "":
 			fmt.Fprintf(w, "lease    none yet (lock %s)\n", r.Lock)
@@ -114,7 +139,9 @@ func status(c *cli.Context) error {
 			tw.Flush()
 		}
 	}
-	if r.Master == "" {
+	if r.Master == "" && !(c.String("journal") == "jetstream" && lease.ID != "") {
+		// (On JetStream the brokers' reports are each in their own --data;
+		// a live lease entry is the master.)
 		return cli.Exit("", exitFenced)
 	}
 	return nil
