@@ -101,6 +101,15 @@ func (be *backend) open(c *cli.Context, lease replication.Lease) (journal.Log, i
 	}
 }
 
+// follower returns a reader of the journal for a warm standby.
+func (be *backend) follower(c *cli.Context) follower {
+	if be.kind == "jetstream" {
+		return &streamFollower{nc: be.nc, logger: be.logger, opts: jetstream.Options{Stream: c.String("stream"),
+			Replicas: c.Int("replicas"), Writer: be.name + " (standby, reading)", Logger: be.logger}}
+	}
+	return &walFollower{dir: be.dataDir, maxRecord: be.maxRecord}
+}
+
 func (be *backend) close() {
 	if be.nc != nil {
 		be.nc.Close()

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -404,6 +405,10 @@ func TestServeJetStreamTakeover(t *testing.T) {
 	}
 	took := connectWhenUp(t, standby.addr, 30*time.Second)
 	t.Logf("first CONNECTED from the standby %s after SIGKILL of the master (lease TTL 1s)", took)
+	// Warm: only its own claim record is left to replay.
+	if !strings.Contains(standby.log(), "warm=true") || !regexp.MustCompile(`replayed_records=[01] `).MatchString(standby.log()) {
+		t.Fatalf("the standby did not take over warm (it followed the stream while waiting):\n%s", standby.log())
+	}
 	got := drain(t, standby.addr, "/queue/js")
 	for i := range 100 {
 		if n := got[fmt.Sprint("m-", i)]; n != 1 {

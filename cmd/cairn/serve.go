@@ -139,8 +139,8 @@ func serve(c *cli.Context) error {
 	defer be.close()
 	var warm *warmStandby
 	lease, err := acquire(c, be.locker, logger, rep, sigs, func() {
-		if c.Bool("warm") && be.kind == "wal" {
-			warm = startWarm(dataDir, be.maxRecord, logger)
+		if c.Bool("warm") {
+			warm = startWarm(be.follower(c), logger)
 		}
 	})
 	var standby *core.Standby

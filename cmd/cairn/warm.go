@@ -4,53 +4,66 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/cairnmq/cairn/core"
 	"github.com/cairnmq/cairn/journal"
+	"github.com/cairnmq/cairn/journal/jetstream"
 	"github.com/cairnmq/cairn/journal/wal"
 )
 
-// warmStandby follows the journal while this broker waits for it, so that
-// at takeover only the last records remain to replay. It runs until stop,
-// which returns the state it built (nil if it has none worth using).
-type warmStandby struct {
-	dir       string
-	maxRecord int
-	logger    *slog.Logger
-	quit      chan struct{}
-	done      chan struct{}
-	st        *core.Standby
+// follower is a journal read while another broker writes it.
+type follower interface {
+	// begin loads the newest snapshot and says where reading must start.
+	begin() (*core.Standby, error)
+	// poll feeds st every complete batch written since the last poll.
+	poll(st *core.Standby) error
+	close()
 }
 
-func startWarm(dir string, maxRecord int, logger *slog.Logger) *warmStandby {
-	w := &warmStandby{dir: dir, maxRecord: maxRecord, logger: logger, quit: make(chan struct{}), done: make(chan struct{})}
+// warmStandby follows the journal while this broker waits for it, so that
+// at takeover only the last records remain to replay. It runs until stop,
+// which returns the state it built (nil if it has none).
+type warmStandby struct {
+	f      follower
+	logger *slog.Logger
+	quit   chan struct{}
+	done   chan struct{}
+	st     *core.Standby
+}
+
+func startWarm(f follower, logger *slog.Logger) *warmStandby {
+	w := &warmStandby{f: f, logger: logger, quit: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
 }
 
 func (w *warmStandby) run() {
 	defer close(w.done)
-	var f *wal.Follower
+	defer w.f.close()
 	reported := false
 	for {
 		if w.st == nil {
-			st, from, err := w.begin()
+			st, err := w.f.begin()
 			if err != nil {
 				w.logger.Warn("warm standby: cannot start from the snapshot; retrying", "err", err)
 			} else {
-				w.st, f = st, wal.NewFollower(w.dir, from, w.maxRecord)
+				w.st = st
 			}
 		}
 		if w.st != nil {
-			if _, err := f.Poll(w.st.Apply); err != nil {
+			if err := w.f.poll(w.st); err != nil {
 				lvl := slog.LevelWarn
-				if errors.Is(err, wal.ErrBehind) {
+				if errors.Is(err, wal.ErrBehind) || errors.Is(err, journal.ErrNotFound) {
 					lvl = slog.LevelInfo
 				}
-				w.logger.Log(nil, lvl, "warm standby: starting over from the newest snapshot", "err", err)
+				w.logger.Log(context.Background(), lvl, "warm standby: starting over from the newest snapshot", "err", err)
 				w.st = nil
 			} else if !reported && w.st.Read() > 0 {
 				reported = true
@@ -65,25 +78,103 @@ func (w *warmStandby) run() {
 	}
 }
 
-// begin starts standby state from the newest snapshot.
-func (w *warmStandby) begin() (*core.Standby, uint64, error) {
-	idx, data, err := wal.ReadSnapshot(w.dir)
-	if errors.Is(err, journal.ErrNoSnapshot) {
-		idx, data, err = 0, nil, nil
-	}
-	if err != nil {
-		return nil, 0, err
-	}
-	st, err := core.NewStandby(idx, data)
-	if err != nil {
-		return nil, 0, err
-	}
-	return st, st.From(1), nil
-}
-
 // stop ends the following and returns the state built so far.
 func (w *warmStandby) stop() *core.Standby {
 	close(w.quit)
 	<-w.done
 	return w.st
+}
+
+// walFollower follows a wal directory by reading its segments as they grow.
+type walFollower struct {
+	dir       string
+	maxRecord int
+	f         *wal.Follower
+}
+
+func (w *walFollower) begin() (*core.Standby, error) {
+	idx, data, err := wal.ReadSnapshot(w.dir)
+	if errors.Is(err, journal.ErrNoSnapshot) {
+		idx, data, err = 0, nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := core.NewStandby(idx, data)
+	if err != nil {
+		return nil, err
+	}
+	w.f = wal.NewFollower(w.dir, st.From(1), w.maxRecord)
+	return st, nil
+}
+
+func (w *walFollower) poll(st *core.Standby) error {
+	_, err := w.f.Poll(st.Apply)
+	return err
+}
+
+func (w *walFollower) close() {}
+
+// streamFollower follows a JetStream journal with a read-only handle: it
+// refreshes the stream's bounds and reads what was added with an ordered
+// consumer.
+type streamFollower struct {
+	nc     *nats.Conn
+	opts   jetstream.Options
+	l      *jetstream.Log
+	next   uint64
+	logger *slog.Logger
+}
+
+func (s *streamFollower) begin() (*core.Standby, error) {
+	if s.l == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		l, err := jetstream.Open(ctx, s.nc, s.opts)
+		if err != nil {
+			return nil, err
+		}
+		s.l = l
+	}
+	idx, data, err := s.l.LoadSnapshot()
+	if errors.Is(err, journal.ErrNoSnapshot) {
+		idx, data, err = 0, nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := core.NewStandby(idx, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.l.Refresh(context.Background()); err != nil {
+		return nil, err
+	}
+	s.next = st.From(s.l.FirstIndex())
+	return st, nil
+}
+
+func (s *streamFollower) poll(st *core.Standby) error {
+	if err := s.l.Refresh(context.Background()); err != nil {
+		return err
+	}
+	if s.next > s.l.LastIndex() {
+		return nil
+	}
+	if s.next < s.l.FirstIndex() {
+		return fmt.Errorf("%w: the follower is at %d, the stream starts at %d", journal.ErrNotFound, s.next, s.l.FirstIndex())
+	}
+	return s.l.Scan(s.next, func(r journal.Record) error {
+		if err := st.Apply(r); err != nil {
+			return err
+		}
+		s.next = r.Index + 1
+		return nil
+	})
+}
+
+func (s *streamFollower) close() {
+	if s.l != nil {
+		s.l.Close()
+	}
 }

@@ -295,6 +295,26 @@ func (l *Log) loadTail(ctx context.Context) error {
 	return nil
 }
 
+// Refresh re-reads the stream's bounds, so that a reader following a
+// stream another writer appends to (a warm standby) sees what was added:
+// LastIndex and Scan then reach it. Only for a Log this process does not
+// append to.
+func (l *Log) Refresh(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	defer cancel()
+	info, err := l.st.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("jetstream: stream %s info: %w", l.opts.Stream, err)
+	}
+	first, last := info.State.FirstSeq, info.State.LastSeq
+	if info.State.Msgs == 0 {
+		first = last + 1
+	}
+	l.first.Store(first)
+	l.last.Store(last)
+	return nil
+}
+
 // Stream is the name of the journal's stream.
 func (l *Log) Stream() string { return l.opts.Stream }
 
