@@ -20,7 +20,7 @@ test *args:
 
 # the race detector on the journal packages
 race:
-    go test -race ./journal/... ./core/... ./gateways/...
+    go test -race ./journal/... ./core/... ./gateways/... ./replication/...
 
 # journal benchmarks on this disk: the quick grid, next to its same-run limits
 bench dir="./bench-journal":
