@@ -147,6 +147,10 @@ func (k *KVLocker) Acquire(ctx context.Context, wait func(Waiting)) (Lease, erro
 				if reported.ID != "" {
 					l.took.How = "expired"
 				}
+				// Write the epoch into the entry before anyone reads it.
+				if err := l.renew(); err != nil {
+					return nil, err
+				}
 				go l.keepAlive()
 				return l, nil
 			case errors.Is(cerr, njs.ErrKeyExists):
@@ -239,10 +243,6 @@ func (l *kvLease) lose(err error) error {
 
 func (l *kvLease) keepAlive() {
 	defer close(l.done)
-	// Write the epoch into the entry at once, for standbys and status.
-	if l.renew() != nil {
-		return
-	}
 	t := time.NewTicker(l.ttl / 4)
 	defer t.Stop()
 	for {
