@@ -173,11 +173,11 @@ func (f *FileLocker) Acquire(ctx context.Context, wait func(Waiting)) (Lease, er
 // it, nil if the lease is taken from a holder that stopped renewing.
 func (f *FileLocker) take(lock *dirlock.Lock, prev LeaseInfo, how string, start time.Time) (*fileLease, error) {
 	host, _ := os.Hostname()
-	l := &fileLease{
-		f: f, lock: lock, base: time.Now(), lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
-		info: LeaseInfo{Holder: Holder{ID: f.opts.ID, Host: host, PID: os.Getpid(), Epoch: prev.Epoch + 1}, TTL: f.opts.TTL},
-		took: Acquisition{How: how, Previous: prev.Holder},
-	}
+	l := &fileLease{f: f, lock: lock,
+		info: LeaseInfo{Holder: Holder{ID: f.opts.ID, Host: host, PID: os.Getpid(), Epoch: prev.Epoch + 1}, TTL: f.opts.TTL}}
+	l.start(f.opts.TTL, time.Now(), f.opts.Logger)
+	l.epoch = l.info.Epoch
+	l.took = Acquisition{How: how, Previous: prev.Holder}
 	var err error
 	if l.dirID, err = os.Stat(f.dir); err != nil {
 		return nil, fmt.Errorf("replication: %w", err)
@@ -199,93 +199,28 @@ func (f *FileLocker) take(lock *dirlock.Lock, prev LeaseInfo, how string, start 
 	}
 	l.took.Waited = time.Since(start)
 	l.lockHeld.Store(lock != nil)
-	go l.keepAlive()
+	go l.keepAlive(l.renew)
 	return l, nil
 }
 
 // fileLease is a lease held through a FileLocker.
 type fileLease struct {
-	f    *FileLocker
-	base time.Time // monotonic origin of lastOK
-	took Acquisition
-
-	lastOK   atomic.Int64 // nanoseconds after base at which the last good renewal began
-	released atomic.Bool
+	leaseClock
+	relOnce  sync.Once
+	f        *FileLocker
 	lockHeld atomic.Bool // the flock is held (mirrors lock != nil)
-
-	lostOnce sync.Once
-	lost     chan struct{}
-	err      atomic.Pointer[error]
-
-	stop, done chan struct{}
-	stopOnce   sync.Once
-
-	dirID os.FileInfo // the journal directory as it was at acquisition
+	dirID    os.FileInfo // the journal directory as it was at acquisition
 
 	// Owned by keepAlive (and take, before it starts).
 	info LeaseInfo
 	lock *dirlock.Lock
 }
 
-func (l *fileLease) Epoch() uint64         { return l.info.Epoch }
-func (l *fileLease) Lost() <-chan struct{} { return l.lost }
-func (l *fileLease) Took() Acquisition     { return l.took }
-
-func (l *fileLease) Err() error {
-	if p := l.err.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
-func (l *fileLease) Valid() error {
-	if err := l.Err(); err != nil {
-		return err
-	}
-	if l.released.Load() {
-		return fmt.Errorf("%w: released", ErrLost)
-	}
-	if age := time.Duration(int64(time.Since(l.base)) - l.lastOK.Load()); age >= l.f.opts.TTL {
-		return l.lose(fmt.Errorf("%w: not renewed for %s (TTL %s)", ErrLost, age.Round(time.Millisecond), l.f.opts.TTL))
-	}
-	return nil
-}
-
-// lose records why the lease is gone and closes Lost, once.
-func (l *fileLease) lose(err error) error {
-	l.lostOnce.Do(func() {
-		l.err.Store(&err)
-		l.f.opts.Logger.Error("replication: lease lost; this broker must stop writing", "epoch", l.info.Epoch, "err", err)
-		close(l.lost)
-	})
-	return l.Err()
-}
-
-// keepAlive renews the lease every TTL/4 until it is released or lost.
-func (l *fileLease) keepAlive() {
-	defer close(l.done)
-	ttl := l.f.opts.TTL
-	t := time.NewTicker(ttl / 4)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case <-l.lost:
-			return
-		case <-t.C:
-		}
-		if l.renew() != nil {
-			return
-		}
-	}
-}
-
 // renew checks the lease file still names this lease and rewrites it with
 // the next renewal count. It returns non-nil once the lease is lost.
 func (l *fileLease) renew() error {
-	ttl := l.f.opts.TTL
-	t0 := int64(time.Since(l.base))
+	ttl := l.ttl
+	t0 := l.now()
 	if err := l.Valid(); err != nil {
 		return err
 	}
@@ -309,12 +244,12 @@ func (l *fileLease) renew() error {
 		l.f.opts.Logger.Warn("replication: cannot renew the lease; will retry until it expires", "err", err)
 		return nil
 	}
-	if took := time.Duration(int64(time.Since(l.base)) - t0); took > ttl/5 {
+	if took := time.Duration(l.now() - t0); took > ttl/5 {
 		// A standby waits TTL/5 past the TTL; a renewal slower than that may
 		// have landed after it took over.
 		return l.lose(fmt.Errorf("%w: renewal took %s, longer than the %s a standby allows", ErrLost, took.Round(time.Millisecond), ttl/5))
 	}
-	l.lastOK.Store(t0)
+	l.renewed(t0)
 	if l.lock == nil {
 		if lock, err := dirlock.TryLock(l.f.dir); err == nil {
 			l.lock = lock // the old master's process is gone
@@ -363,10 +298,9 @@ func syncFile(path string) error {
 // takes over within one poll.
 func (l *fileLease) Release() error {
 	var err error
-	l.stopOnce.Do(func() {
+	l.relOnce.Do(func() {
 		l.released.Store(true)
-		close(l.stop)
-		<-l.done
+		l.halt()
 		if l.Err() == nil {
 			if cur, rerr := ReadLease(l.f.dir); rerr == nil && cur.Holder == l.info.Holder {
 				l.info.Released = true
@@ -445,12 +379,6 @@ func ReadLease(dir string) (LeaseInfo, error) {
 		return LeaseInfo{}, fmt.Errorf("replication: %s: %w", path, err)
 	}
 	return i, nil
-}
-
-// pause stops renewals without releasing anything, as a frozen process
-// would. For tests.
-func (l *fileLease) pause() {
-	l.stopOnce.Do(func() { close(l.stop); <-l.done })
 }
 
 // hasLock reports whether this lease holds the flock.

@@ -27,8 +27,13 @@ func acquire(t *testing.T, dir, id string, ttl time.Duration) Lease {
 	return l
 }
 
-// acquireAsync starts Acquire and returns a channel that yields the lease.
-func acquireAsync(t *testing.T, dir, id string, ttl time.Duration, waits *[]Waiting) <-chan Lease {
+func fileLocker(dir, id string, ttl time.Duration) Locker {
+	return NewFileLocker(dir, FileOptions{ID: id, TTL: ttl, Poll: 10 * time.Millisecond})
+}
+
+// acquireAsync starts Acquire and returns a channel that yields the lease
+// (closed if Acquire fails); the lease is released when the test ends.
+func acquireAsync(t *testing.T, locker Locker, waits *[]Waiting) <-chan Lease {
 	t.Helper()
 	ch := make(chan Lease, 1)
 	var mu sync.Mutex
@@ -37,7 +42,7 @@ func acquireAsync(t *testing.T, dir, id string, ttl time.Duration, waits *[]Wait
 	t.Cleanup(func() { cancel(); <-exited })
 	go func() {
 		defer close(exited)
-		l, err := NewFileLocker(dir, FileOptions{ID: id, TTL: ttl, Poll: 10 * time.Millisecond}).Acquire(ctx, func(w Waiting) {
+		l, err := locker.Acquire(ctx, func(w Waiting) {
 			mu.Lock()
 			defer mu.Unlock()
 			if waits != nil {
@@ -46,7 +51,7 @@ func acquireAsync(t *testing.T, dir, id string, ttl time.Duration, waits *[]Wait
 		})
 		if err != nil {
 			if ctx.Err() == nil {
-				t.Errorf("%s: acquire: %v", id, err)
+				t.Errorf("acquire: %v", err)
 			}
 			close(ch)
 			return
@@ -74,7 +79,7 @@ func TestFileLockerHandsOverOnRelease(t *testing.T) {
 		t.Fatalf("first lease: epoch %d, how %q; want 1, free", a.Epoch(), a.Took().How)
 	}
 	var waits []Waiting
-	bch := acquireAsync(t, dir, "b", time.Second, &waits)
+	bch := acquireAsync(t, fileLocker(dir, "b", time.Second), &waits)
 	// Well past a's TTL: a renews, so b must keep waiting.
 	mustNotAcquire(t, bch, 2500*time.Millisecond)
 	if err := a.Valid(); err != nil {
@@ -103,7 +108,7 @@ func TestFileLockerHandsOverOnRelease(t *testing.T) {
 func TestFileLockerHolderGone(t *testing.T) {
 	dir := t.TempDir()
 	a := acquire(t, dir, "a", time.Second).(*fileLease)
-	bch := acquireAsync(t, dir, "b", time.Second, nil)
+	bch := acquireAsync(t, fileLocker(dir, "b", time.Second), nil)
 	mustNotAcquire(t, bch, 300*time.Millisecond)
 	// The kernel drops a dead process's flock; its lease says nothing.
 	a.pause()
@@ -125,7 +130,7 @@ func TestFileLockerExpiry(t *testing.T) {
 	dir := t.TempDir()
 	const ttl = 400 * time.Millisecond
 	a := acquire(t, dir, "a", ttl).(*fileLease)
-	bch := acquireAsync(t, dir, "b", ttl, nil)
+	bch := acquireAsync(t, fileLocker(dir, "b", ttl), nil)
 	mustNotAcquire(t, bch, 3*ttl)
 	a.pause() // SIGSTOP, as far as the lease goes
 	frozen := time.Now()
@@ -177,7 +182,7 @@ func TestFileLockerStaleWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := <-acquireAsync(t, dir, "b", ttl, nil)
+	b := <-acquireAsync(t, fileLocker(dir, "b", ttl), nil)
 	if b == nil {
 		t.FailNow()
 	}
@@ -202,7 +207,7 @@ func TestFileLockerWaitsForTool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bch := acquireAsync(t, dir, "b", 200*time.Millisecond, nil)
+	bch := acquireAsync(t, fileLocker(dir, "b", 200*time.Millisecond), nil)
 	mustNotAcquire(t, bch, time.Second)
 	tool.Release()
 	if b := <-bch; b == nil || b.Took().How != "free" {
@@ -218,7 +223,7 @@ func TestFileLockerOneOfMany(t *testing.T) {
 	a := acquire(t, dir, "a", ttl).(*fileLease)
 	var chans []<-chan Lease
 	for _, id := range []string{"b", "c", "d"} {
-		chans = append(chans, acquireAsync(t, dir, id, ttl, nil))
+		chans = append(chans, acquireAsync(t, fileLocker(dir, id, ttl), nil))
 	}
 	time.Sleep(ttl)
 	a.pause()

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -141,9 +140,10 @@ func (k *KVLocker) Acquire(ctx context.Context, wait func(Waiting)) (Lease, erro
 			cancel()
 			switch {
 			case cerr == nil:
-				l := &kvLease{k: k, kv: kv, ttl: ttl, base: t0, rev: rev, epoch: rev, lost: make(chan struct{}),
-					stop: make(chan struct{}), done: make(chan struct{}),
-					took: Acquisition{How: "free", Waited: time.Since(start), Previous: reported}}
+				l := &kvLease{k: k, kv: kv, rev: rev}
+				l.start(ttl, t0, k.opts.Logger)
+				l.epoch = rev
+				l.took = Acquisition{How: "free", Waited: time.Since(start), Previous: reported}
 				if reported.ID != "" {
 					l.took.How = "expired"
 				}
@@ -151,7 +151,7 @@ func (k *KVLocker) Acquire(ctx context.Context, wait func(Waiting)) (Lease, erro
 				if err := l.renew(); err != nil {
 					return nil, err
 				}
-				go l.keepAlive()
+				go l.keepAlive(l.renew)
 				return l, nil
 			case errors.Is(cerr, njs.ErrKeyExists):
 				gctx, cancel := context.WithTimeout(ctx, k.opts.Timeout)
@@ -189,79 +189,16 @@ func (k *KVLocker) Acquire(ctx context.Context, wait func(Waiting)) (Lease, erro
 
 // kvLease is a lease held through a KVLocker.
 type kvLease struct {
-	k    *KVLocker
-	kv   njs.KeyValue
-	ttl  time.Duration
-	base time.Time
-	took Acquisition
-
-	lastOK   atomic.Int64 // nanoseconds after base at which the last good renewal began
-	released atomic.Bool
-	lostOnce sync.Once
-	lost     chan struct{}
-	err      atomic.Pointer[error]
-
-	stop, done chan struct{}
-	stopOnce   sync.Once
-
-	rev   uint64 // the revision last written; owned by keepAlive
-	epoch uint64 // the revision of the Create; set before keepAlive starts
-}
-
-func (l *kvLease) Epoch() uint64         { return l.epoch }
-func (l *kvLease) Lost() <-chan struct{} { return l.lost }
-func (l *kvLease) Took() Acquisition     { return l.took }
-
-func (l *kvLease) Err() error {
-	if p := l.err.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
-func (l *kvLease) Valid() error {
-	if err := l.Err(); err != nil {
-		return err
-	}
-	if l.released.Load() {
-		return fmt.Errorf("%w: released", ErrLost)
-	}
-	if age := time.Duration(int64(time.Since(l.base)) - l.lastOK.Load()); age >= l.ttl {
-		return l.lose(fmt.Errorf("%w: not renewed for %s (TTL %s)", ErrLost, age.Round(time.Millisecond), l.ttl))
-	}
-	return nil
-}
-
-func (l *kvLease) lose(err error) error {
-	l.lostOnce.Do(func() {
-		l.err.Store(&err)
-		l.k.opts.Logger.Error("replication: lease lost; this broker must stop writing", "epoch", l.Epoch(), "err", err)
-		close(l.lost)
-	})
-	return l.Err()
-}
-
-func (l *kvLease) keepAlive() {
-	defer close(l.done)
-	t := time.NewTicker(l.ttl / 4)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case <-l.lost:
-			return
-		case <-t.C:
-		}
-		if l.renew() != nil {
-			return
-		}
-	}
+	leaseClock
+	relOnce sync.Once
+	k       *KVLocker
+	kv      njs.KeyValue
+	rev     uint64 // the revision last written; owned by keepAlive
 }
 
 // renew rewrites the entry against the revision last written.
 func (l *kvLease) renew() error {
-	t0 := int64(time.Since(l.base))
+	t0 := l.now()
 	if err := l.Valid(); err != nil {
 		return err
 	}
@@ -287,17 +224,16 @@ func (l *kvLease) renew() error {
 		return nil // renewed by the update whose reply was lost; the next tick renews again
 	}
 	l.rev = rev
-	l.lastOK.Store(t0)
+	l.renewed(t0)
 	return nil
 }
 
 // Release deletes the entry so that a standby takes over at once.
 func (l *kvLease) Release() error {
 	var err error
-	l.stopOnce.Do(func() {
+	l.relOnce.Do(func() {
 		l.released.Store(true)
-		close(l.stop)
-		<-l.done
+		l.halt()
 		if l.Err() == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), l.k.opts.Timeout)
 			defer cancel()

@@ -14,35 +14,13 @@ import (
 	"github.com/cairnmq/cairn/internal/natstest"
 )
 
-func kvLocker(t *testing.T, nc *nats.Conn, id string, ttl time.Duration, replicas int) *KVLocker {
+func kvLocker(t *testing.T, nc *nats.Conn, id string, ttl time.Duration, replicas int) Locker {
 	t.Helper()
 	k, err := NewKVLocker(nc, KVOptions{Key: "J1", ID: id, TTL: ttl, Replicas: replicas, Poll: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return k
-}
-
-func acquireKV(t *testing.T, k *KVLocker) <-chan Lease {
-	ch := make(chan Lease, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	exited := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-exited })
-	go func() {
-		defer close(exited)
-		l, err := k.Acquire(ctx, nil)
-		if err != nil {
-			if ctx.Err() == nil {
-				t.Errorf("acquire: %v", err)
-			}
-			close(ch)
-			return
-		}
-		ch <- l
-		<-ctx.Done()
-		l.Release()
-	}()
-	return ch
 }
 
 // TestKVLocker on a 3-node cluster: one holder at a time; a release hands
@@ -55,11 +33,11 @@ func TestKVLocker(t *testing.T) {
 	}
 	servers := natstest.StartCluster(t)
 	const ttl = time.Second
-	a := <-acquireKV(t, kvLocker(t, natstest.Connect(t, servers...), "a", ttl, 3))
+	a := <-acquireAsync(t, kvLocker(t, natstest.Connect(t, servers...), "a", ttl, 3), nil)
 	if a == nil {
 		t.FailNow()
 	}
-	bch := acquireKV(t, kvLocker(t, natstest.Connect(t, servers...), "b", ttl, 3))
+	bch := acquireAsync(t, kvLocker(t, natstest.Connect(t, servers...), "b", ttl, 3), nil)
 	select {
 	case b := <-bch:
 		t.Fatalf("b acquired epoch %d while a renews", b.Epoch())
@@ -88,7 +66,7 @@ func TestKVLocker(t *testing.T) {
 		t.Fatalf("woken master renewed: %v", err)
 	}
 	// b hands over to c at once on release.
-	cch := acquireKV(t, kvLocker(t, natstest.Connect(t, servers...), "c", ttl, 3))
+	cch := acquireAsync(t, kvLocker(t, natstest.Connect(t, servers...), "c", ttl, 3), nil)
 	time.Sleep(200 * time.Millisecond)
 	released := time.Now()
 	if err := b.Release(); err != nil {
@@ -108,9 +86,4 @@ func TestKVLocker(t *testing.T) {
 	if err != nil || info.ID != "c" || info.Epoch != c.Epoch() || rev < c.Epoch() {
 		t.Fatalf("lease entry %+v rev %d, %v", info, rev, err)
 	}
-}
-
-// pause stops renewals without releasing, as a frozen process would.
-func (l *kvLease) pause() {
-	l.stopOnce.Do(func() { close(l.stop); <-l.done })
 }

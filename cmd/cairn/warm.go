@@ -92,15 +92,20 @@ type walFollower struct {
 	f         *wal.Follower
 }
 
-func (w *walFollower) begin() (*core.Standby, error) {
-	idx, data, err := wal.ReadSnapshot(w.dir)
+// standbyFrom starts standby state from what loading the newest snapshot
+// returned.
+func standbyFrom(idx uint64, data []byte, err error) (*core.Standby, error) {
 	if errors.Is(err, journal.ErrNoSnapshot) {
 		idx, data, err = 0, nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	st, err := core.NewStandby(idx, data)
+	return core.NewStandby(idx, data)
+}
+
+func (w *walFollower) begin() (*core.Standby, error) {
+	st, err := standbyFrom(wal.ReadSnapshot(w.dir))
 	if err != nil {
 		return nil, err
 	}
@@ -136,14 +141,7 @@ func (s *streamFollower) begin() (*core.Standby, error) {
 		}
 		s.l = l
 	}
-	idx, data, err := s.l.LoadSnapshot()
-	if errors.Is(err, journal.ErrNoSnapshot) {
-		idx, data, err = 0, nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	st, err := core.NewStandby(idx, data)
+	st, err := standbyFrom(s.l.LoadSnapshot())
 	if err != nil {
 		return nil, err
 	}
