@@ -55,3 +55,7 @@ ha dir="./cairn-ha" port="61613":
 # who is master of a journal, who waits, and for what
 status dir="./cairn-data":
     go run ./cmd/cairn status --data {{dir}}
+
+# takeover time after kill -9 of a master with N pending messages, warm and cold standby
+takeover n="1000000" rounds="3":
+    bench/takeover/run {{n}} {{rounds}}

@@ -33,10 +33,10 @@ func launchServeAt(t *testing.T, data, addr string, args ...string) *serveProc {
 // standby, under continuous load from producers and consumers on the
 // failover client. No receipted message is lost, no message whose ack was
 // confirmed is delivered again, and every repeated delivery carries
-// redelivered:true. 20 failovers (5 with -short; CAIRN_SOAK_FAILOVERS sets
-// another number for a long soak).
+// redelivered:true. 20 failovers (5 with -short, 200 with -tags soak;
+// CAIRN_SOAK_FAILOVERS sets any other number).
 func TestFailoverSoak(t *testing.T) {
-	rounds := 20
+	rounds := soakFailovers
 	if testing.Short() {
 		rounds = 5
 	}
@@ -51,7 +51,7 @@ func TestFailoverSoak(t *testing.T) {
 	procs[1] = launchServeAt(t, data, addrs[1], ttl...)
 	procs[1].waitLog(t, "standby: waiting for the journal", 20*time.Second)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rounds)*30*time.Second)
 	defer cancel()
 	opts := stompclient.Options{Addrs: addrs, Logger: slog.New(slog.DiscardHandler), ReceiptTimeout: 3 * time.Second,
 		HeartBeat: time.Second, RetryMax: 100 * time.Millisecond}
