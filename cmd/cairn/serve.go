@@ -126,6 +126,7 @@ func serve(c *cli.Context) error {
 	}
 	host, _ := os.Hostname()
 	id := replication.NewID()
+	replication.PruneMembers(dataDir, 24*time.Hour) // reports of brokers long gone
 	rep := replication.NewReporter(dataDir, replication.Member{ID: id, Host: host, PID: os.Getpid()})
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
