@@ -83,11 +83,11 @@ func dedupKey(m *Message) string {
 // it failed. release must be called with the outcome of storing the kept
 // messages.
 func (d *dedup) claim(ctx context.Context, msgs []*Message) (kept []*Message, release func(stored bool), err error) {
-	any := false
+	named := false
 	for _, m := range msgs {
-		any = any || dedupKey(m) != ""
+		named = named || dedupKey(m) != ""
 	}
-	if !any {
+	if !named {
 		return msgs, func(bool) {}, nil
 	}
 	var claimed []string
