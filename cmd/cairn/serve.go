@@ -135,7 +135,7 @@ func serve(c *cli.Context) error {
 	be, err := newBackend(c, dataDir, id, logger)
 	if err != nil {
 		rep.Stop(replication.RoleStopped, err.Error())
-		return cli.Exit(err.Error(), exitUsage)
+		return cli.Exit(err.Error(), exitFailure)
 	}
 	defer be.close()
 	var warm *warmStandby
