@@ -40,6 +40,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress, if set, is called during the start-up replay.
 	Progress func(journal.Progress)
+	// Redelivery gives queues redelivery policies: the first rule whose
+	// pattern matches a queue's name applies, else DefaultRedelivery.
+	Redelivery []RedeliveryRule
 	// Standby, if set, is state a warm standby kept while it waited: Open
 	// replays only the records after those it read. If it does not fit the
 	// journal (the journal was cut or compacted past it), Open logs so and
@@ -363,7 +366,18 @@ func (b *Broker) install(rb *rebuild) error {
 		}
 		q := b.queue(name)
 		q.bound = pq.bound
-		q.pending = pending // sorted by sequence: already a heap
+		// A message given back before the restart waits its redelivery
+		// delay again, from now: its due time was not journaled.
+		now := time.Now()
+		kept := pending[:0]
+		for _, e := range pending {
+			if d := q.policy.delay(e.redeliveries); d > 0 {
+				q.hold(e, now.Add(d))
+				continue
+			}
+			kept = append(kept, e)
+		}
+		q.pending = kept // sorted by sequence: already a heap
 		if len(list) > 0 {
 			b.recovery.Queues++
 			b.recovery.Messages += len(list)
@@ -511,10 +525,12 @@ func (b *Broker) Close() error {
 
 // Stats is a point-in-time view of one destination.
 type Stats struct {
-	Destination Destination
-	Pending     int // waiting for a consumer
-	InFlight    int // delivered, not acknowledged
-	Consumers   int
+	Destination  Destination
+	Pending      int // waiting for a consumer
+	Delayed      int // given back, waiting out a redelivery delay
+	InFlight     int // delivered, not acknowledged
+	Consumers    int
+	DeadLettered int // moved to the dead-letter queue since start
 }
 
 // QueueStats returns the stats of queue name, or false if it does not exist.
@@ -527,7 +543,8 @@ func (b *Broker) QueueStats(name string) (Stats, bool) {
 	}
 	var s Stats
 	q.do(func() {
-		s = Stats{Destination: Destination{Queue, name}, Pending: q.pending.len(), InFlight: len(q.inflight), Consumers: len(q.consumers)}
+		s = Stats{Destination: Destination{Queue, name}, Pending: q.pending.len(), Delayed: len(q.delayed), InFlight: len(q.inflight),
+			Consumers: len(q.consumers), DeadLettered: q.deadLettered}
 	})
 	return s, true
 }

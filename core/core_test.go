@@ -68,12 +68,20 @@ func open(t *testing.T, store *memlog.Store, opts core.Options) (b *core.Broker,
 // when the test calls Maintain; stop ends both.
 func openOnWal(t *testing.T, dir string, wo wal.Options) (b *core.Broker, stop func()) {
 	t.Helper()
+	return openOnWalWith(t, dir, wo, core.Options{})
+}
+
+// openOnWalWith is openOnWal with broker options (its journal, logger and
+// maintenance settings are filled in).
+func openOnWalWith(t *testing.T, dir string, wo wal.Options, opts core.Options) (b *core.Broker, stop func()) {
+	t.Helper()
 	wo.Logger = quiet
 	l, err := wal.Open(dir, wo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err = core.Open(core.Options{Journal: l, Logger: quiet, MaintainEvery: -1, SnapshotEvery: 1})
+	opts.Journal, opts.Logger, opts.MaintainEvery, opts.SnapshotEvery = l, quiet, -1, 1
+	b, err = core.Open(opts)
 	if err != nil {
 		l.Close()
 		t.Fatal(err)

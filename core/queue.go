@@ -6,8 +6,10 @@ package core
 import (
 	"container/heap"
 	"context"
+	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cairnmq/cairn/journal"
 )
@@ -118,6 +120,7 @@ type entry struct {
 	msg          *Message
 	redelivered  bool
 	redeliveries uint32 // times given back (NACK, consumer gone), journaled
+	due          time.Time // while waiting out a redelivery delay
 }
 
 // entries is the pending messages of a queue, oldest sequence first.
@@ -156,11 +159,16 @@ type queue struct {
 	consumers []*Subscription
 	next      int    // round-robin position
 	bound     uint64 // journaled dispatch bound: messages up to it may have been delivered
+
+	policy       RedeliveryPolicy
+	delayed      delayed // given back, waiting out the policy's delay
+	delayTimer   *time.Timer
+	deadLettered int
 }
 
 func newQueue(b *Broker, name string) *queue {
 	return &queue{loop: newLoop(), b: b, name: name, dest: Destination{Queue, name},
-		inflight: map[uint64]*flight{}, acking: map[uint64]*flight{}}
+		inflight: map[uint64]*flight{}, acking: map[uint64]*flight{}, policy: b.redeliveryPolicy(name)}
 }
 
 func (q *queue) enqueue(m *Message) {
@@ -189,14 +197,30 @@ func (q *queue) removeConsumer(s *Subscription) {
 	q.dispatch()
 }
 
-// giveBack returns a delivered message to pending for redelivery, counting
-// it, and appends its seq to persistent if it is persistent.
+// giveBack returns a delivered message for redelivery, counting it: to
+// pending, or aside until the policy's delay is over, or, past the policy's
+// limit, to the dead-letter queue. It appends the seq of a persistent
+// message kept here to persistent (its count is to be journaled).
 func (q *queue) giveBack(f *flight, persistent []uint64) []uint64 {
-	f.e.redelivered = true
-	f.e.redeliveries++
-	q.pending.push(f.e)
-	if f.e.msg.Persistent {
-		persistent = append(persistent, f.e.msg.Seq)
+	e := f.e
+	e.redelivered = true
+	e.redeliveries++
+	p := q.policy
+	if p.MaxRedeliveries >= 0 && int(e.redeliveries) > p.MaxRedeliveries {
+		if dlq := p.dlq(q.name); dlq != q.name {
+			cause := fmt.Sprintf("given back %d times; the limit is %d redeliveries", e.redeliveries, p.MaxRedeliveries)
+			if q.deadLetter(e, dlq, cause) {
+				return persistent
+			}
+		}
+	}
+	if d := p.delay(e.redeliveries); d > 0 {
+		q.hold(e, time.Now().Add(d))
+	} else {
+		q.pending.push(e)
+	}
+	if e.msg.Persistent {
+		persistent = append(persistent, e.msg.Seq)
 	}
 	return persistent
 }

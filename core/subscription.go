@@ -257,8 +257,16 @@ func (s *Subscription) ackMany(ctx context.Context, seqs []uint64, lazy bool) er
 }
 
 // Nack gives the delivery of seq (in client mode, and every earlier one)
-// back to the destination, to be delivered again, marked redelivered.
-func (s *Subscription) Nack(seq uint64) error {
+// back to the destination, to be delivered again, marked redelivered, as
+// its redelivery policy says.
+func (s *Subscription) Nack(seq uint64) error { return s.nack(seq, false) }
+
+// NackWait is Nack that returns once the give-back is done and durable: its
+// redelivery count (or its move to the dead-letter queue) is in the
+// journal, so a RECEIPT for the NACK means it survives a crash.
+func (s *Subscription) NackWait(seq uint64) error { return s.nack(seq, true) }
+
+func (s *Subscription) nack(seq uint64, wait bool) error {
 	taken, err := s.take(seq, s.mode == AckClient)
 	if err != nil {
 		return err
@@ -269,7 +277,14 @@ func (s *Subscription) Nack(seq uint64) error {
 		return nil
 	}
 	seqs := seqsOf(taken)
-	s.q.post(func() { s.q.requeue(s, seqs) })
+	if !wait {
+		s.q.post(func() { s.q.requeue(s, seqs) })
+		return nil
+	}
+	s.q.do(func() { s.q.requeue(s, seqs) })
+	if sy, ok := s.b.log.(journal.Syncer); ok {
+		return sy.Sync()
+	}
 	return nil
 }
 

@@ -783,6 +783,8 @@ func (ss *session) ack(f *frame.Frame) error {
 			return nil
 		}
 		switch {
+		case f.Command == frame.NACK && f.Header.Get(frame.Receipt) != "":
+			err = s.core.NackWait(seq) // the RECEIPT says the count is durable
 		case f.Command == frame.NACK:
 			err = s.core.Nack(seq)
 		case batchable(f):
