@@ -27,13 +27,14 @@ const (
 
 func main() {
 	app := &cli.App{
-		Name:                 "cairn",
-		Usage:                "an event-sourced STOMP message broker on a pluggable journal",
-		Version:              versionString(),
-		HideVersion:          true,
-		EnableBashCompletion: true,
-		OnUsageError:         usageError,
-		CommandNotFound:      commandNotFound,
+		Name:                      "cairn",
+		Usage:                     "an event-sourced STOMP message broker on a pluggable journal",
+		Version:                   versionString(),
+		HideVersion:               true,
+		EnableBashCompletion:      true,
+		DisableSliceFlagSeparator: true, // a --redelivery rule holds commas
+		OnUsageError:              usageError,
+		CommandNotFound:           commandNotFound,
 		Commands: []*cli.Command{
 			serveCommand(),
 			journalCommand(),

@@ -1,0 +1,78 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	gostomp "github.com/go-stomp/stomp/v3"
+	"github.com/go-stomp/stomp/v3/frame"
+)
+
+// TestServeRedeliveryAcrossKill9: a poison message NACKed over STOMP
+// (receipted, so each count is durable) by a real cairn serve that is
+// killed with SIGKILL between NACKs: its count and its delay survive, and
+// past the limit it is in its dead-letter queue, once, with where it came
+// from and why.
+func TestServeRedeliveryAcrossKill9(t *testing.T) {
+	data := t.TempDir()
+	args := []string{"--redelivery", "orders.*=max:2,delay:300ms,dlq:individual"}
+	p := startServe(t, data, args...)
+	sendN(t, p.addr, "/queue/orders.eu", "poison", 1)
+
+	// receiveNack takes the next delivery and NACKs it with a receipt: once
+	// the RECEIPT is back, the count (or the move) is durable.
+	receiveNack := func(addr string, wantRedelivered bool) {
+		t.Helper()
+		rc := dialRaw(t, addr)
+		defer rc.nc.Close()
+		rc.send(t, frame.New("SUBSCRIBE", "destination", "/queue/orders.eu", "id", "1", "ack", "client-individual"))
+		rc.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		m, err := rc.r.Read()
+		if err != nil || m.Command != "MESSAGE" || string(m.Body) != "poison-0" || (m.Header.Get("redelivered") == "true") != wantRedelivered {
+			t.Fatalf("delivery: %v %v", m, err)
+		}
+		rc.send(t, frame.New("NACK", "id", m.Header.Get("ack"), "receipt", "n"))
+		if r, err := rc.r.Read(); err != nil || r.Command != "RECEIPT" {
+			t.Fatalf("NACK receipt: %v %v", r, err)
+		}
+	}
+	receiveNack(p.addr, false)
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.cmd.Wait()
+	started := time.Now() // the delay runs again from the restart's replay
+	p = startServe(t, data, args...)
+	receiveNack(p.addr, true)
+	if d := time.Since(started); d < 300*time.Millisecond {
+		t.Fatalf("redelivered %s after the restart, inside its 300ms delay", d)
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.cmd.Wait()
+	p = startServe(t, data, args...)
+	receiveNack(p.addr, true) // the third give-back: over the limit of 2
+
+	c, err := gostomp.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	sub, _ := c.Subscribe("/queue/DLQ.orders.eu", gostomp.AckAuto)
+	select {
+	case m := <-sub.C:
+		if string(m.Body) != "poison-0" || m.Header.Get("original-destination") != "/queue/orders.eu" ||
+			m.Header.Get("redelivery-count") != "3" || m.Header.Get("dlqDeliveryFailureCause") == "" {
+			t.Fatalf("dead letter %q: %v", m.Body, m.Header)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing in DLQ.orders.eu")
+	}
+	src, _ := c.Subscribe("/queue/orders.eu", gostomp.AckAuto)
+	select {
+	case m := <-src.C:
+		t.Fatalf("the source still delivers %q", m.Body)
+	case <-time.After(500 * time.Millisecond):
+	}
+}
