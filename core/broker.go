@@ -301,8 +301,9 @@ func (b *Broker) replay() error {
 func (b *Broker) install(rb *rebuild) error {
 	p := rb.p
 	type item struct {
-		seq uint64
-		m   *Message
+		seq  uint64
+		prio uint8
+		m    *Message
 	}
 	lists := map[string]*[]item{}
 	var (
@@ -325,7 +326,7 @@ func (b *Broker) install(rb *rebuild) error {
 		if at, ok := lastQ.pending[m.Seq]; !ok || at != index && index != 0 {
 			return // acked since, or moved by compaction (its copy brings it)
 		}
-		*lastList = append(*lastList, item{m.Seq, m})
+		*lastList = append(*lastList, item{m.Seq, m.Priority, m})
 	}
 	for _, c := range rb.covered {
 		if c.msg != nil {
@@ -356,9 +357,15 @@ func (b *Broker) install(rb *rebuild) error {
 			}
 			return fmt.Errorf("core: queue %s: %d pending messages rebuilt for %d in the projection", name, len(list), len(pq.pending))
 		}
-		// Sort on the key held in the slice: chasing a million pointers to
-		// compare them costs more than the rest of install.
-		slices.SortFunc(list, func(x, y item) int { return cmpSeq(x.seq, y.seq) })
+		// Sort on keys held in the slice: chasing a million pointers to
+		// compare them costs more than the rest of install. Dispatch order
+		// (priority, then sequence) sorted is already a heap.
+		slices.SortFunc(list, func(x, y item) int {
+			if x.prio != y.prio {
+				return int(y.prio) - int(x.prio)
+			}
+			return cmpSeq(x.seq, y.seq)
+		})
 		pending := make(entries, len(list))
 		for i, it := range list {
 			n := pq.redeliveries[it.seq]
@@ -377,7 +384,7 @@ func (b *Broker) install(rb *rebuild) error {
 			}
 			kept = append(kept, e)
 		}
-		q.pending = kept // sorted by sequence: already a heap
+		q.pending = kept // sorted in dispatch order: already a heap
 		if len(list) > 0 {
 			b.recovery.Queues++
 			b.recovery.Messages += len(list)

@@ -123,11 +123,14 @@ type entry struct {
 	due          time.Time // while waiting out a redelivery delay
 }
 
-// entries is the pending messages of a queue, oldest sequence first.
+// entries is the pending messages of a queue: highest priority first, and
+// oldest sequence first within a priority. Strictly: a priority 5 message
+// always goes before a priority 4 one (ActiveMQ groups 0-4 and 5-9 into
+// two buckets, and by default dispatches pages of messages in store order).
 type entries []*entry
 
 func (h entries) Len() int           { return len(h) }
-func (h entries) Less(i, j int) bool { return h[i].msg.Seq < h[j].msg.Seq }
+func (h entries) Less(i, j int) bool { return before(h[i].msg, h[j].msg) }
 func (h entries) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
 func (h *entries) Push(x any)        { *h = append(*h, x.(*entry)) }
 func (h *entries) Pop() any {
@@ -140,6 +143,14 @@ func (h *entries) Pop() any {
 func (h *entries) push(e *entry) { heap.Push(h, e) }
 func (h *entries) pop() *entry   { return heap.Pop(h).(*entry) }
 func (h *entries) len() int      { return len(*h) }
+
+// before orders two messages of a queue for dispatch.
+func before(a, b *Message) bool {
+	if a.Priority != b.Priority {
+		return a.Priority > b.Priority
+	}
+	return a.Seq < b.Seq
+}
 
 // flight is a delivered, unacknowledged message.
 type flight struct {
@@ -298,11 +309,21 @@ func (q *queue) requeue(s *Subscription, seqs []uint64) {
 	q.dispatch()
 }
 
-// nextConsumer picks the next consumer with credit, round robin.
+// nextConsumer picks the next consumer with credit: of the highest
+// consumer priority that has credit, round robin.
 func (q *queue) nextConsumer() *Subscription {
+	top, found := 0, false
+	for _, c := range q.consumers {
+		if c.credit > 0 && (!found || c.priority > top) {
+			top, found = c.priority, true
+		}
+	}
+	if !found {
+		return nil
+	}
 	for range q.consumers {
 		q.next = (q.next + 1) % len(q.consumers)
-		if c := q.consumers[q.next]; c.credit > 0 {
+		if c := q.consumers[q.next]; c.credit > 0 && c.priority == top {
 			return c
 		}
 	}

@@ -61,6 +61,10 @@ type SubscribeOptions struct {
 	// Prefetch is the most unacknowledged deliveries at once (default 1000
 	// for queues and 32767 for topics, ActiveMQ's STOMP defaults).
 	Prefetch int
+	// Priority is the consumer's priority on a queue (activemq.priority):
+	// while a higher-priority consumer has prefetch room, lower ones get
+	// nothing; equals share round robin.
+	Priority int
 }
 
 // Subscription is one consumer's interest in a destination.
@@ -69,6 +73,7 @@ type Subscription struct {
 	dest     Destination
 	mode     AckMode
 	prefetch int
+	priority int
 	consumer Consumer
 	q        *queue
 	t        *topic
@@ -113,7 +118,7 @@ func (b *Broker) Subscribe(dest Destination, opts SubscribeOptions, c Consumer) 
 			opts.Prefetch = 32767
 		}
 	}
-	s := &Subscription{b: b, dest: dest, mode: opts.Mode, prefetch: opts.Prefetch, consumer: c, credit: opts.Prefetch}
+	s := &Subscription{b: b, dest: dest, mode: opts.Mode, prefetch: opts.Prefetch, priority: opts.Priority, consumer: c, credit: opts.Prefetch}
 	switch dest.Kind {
 	case Queue:
 		s.q = b.queue(dest.Name)

@@ -715,6 +715,13 @@ func (ss *session) subscribe(f *frame.Frame) error {
 		}
 		opts.Prefetch = n
 	}
+	if p := f.Header.Get("activemq.priority"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 127 {
+			return perr("bad-header", "activemq.priority %q is not a number from 0 to 127", p)
+		}
+		opts.Priority = n
+	}
 	s := &subscription{ss: ss, id: id, destStr: destStr}
 	cs, err := ss.srv.broker.Subscribe(dest, opts, s)
 	if err != nil {

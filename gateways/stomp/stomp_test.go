@@ -563,3 +563,33 @@ func TestPersistentByDefault(t *testing.T) {
 		t.Fatalf("after a restart %d messages, want the 1 sent without a persistent header", rec.Messages)
 	}
 }
+
+// TestPriorities: STOMP priority headers order a queue strictly, and
+// activemq.priority ranks consumers.
+func TestPriorities(t *testing.T) {
+	n := start(t, t.TempDir(), stomp.Options{})
+	c := dial(t, n.addr)
+	for i, p := range []string{"1", "9", "4", "9", "0", "5"} {
+		if err := c.Send("/queue/prio", "text/plain", []byte(fmt.Sprint(i, "-p", p)), gostomp.SendOpt.Receipt,
+			gostomp.SendOpt.Header("priority", p), gostomp.SendOpt.Header("persistent", "true")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub, err := c.Subscribe("/queue/prio", gostomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for range 6 {
+		got = append(got, string((<-sub.C).Body))
+	}
+	if want := "[1-p9 3-p9 5-p5 2-p4 0-p1 4-p0]"; fmt.Sprint(got) != want {
+		t.Fatalf("order %v, want %s", got, want)
+	}
+	if _, err := c.Subscribe("/queue/x", gostomp.AckAuto, gostomp.SubscribeOpt.Header("activemq.priority", "high")); err != nil {
+		t.Fatal(err) // go-stomp learns of the ERROR later
+	}
+	if m := <-sub.C; m == nil || m.Err == nil || !strings.Contains(m.Err.Error(), "activemq.priority") {
+		t.Fatalf("a bad activemq.priority: %v", m)
+	}
+}
