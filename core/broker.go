@@ -40,6 +40,15 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress, if set, is called during the start-up replay.
 	Progress func(journal.Progress)
+	// ExpiredToDLQ moves a queue's expired persistent messages to its
+	// dead-letter queue instead of dropping them (ActiveMQ does by default;
+	// here it is a choice, since a DLQ filling with expired messages is a
+	// common ActiveMQ complaint).
+	ExpiredToDLQ bool
+	// ExpirySweep is how often queues look for expired messages that no
+	// consumer has come for (default 1s; negative: never, expiry is then
+	// checked only on arrival and before dispatch).
+	ExpirySweep time.Duration
 	// Redelivery gives queues redelivery policies: the first rule whose
 	// pattern matches a queue's name applies, else DefaultRedelivery.
 	Redelivery []RedeliveryRule
@@ -116,6 +125,9 @@ func Open(opts Options) (*Broker, error) {
 	}
 	if opts.SnapshotEvery == 0 {
 		opts.SnapshotEvery = 100000
+	}
+	if opts.ExpirySweep == 0 {
+		opts.ExpirySweep = time.Second
 	}
 	if opts.MaintainEvery == 0 {
 		opts.MaintainEvery = 5 * time.Second
@@ -205,7 +217,7 @@ func (rb *rebuild) apply(r journal.Record) error {
 	if m != nil {
 		rb.bodies[m.Seq] = m
 	}
-	if r.Type == evAck {
+	if r.Type == evAck || r.Type == evExpired {
 		_, seqs, _ := decodeAck(r.Data)
 		for _, s := range seqs {
 			delete(rb.bodies, s)
@@ -373,6 +385,7 @@ func (b *Broker) install(rb *rebuild) error {
 		}
 		q := b.queue(name)
 		q.bound = pq.bound
+		q.mayExpire = true // the first sweep finds out
 		// A message given back before the restart waits its redelivery
 		// delay again, from now: its due time was not journaled.
 		now := time.Now()
@@ -457,6 +470,7 @@ func (b *Broker) SendMany(ctx context.Context, msgs []*Message) error {
 	if b.isClosed() {
 		return ErrClosed
 	}
+	msgs = dropExpired(msgs)
 	msgs, release, err := b.dd.claim(ctx, msgs)
 	if err != nil {
 		return err
@@ -538,6 +552,7 @@ type Stats struct {
 	InFlight     int // delivered, not acknowledged
 	Consumers    int
 	DeadLettered int // moved to the dead-letter queue since start
+	Expired      int // expired since start
 }
 
 // QueueStats returns the stats of queue name, or false if it does not exist.
@@ -551,7 +566,7 @@ func (b *Broker) QueueStats(name string) (Stats, bool) {
 	var s Stats
 	q.do(func() {
 		s = Stats{Destination: Destination{Queue, name}, Pending: q.pending.len(), Delayed: len(q.delayed), InFlight: len(q.inflight),
-			Consumers: len(q.consumers), DeadLettered: q.deadLettered}
+			Consumers: len(q.consumers), DeadLettered: q.deadLettered, Expired: q.expired}
 	})
 	return s, true
 }

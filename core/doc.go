@@ -7,8 +7,10 @@
 //
 // Every change to a persistent message is a journal record, appended before
 // the change is confirmed: an enqueue (evEnqueue), an acknowledgement
-// (evAck), a redelivery (evRedelivered: a NACK, or a consumer that went
-// away with the message unacknowledged; the count survives restarts), and a
+// (evAck), an expiry (evExpired), a redelivery (evRedelivered: a NACK, or
+// a consumer that went away with the message unacknowledged; the count
+// survives restarts), a move to a dead-letter queue (evAck and evEnqueue in
+// one batch), and a
 // queue's dispatch bound (evDispatched), journaled before a delivery passes
 // it so that after a crash a message that may have been delivered comes back
 // marked redelivered. A transaction commit is one
@@ -25,6 +27,11 @@
 // Snapshots hold an index-level projection of the journal (projection.go);
 // background maintenance takes them and compacts the journal (maintain.go).
 //
-// Not built yet: expiry, priorities, DLQ and redelivery limits, paging,
-// durable topic subscriptions, selectors, destination purge and delete.
+// Redelivery policies and dead-letter queues are in redelivery.go, expiry
+// (evExpired) in expiry.go, duplicate suppression of resent SENDs in
+// dedup.go, a warm standby's state in standby.go. Queues dispatch by
+// priority, then sequence.
+//
+// Not built yet: paging, durable topic subscriptions, selectors, message
+// groups, exclusive consumers, destination purge and delete.
 package core

@@ -28,6 +28,9 @@ const (
 	// up by one. Written lazily (journal.LazyAppender): a count lost in a
 	// crash is one redelivery short, never a message.
 	evRedelivered journal.RecordType = 4
+	// evExpired: messages of a queue passed their expiry and are gone (as
+	// evAck; kept apart for inspection and statistics).
+	evExpired journal.RecordType = 5
 )
 
 // Event payloads are a sequence of fields: uvarints, and byte strings as a

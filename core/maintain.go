@@ -22,20 +22,27 @@ type MaintainResult struct {
 // background runs maintenance every MaintainEvery.
 func (b *Broker) background() {
 	defer close(b.bgDone)
-	if b.opts.MaintainEvery < 0 {
-		<-b.stopBg
-		return
+	var maintain, sweep <-chan time.Time
+	if b.opts.MaintainEvery > 0 {
+		t := time.NewTicker(b.opts.MaintainEvery)
+		defer t.Stop()
+		maintain = t.C
 	}
-	t := time.NewTicker(b.opts.MaintainEvery)
-	defer t.Stop()
+	if b.opts.ExpirySweep > 0 {
+		t := time.NewTicker(b.opts.ExpirySweep)
+		defer t.Stop()
+		sweep = t.C
+	}
 	for {
 		select {
 		case <-b.stopBg:
 			return
-		case <-t.C:
+		case <-maintain:
 			if _, err := b.Maintain(false); err != nil {
 				b.opts.Logger.Error("maintenance", "err", err)
 			}
+		case <-sweep:
+			b.sweepExpired()
 		}
 	}
 }

@@ -75,7 +75,7 @@ func (p *projection) apply(r journal.Record) (*Message, error) {
 		p.live[r.Index] = m.Seq
 		p.seq = max(p.seq, m.Seq)
 		return m, nil
-	case evAck:
+	case evAck, evExpired:
 		dest, seqs, err := decodeAck(r.Data)
 		if err != nil {
 			return nil, fmt.Errorf("journal record %d: %w", r.Index, err)

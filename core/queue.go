@@ -171,6 +171,8 @@ type queue struct {
 	next      int    // round-robin position
 	bound     uint64 // journaled dispatch bound: messages up to it may have been delivered
 
+	mayExpire    bool // a message with an expiry may be here: sweeps look
+	expired      int  // messages expired since start
 	policy       RedeliveryPolicy
 	delayed      delayed // given back, waiting out the policy's delay
 	delayTimer   *time.Timer
@@ -184,6 +186,7 @@ func newQueue(b *Broker, name string) *queue {
 
 func (q *queue) enqueue(m *Message) {
 	q.post(func() {
+		q.mayExpire = q.mayExpire || m.Expires > 0
 		q.pending.push(&entry{msg: m})
 		q.dispatch()
 	})
@@ -216,6 +219,7 @@ func (q *queue) giveBack(f *flight, persistent []uint64) []uint64 {
 	e := f.e
 	e.redelivered = true
 	e.redeliveries++
+	q.mayExpire = q.mayExpire || e.msg.Expires > 0
 	p := q.policy
 	if p.MaxRedeliveries >= 0 && int(e.redeliveries) > p.MaxRedeliveries {
 		if dlq := p.dlq(q.name); dlq != q.name {
@@ -335,12 +339,25 @@ func (q *queue) nextConsumer() *Subscription {
 // is moved ahead and journaled, so that after a crash every message that
 // may have been delivered comes back marked redelivered.
 func (q *queue) dispatch() {
+	now := int64(0)
 	for q.pending.len() > 0 && len(q.consumers) > 0 {
 		c := q.nextConsumer()
 		if c == nil {
 			return
 		}
 		e := q.pending.pop()
+		if e.msg.Expires > 0 {
+			if now == 0 {
+				now = time.Now().UnixMilli()
+			}
+			if expired(e.msg, now) {
+				if kept := q.expire([]*entry{e}); len(kept) > 0 {
+					q.pending.push(e) // the journal refused; try again later
+					return
+				}
+				continue
+			}
+		}
 		if e.msg.Persistent && e.msg.Seq > q.bound {
 			bound := q.b.seq.Load() + q.b.opts.DispatchLookahead
 			rec := journal.Record{Type: evDispatched, Data: encodeDispatched(q.dest, bound)}

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
@@ -74,5 +75,42 @@ func TestServeRedeliveryAcrossKill9(t *testing.T) {
 	case m := <-src.C:
 		t.Fatalf("the source still delivers %q", m.Body)
 	case <-time.After(500 * time.Millisecond):
+	}
+}
+
+// TestServeExpiryAcrossKill9: a message sent over STOMP with an expires
+// header, its broker killed with SIGKILL, is not delivered once expired
+// after the restart (nor after the next one), and with --expired-to-dlq it
+// is in ActiveMQ.DLQ instead.
+func TestServeExpiryAcrossKill9(t *testing.T) {
+	data := t.TempDir()
+	p := startServe(t, data, "--expired-to-dlq")
+	c, err := gostomp.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expires := fmt.Sprint(time.Now().Add(300 * time.Millisecond).UnixMilli())
+	for _, m := range []struct{ body, expires string }{{"short", expires}, {"long", "0"}} {
+		if err := c.Send("/queue/exp", "text/plain", []byte(m.body), gostomp.SendOpt.Receipt,
+			gostomp.SendOpt.Header("persistent", "true"), gostomp.SendOpt.Header("expires", m.expires)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.cmd.Wait()
+	time.Sleep(400 * time.Millisecond)
+	p = startServe(t, data, "--expired-to-dlq")
+	got := drain(t, p.addr, "/queue/exp")
+	if len(got) != 1 || got["long"] != 1 {
+		t.Fatalf("after the restart the queue holds %v, want only long", got)
+	}
+	if dl := drain(t, p.addr, "/queue/ActiveMQ.DLQ"); len(dl) != 1 || dl["short"] != 1 {
+		t.Fatalf("ActiveMQ.DLQ holds %v, want short", dl)
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.cmd.Wait()
+	p = startServe(t, data, "--expired-to-dlq")
+	if got := drain(t, p.addr, "/queue/exp"); len(got) != 0 {
+		t.Fatalf("after another restart the queue holds %v", got)
 	}
 }

@@ -1,0 +1,125 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package core
+
+import (
+	"container/heap"
+	"context"
+	"time"
+
+	"github.com/cairnmq/cairn/journal"
+)
+
+// expired reports whether m has passed its expiry at now (Unix ms).
+func expired(m *Message, now int64) bool { return m.Expires > 0 && m.Expires <= now }
+
+// dropExpired leaves out of msgs those already expired on arrival: they
+// are confirmed to the sender and never stored or delivered.
+func dropExpired(msgs []*Message) []*Message {
+	now := int64(0)
+	for i, m := range msgs {
+		if m.Expires == 0 {
+			continue
+		}
+		if now == 0 {
+			now = time.Now().UnixMilli()
+		}
+		if expired(m, now) {
+			kept := append(make([]*Message, 0, len(msgs)), msgs[:i]...)
+			for _, m := range msgs[i+1:] {
+				if !expired(m, now) {
+					kept = append(kept, m)
+				}
+			}
+			return kept
+		}
+	}
+	return msgs
+}
+
+// expire removes expired entries of a queue: journaled (evExpired) for the
+// persistent ones, then dropped, or moved to the dead-letter queue under
+// ExpiredToDLQ. Entries whose removal the journal refused stay pending.
+func (q *queue) expire(es []*entry) (kept []*entry) {
+	if len(es) == 0 {
+		return nil
+	}
+	if q.b.opts.ExpiredToDLQ {
+		dlq := q.policy.dlq(q.name)
+		for _, e := range es {
+			if dlq == q.name || !q.deadLetter(e, dlq, "expired") {
+				kept = append(kept, e)
+			}
+		}
+		q.expired += len(es) - len(kept)
+		return kept
+	}
+	var seqs []uint64
+	for _, e := range es {
+		if e.msg.Persistent {
+			seqs = append(seqs, e.msg.Seq)
+		}
+	}
+	if len(seqs) > 0 {
+		rec := journal.Record{Type: evExpired, Data: encodeAck(q.dest, seqs)}
+		if _, _, err := q.b.log.Append(context.Background(), []journal.Record{rec}); err != nil {
+			q.b.opts.Logger.Error("journal: expiry", "queue", q.name, "err", err)
+			return es
+		}
+	}
+	q.expired += len(es)
+	return nil
+}
+
+// sweep expires the pending and delayed messages past their expiry that no
+// consumer has come for.
+// It scans only a queue that has held a message with an expiry since a
+// sweep last found none.
+func (q *queue) sweep() {
+	if !q.mayExpire {
+		return
+	}
+	now := time.Now().UnixMilli()
+	var gone []*entry
+	found := false
+	keep := func(h []*entry) []*entry {
+		out := h[:0]
+		for _, e := range h {
+			found = found || e.msg.Expires > 0
+			if expired(e.msg, now) {
+				gone = append(gone, e)
+				continue
+			}
+			out = append(out, e)
+		}
+		clear(h[len(out):])
+		return out
+	}
+	q.pending = keep(q.pending)
+	q.delayed = keep(q.delayed)
+	for _, f := range q.inflight {
+		found = found || f.e.msg.Expires > 0
+	}
+	q.mayExpire = found
+	if len(gone) == 0 {
+		return
+	}
+	q.pending = append(q.pending, q.expire(gone)...)
+	heap.Init(&q.pending)
+	heap.Init(&q.delayed)
+	q.armDelay()
+}
+
+// sweepExpired asks every queue to sweep; the background loop calls it.
+func (b *Broker) sweepExpired() {
+	b.mu.Lock()
+	qs := make([]*queue, 0, len(b.queues))
+	for _, q := range b.queues {
+		qs = append(qs, q)
+	}
+	b.mu.Unlock()
+	for _, q := range qs {
+		q.post(q.sweep)
+	}
+}
