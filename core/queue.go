@@ -119,7 +119,7 @@ func (l *loop) stop() {
 type entry struct {
 	msg          *Message
 	redelivered  bool
-	redeliveries uint32 // times given back (NACK, consumer gone), journaled
+	redeliveries uint32    // times given back (NACK, consumer gone), journaled
 	due          time.Time // while waiting out a redelivery delay
 }
 
