@@ -171,8 +171,10 @@ type queue struct {
 	next      int    // round-robin position
 	bound     uint64 // journaled dispatch bound: messages up to it may have been delivered
 
-	mayExpire    bool // a message with an expiry may be here: sweeps look
-	expired      int  // messages expired since start
+	groups       map[string]*Subscription // message group -> the consumer it is pinned to
+	exclusives   int                      // consumers that asked to be exclusive
+	mayExpire    bool                     // a message with an expiry may be here: sweeps look
+	expired      int                      // messages expired since start
 	policy       RedeliveryPolicy
 	delayed      delayed // given back, waiting out the policy's delay
 	delayTimer   *time.Timer
@@ -194,12 +196,23 @@ func (q *queue) enqueue(m *Message) {
 
 func (q *queue) addConsumer(s *Subscription) {
 	q.consumers = append(q.consumers, s)
+	if s.exclusive {
+		q.exclusives++
+	}
 	q.dispatch()
 }
 
 // removeConsumer drops s and gives its in-flight messages back.
 func (q *queue) removeConsumer(s *Subscription) {
 	q.consumers = slices.DeleteFunc(q.consumers, func(c *Subscription) bool { return c == s })
+	if s.exclusive {
+		q.exclusives--
+	}
+	for gid, owner := range q.groups {
+		if owner == s {
+			delete(q.groups, gid) // its groups go to whoever takes their next message
+		}
+	}
 	var back []uint64
 	for seq, f := range q.inflight {
 		if f.sub == s {
@@ -340,11 +353,13 @@ func (q *queue) nextConsumer() *Subscription {
 // may have been delivered comes back marked redelivered.
 func (q *queue) dispatch() {
 	now := int64(0)
-	for q.pending.len() > 0 && len(q.consumers) > 0 {
-		c := q.nextConsumer()
-		if c == nil {
-			return
+	var parked []*entry // group messages whose consumer has no room now
+	defer func() {
+		for _, e := range parked {
+			q.pending.push(e)
 		}
+	}()
+	for q.pending.len() > 0 && len(q.consumers) > 0 {
 		e := q.pending.pop()
 		if e.msg.Expires > 0 {
 			if now == 0 {
@@ -357,6 +372,15 @@ func (q *queue) dispatch() {
 				}
 				continue
 			}
+		}
+		c, wait := q.consumerFor(e)
+		if c == nil {
+			if wait && len(parked) < maxParked {
+				parked = append(parked, e) // its group's consumer is full; others may go
+				continue
+			}
+			q.pending.push(e)
+			return
 		}
 		if e.msg.Persistent && e.msg.Seq > q.bound {
 			bound := q.b.seq.Load() + q.b.opts.DispatchLookahead
@@ -372,4 +396,65 @@ func (q *queue) dispatch() {
 		q.inflight[e.msg.Seq] = &flight{e: e, sub: c}
 		c.deliver(e)
 	}
+}
+
+// maxParked bounds how many group messages one dispatch steps over while
+// their consumers are full.
+const maxParked = 1024
+
+// Message group headers (ActiveMQ's).
+const (
+	HeaderGroupID  = "JMSXGroupID"
+	HeaderGroupSeq = "JMSXGroupSeq"
+)
+
+// consumerFor picks the consumer e goes to: the exclusive consumer if the
+// queue has one; the consumer its message group is pinned to (pinning it
+// to the next consumer if it has none, and unpinning it after a message
+// with JMSXGroupSeq -1); else the next consumer with room. It returns nil
+// when nobody can take e now, with wait set when e waits for its group's
+// consumer while other messages may go to others.
+func (q *queue) consumerFor(e *entry) (c *Subscription, wait bool) {
+	if x := q.exclusive(); x != nil {
+		if x.credit > 0 {
+			return x, false
+		}
+		return nil, false
+	}
+	gid := e.msg.Get(HeaderGroupID)
+	if gid == "" {
+		return q.nextConsumer(), false
+	}
+	owner := q.groups[gid]
+	if owner == nil {
+		if owner = q.nextConsumer(); owner == nil {
+			return nil, false
+		}
+		if q.groups == nil {
+			q.groups = map[string]*Subscription{}
+		}
+		q.groups[gid] = owner
+	}
+	if owner.credit <= 0 {
+		return nil, true
+	}
+	if e.msg.Get(HeaderGroupSeq) == "-1" {
+		delete(q.groups, gid) // the group is closed; its next message starts it anew
+	}
+	return owner, false
+}
+
+// exclusive returns the queue's exclusive consumer: the first subscribed
+// of those that asked to be (activemq.exclusive); the next takes over when
+// it goes.
+func (q *queue) exclusive() *Subscription {
+	if q.exclusives == 0 {
+		return nil
+	}
+	for _, c := range q.consumers {
+		if c.exclusive {
+			return c
+		}
+	}
+	return nil
 }

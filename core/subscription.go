@@ -65,18 +65,23 @@ type SubscribeOptions struct {
 	// while a higher-priority consumer has prefetch room, lower ones get
 	// nothing; equals share round robin.
 	Priority int
+	// Exclusive asks for all of a queue's messages (activemq.exclusive):
+	// the first exclusive consumer gets everything while it is there, and
+	// the next exclusive one takes over when it goes.
+	Exclusive bool
 }
 
 // Subscription is one consumer's interest in a destination.
 type Subscription struct {
-	b        *Broker
-	dest     Destination
-	mode     AckMode
-	prefetch int
-	priority int
-	consumer Consumer
-	q        *queue
-	t        *topic
+	b         *Broker
+	dest      Destination
+	mode      AckMode
+	prefetch  int
+	priority  int
+	exclusive bool
+	consumer  Consumer
+	q         *queue
+	t         *topic
 
 	// Owned by the destination's goroutine.
 	credit  int
@@ -118,7 +123,8 @@ func (b *Broker) Subscribe(dest Destination, opts SubscribeOptions, c Consumer) 
 			opts.Prefetch = 32767
 		}
 	}
-	s := &Subscription{b: b, dest: dest, mode: opts.Mode, prefetch: opts.Prefetch, priority: opts.Priority, consumer: c, credit: opts.Prefetch}
+	s := &Subscription{b: b, dest: dest, mode: opts.Mode, prefetch: opts.Prefetch, priority: opts.Priority,
+		exclusive: opts.Exclusive, consumer: c, credit: opts.Prefetch}
 	switch dest.Kind {
 	case Queue:
 		s.q = b.queue(dest.Name)

@@ -722,6 +722,13 @@ func (ss *session) subscribe(f *frame.Frame) error {
 		}
 		opts.Priority = n
 	}
+	switch x := f.Header.Get("activemq.exclusive"); x {
+	case "", "false":
+	case "true":
+		opts.Exclusive = true
+	default:
+		return perr("bad-header", "activemq.exclusive %q is not true or false", x)
+	}
 	s := &subscription{ss: ss, id: id, destStr: destStr}
 	cs, err := ss.srv.broker.Subscribe(dest, opts, s)
 	if err != nil {
