@@ -608,12 +608,30 @@ var sendOnly = map[string]bool{
 	"redelivered": true, frame.Subscription: true, frame.Ack: true,
 }
 
+// sendDestinations reads a SEND's destination: one, or a composite of
+// several separated by commas ("/queue/a,/topic/b"), each with its prefix.
+func sendDestinations(f *frame.Frame) ([]core.Destination, error) {
+	s, err := required(f, frame.Destination)
+	if err != nil {
+		return nil, err
+	}
+	var out []core.Destination
+	for part := range strings.SplitSeq(s, ",") {
+		d, err := core.ParseDestination(strings.TrimSpace(part))
+		if err != nil {
+			return nil, perr("bad-destination", "%v", err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
 func (ss *session) send(f *frame.Frame) error {
-	dest, _, err := destination(f)
+	dests, err := sendDestinations(f)
 	if err != nil {
 		return err
 	}
-	m := &core.Message{Destination: dest, Priority: 4, Body: f.Body, Persistent: ss.srv.broker.PersistentByDefault()}
+	m := &core.Message{Destination: dests[0], Priority: 4, Body: f.Body, Persistent: ss.srv.broker.PersistentByDefault()}
 	if p, ok := f.Header.Contains("persistent"); ok {
 		m.Persistent = p == "true"
 	}
@@ -642,20 +660,27 @@ func (ss *session) send(f *frame.Frame) error {
 			m.Header = append(m.Header, k, v)
 		}
 	}
+	msgs := []*core.Message{m}
+	for _, d := range dests[1:] {
+		// A composite destination: one copy each, stored in one journal batch.
+		c := *m
+		c.Destination = d
+		msgs = append(msgs, &c)
+	}
 	if txid := f.Header.Get(frame.Transaction); txid != "" {
 		tx := ss.txs[txid]
 		if tx == nil {
 			return perr("unknown-transaction", "no transaction %q on this connection", txid)
 		}
-		tx.sends = append(tx.sends, m)
+		tx.sends = append(tx.sends, msgs...)
 		return nil
 	}
 	if batchable(f) {
-		ss.burst.sends = append(ss.burst.sends, m)
-		ss.burst.bytes += len(m.Body)
+		ss.burst.sends = append(ss.burst.sends, msgs...)
+		ss.burst.bytes += len(m.Body) * len(msgs)
 		return nil
 	}
-	if err := ss.srv.broker.Send(context.Background(), m); err != nil {
+	if err := ss.srv.broker.SendMany(context.Background(), msgs); err != nil {
 		return brokerError(err)
 	}
 	return nil

@@ -593,3 +593,32 @@ func TestPriorities(t *testing.T) {
 		t.Fatalf("a bad activemq.priority: %v", m)
 	}
 }
+
+// TestCompositeSend: a SEND to "/queue/a,/queue/b,/topic/c" reaches each.
+func TestCompositeSend(t *testing.T) {
+	n := start(t, t.TempDir(), stomp.Options{})
+	c := dial(t, n.addr)
+	topic, err := c.Subscribe("/topic/comp.c", gostomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Send("/queue/comp.a, /queue/comp.b,/topic/comp.c", "text/plain", []byte("x"), gostomp.SendOpt.Receipt,
+		gostomp.SendOpt.Header("persistent", "true")); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"/queue/comp.a", "/queue/comp.b"} {
+		sub, err := c.Subscribe(q, gostomp.AckAuto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := <-sub.C; m.Err != nil || string(m.Body) != "x" || m.Destination != q {
+			t.Fatalf("%s: %v %q %s", q, m.Err, m.Body, m.Destination)
+		}
+	}
+	if m := <-topic.C; m.Err != nil || string(m.Body) != "x" {
+		t.Fatalf("topic: %v %q", m.Err, m.Body)
+	}
+	if err := c.Send("/queue/ok,nowhere", "text/plain", nil, gostomp.SendOpt.Receipt); err == nil {
+		t.Fatal("a composite with a bad part was accepted")
+	}
+}
