@@ -555,6 +555,42 @@ type Stats struct {
 	Expired      int // expired since start
 }
 
+// Browse returns the messages of queue name, without taking them: those
+// waiting, waiting out a redelivery delay, and delivered but not yet
+// acknowledged, in dispatch order (priority, then sequence). False if the
+// queue does not exist.
+func (b *Broker) Browse(name string) ([]*Message, bool) {
+	b.mu.Lock()
+	q := b.queues[name]
+	b.mu.Unlock()
+	if q == nil {
+		return nil, false
+	}
+	var out []*Message
+	q.do(func() {
+		out = make([]*Message, 0, len(q.pending)+len(q.delayed)+len(q.inflight))
+		for _, e := range q.pending {
+			out = append(out, e.msg)
+		}
+		for _, e := range q.delayed {
+			out = append(out, e.msg)
+		}
+		for _, f := range q.inflight {
+			out = append(out, f.e.msg)
+		}
+	})
+	slices.SortFunc(out, func(x, y *Message) int {
+		switch {
+		case before(x, y):
+			return -1
+		case before(y, x):
+			return 1
+		}
+		return 0
+	})
+	return out, true
+}
+
 // QueueStats returns the stats of queue name, or false if it does not exist.
 func (b *Broker) QueueStats(name string) (Stats, bool) {
 	b.mu.Lock()

@@ -37,6 +37,7 @@ type session struct {
 	connected bool
 	readEvery time.Duration // the client's heart-beat interval; 0: none
 	subs      map[string]*subscription
+	browsers  map[string]bool // ids of finished browses, until UNSUBSCRIBE
 	txs       map[string]*transaction
 	burst     burst
 
@@ -124,7 +125,7 @@ type transaction struct {
 
 func newSession(s *Server, c net.Conn) *session {
 	return &session{srv: s, conn: c, r: newReader(c, s.opts.Limits), version: "1.2",
-		id: fmt.Sprintf("cairn-%d", s.nextID.Add(1)), subs: map[string]*subscription{}, txs: map[string]*transaction{},
+		id: fmt.Sprintf("cairn-%d", s.nextID.Add(1)), subs: map[string]*subscription{}, browsers: map[string]bool{}, txs: map[string]*transaction{},
 		signal: make(chan struct{}, 1), written: make(chan struct{})}
 }
 
@@ -322,7 +323,7 @@ func (ss *session) writeRun() (final bool) {
 				writeFrame(bw, it.f, ss.version)
 			} else {
 				ss.writeMessage(bw, it)
-				if it.d.Sub.Mode() == core.AckAuto {
+				if it.d.Sub != nil && it.d.Sub.Mode() == core.AckAuto { // (nil: a browse)
 					autoAcks = append(autoAcks, *it)
 				}
 			}
@@ -422,7 +423,7 @@ func (ss *session) writeMessage(w *bufio.Writer, it *outItem) {
 	writeHeader(w, frame.Destination, it.sub.destStr, v, esc)
 	writeHeader(w, frame.MessageId, id, v, esc)
 	writeHeader(w, frame.Subscription, it.sub.id, v, esc)
-	if it.d.Sub.Mode() != core.AckAuto && v == "1.2" {
+	if it.d.Sub != nil && it.d.Sub.Mode() != core.AckAuto && v == "1.2" {
 		writeHeader(w, frame.Ack, id, v, esc)
 	}
 	if it.d.Redelivered {
@@ -755,12 +756,36 @@ func (ss *session) subscribe(f *frame.Frame) error {
 		return perr("bad-header", "activemq.exclusive %q is not true or false", x)
 	}
 	s := &subscription{ss: ss, id: id, destStr: destStr}
+	if f.Header.Get("browser") == "true" {
+		return ss.browse(s, dest)
+	}
 	cs, err := ss.srv.broker.Subscribe(dest, opts, s)
 	if err != nil {
 		return brokerError(err)
 	}
 	s.core = cs
 	ss.subs[id] = s
+	return nil
+}
+
+// browse answers a SUBSCRIBE with browser:true: a MESSAGE for each message
+// the queue holds, taking none, then one with browser:end. ActiveMQ shows a
+// browser at most 400 messages by default (maxBrowsePageSize); this shows
+// them all.
+func (ss *session) browse(s *subscription, dest core.Destination) error {
+	if dest.Kind != core.Queue {
+		return perr("bad-destination", "browser:true needs a queue, not %s", s.destStr)
+	}
+	msgs, _ := ss.srv.broker.Browse(dest.Name)
+	for _, m := range msgs {
+		if !ss.push(outItem{d: core.Delivery{Msg: m}, sub: s}) {
+			return nil
+		}
+	}
+	end := frame.New(frame.MESSAGE, frame.Destination, s.destStr, frame.Subscription, s.id,
+		frame.MessageId, "ID:cairn-browser-end", "browser", "end", frame.ContentLength, "0")
+	ss.push(outItem{f: end})
+	ss.browsers[s.id] = true // until UNSUBSCRIBE, so that the client may send it
 	return nil
 }
 
@@ -774,6 +799,10 @@ func (ss *session) unsubscribe(f *frame.Frame) error {
 	}
 	s := ss.subs[id]
 	if s == nil {
+		if ss.browsers[id] {
+			delete(ss.browsers, id)
+			return nil
+		}
 		return perr("unknown-subscription", "no subscription %q on this connection", id)
 	}
 	delete(ss.subs, id)

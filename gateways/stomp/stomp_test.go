@@ -622,3 +622,42 @@ func TestCompositeSend(t *testing.T) {
 		t.Fatal("a composite with a bad part was accepted")
 	}
 }
+
+// TestBrowse: SUBSCRIBE with browser:true shows a queue's messages in
+// dispatch order, takes none, and ends with browser:end.
+func TestBrowse(t *testing.T) {
+	n := start(t, t.TempDir(), stomp.Options{})
+	c := dial(t, n.addr)
+	for i, p := range []string{"4", "9", "4"} {
+		if err := c.Send("/queue/br", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Receipt,
+			gostomp.SendOpt.Header("priority", p), gostomp.SendOpt.Header("persistent", "true")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 { // browsing twice shows the same
+		sub, err := c.Subscribe("/queue/br", gostomp.AckAuto, gostomp.SubscribeOpt.Header("browser", "true"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for {
+			m := <-sub.C
+			if m.Err != nil {
+				t.Fatal(m.Err)
+			}
+			if m.Header.Get("browser") == "end" {
+				break
+			}
+			got = append(got, string(m.Body))
+		}
+		if fmt.Sprint(got) != "[1 0 2]" {
+			t.Fatalf("browsed %v, want [1 0 2]", got)
+		}
+		if err := sub.Unsubscribe(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, _ := n.broker.QueueStats("br"); st.Pending != 3 {
+		t.Fatalf("after browsing: %+v", st)
+	}
+}
