@@ -398,6 +398,9 @@ func (b *Broker) install(rb *rebuild) error {
 			kept = append(kept, e)
 		}
 		q.pending = kept // sorted in dispatch order: already a heap
+		for _, e := range pending {
+			q.account(e.msg, 1)
+		}
 		if len(list) > 0 {
 			b.recovery.Queues++
 			b.recovery.Messages += len(list)
@@ -546,13 +549,42 @@ func (b *Broker) Close() error {
 
 // Stats is a point-in-time view of one destination.
 type Stats struct {
-	Destination  Destination
-	Pending      int // waiting for a consumer
-	Delayed      int // given back, waiting out a redelivery delay
-	InFlight     int // delivered, not acknowledged
+	Destination Destination
+	// Depth: what the queue holds.
+	Pending  int // waiting for a consumer
+	Delayed  int // given back, waiting out a redelivery delay
+	InFlight int // delivered, not acknowledged
+	// Since the broker started (replayed messages are not counted in).
+	Enqueued     int // messages sent to it
+	Dequeued     int // messages acknowledged
+	Expired      int
+	DeadLettered int // moved to the dead-letter queue
 	Consumers    int
-	DeadLettered int // moved to the dead-letter queue since start
-	Expired      int // expired since start
+	// MemoryBytes is about what the messages held take in memory;
+	// JournalBytes what the persistent ones among them take in the journal
+	// (the same measure: the journal stores each message as it came).
+	MemoryBytes, JournalBytes int64
+}
+
+// Depth is how many messages the queue holds.
+func (s Stats) Depth() int { return s.Pending + s.Delayed + s.InFlight }
+
+// Queues returns the stats of every queue, by name.
+func (b *Broker) Queues() []Stats {
+	b.mu.Lock()
+	names := make([]string, 0, len(b.queues))
+	for n := range b.queues {
+		names = append(names, n)
+	}
+	b.mu.Unlock()
+	slices.Sort(names)
+	out := make([]Stats, 0, len(names))
+	for _, n := range names {
+		if s, ok := b.QueueStats(n); ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // Browse returns the messages of queue name, without taking them: those
@@ -601,8 +633,9 @@ func (b *Broker) QueueStats(name string) (Stats, bool) {
 	}
 	var s Stats
 	q.do(func() {
-		s = Stats{Destination: Destination{Queue, name}, Pending: q.pending.len(), Delayed: len(q.delayed), InFlight: len(q.inflight),
-			Consumers: len(q.consumers), DeadLettered: q.deadLettered, Expired: q.expired}
+		s = Stats{Destination: Destination{Queue, name}, Pending: q.pending.len(), Delayed: len(q.delayed),
+			InFlight: len(q.inflight) + len(q.acking), Enqueued: q.enqueued, Dequeued: q.dequeued, Expired: q.expired,
+			DeadLettered: q.deadLettered, Consumers: len(q.consumers), MemoryBytes: q.bytes, JournalBytes: q.storedBytes}
 	})
 	return s, true
 }

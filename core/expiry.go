@@ -69,6 +69,9 @@ func (q *queue) expire(es []*entry) (kept []*entry) {
 		}
 	}
 	q.expired += len(es)
+	for _, e := range es {
+		q.account(e.msg, -1)
+	}
 	return nil
 }
 

@@ -72,6 +72,16 @@ type Message struct {
 	Body   []byte
 }
 
+// Size is about how many bytes m takes in memory: its body, its headers
+// and a fixed overhead.
+func (m *Message) Size() int {
+	n := 96 + len(m.Body)
+	for _, h := range m.Header {
+		n += len(h) + 16
+	}
+	return n
+}
+
 // ID is the message-id clients see: "ID:cairn-<seq>".
 func (m *Message) ID() string { return FormatID(m.Seq) }
 

@@ -174,6 +174,10 @@ type queue struct {
 	groups       map[string]*Subscription // message group -> the consumer it is pinned to
 	exclusives   int                      // consumers that asked to be exclusive
 	mayExpire    bool                     // a message with an expiry may be here: sweeps look
+	enqueued     int                      // messages that entered since start (not counting replay)
+	dequeued     int                      // messages acknowledged since start
+	bytes        int64                    // bytes of the messages held (waiting, delayed, in flight)
+	storedBytes  int64                    // of which persistent: what the journal holds for them
 	expired      int                      // messages expired since start
 	policy       RedeliveryPolicy
 	delayed      delayed // given back, waiting out the policy's delay
@@ -186,8 +190,19 @@ func newQueue(b *Broker, name string) *queue {
 		inflight: map[uint64]*flight{}, acking: map[uint64]*flight{}, policy: b.redeliveryPolicy(name)}
 }
 
+// account adds (n = 1) or removes (n = -1) m from the byte counts.
+func (q *queue) account(m *Message, n int64) {
+	size := n * int64(m.Size())
+	q.bytes += size
+	if m.Persistent {
+		q.storedBytes += size
+	}
+}
+
 func (q *queue) enqueue(m *Message) {
 	q.post(func() {
+		q.enqueued++
+		q.account(m, 1)
 		q.mayExpire = q.mayExpire || m.Expires > 0
 		q.pending.push(&entry{msg: m})
 		q.dispatch()
@@ -299,6 +314,8 @@ func (q *queue) ackEnd(s *Subscription, seqs []uint64, err error) {
 		delete(q.acking, seq)
 		if err == nil {
 			s.credit++
+			q.dequeued++
+			q.account(f.e.msg, -1)
 			continue
 		}
 		if slices.Contains(q.consumers, s) {

@@ -193,6 +193,7 @@ func (q *queue) deadLetter(e *entry, dlq, cause string) bool {
 	}
 	q.b.opts.Logger.Info("moved to the dead-letter queue", "queue", q.name, "message", m.ID(), "dlq", dlq, "cause", cause)
 	q.deadLettered++
+	q.account(m, -1)
 	q.b.queue(dlq).enqueue(dm)
 	return true
 }
