@@ -217,7 +217,7 @@ func (rb *rebuild) apply(r journal.Record) error {
 	if m != nil {
 		rb.bodies[m.Seq] = m
 	}
-	if r.Type == evAck || r.Type == evExpired {
+	if r.Type == evAck || r.Type == evExpired || r.Type == evPurged {
 		_, seqs, _ := decodeAck(r.Data)
 		for _, s := range seqs {
 			delete(rb.bodies, s)
@@ -427,7 +427,7 @@ func (b *Broker) queue(name string) *queue {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	q := b.queues[name]
-	if q == nil {
+	if q == nil || q.deleted.Load() {
 		q = newQueue(b, name)
 		b.queues[name] = q
 	}

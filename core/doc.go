@@ -32,6 +32,10 @@
 // dedup.go, a warm standby's state in standby.go. Queues dispatch by
 // priority, then sequence.
 //
-// Not built yet: paging, durable topic subscriptions, selectors, message
-// groups, exclusive consumers, destination purge and delete.
+// Message groups and exclusive consumers are decided in queue.dispatch;
+// purge and delete (evPurged, evDeleted) are in admin.go; Stats and
+// Browse serve the admin interface to come.
+//
+// Not built yet: paging, durable topic subscriptions, selectors,
+// wildcard, temporary destinations, noLocal.
 package core

@@ -31,6 +31,12 @@ const (
 	// evExpired: messages of a queue passed their expiry and are gone (as
 	// evAck; kept apart for inspection and statistics).
 	evExpired journal.RecordType = 5
+	// evPurged: messages of a queue were removed by an operator's purge (as
+	// evAck; a large purge is several records in one batch).
+	evPurged journal.RecordType = 6
+	// evDeleted: a queue, purged in the same batch, was removed. Payload:
+	// the destination (as evDispatched, with bound 0).
+	evDeleted journal.RecordType = 7
 )
 
 // Event payloads are a sequence of fields: uvarints, and byte strings as a

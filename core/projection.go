@@ -75,7 +75,7 @@ func (p *projection) apply(r journal.Record) (*Message, error) {
 		p.live[r.Index] = m.Seq
 		p.seq = max(p.seq, m.Seq)
 		return m, nil
-	case evAck, evExpired:
+	case evAck, evExpired, evPurged:
 		dest, seqs, err := decodeAck(r.Data)
 		if err != nil {
 			return nil, fmt.Errorf("journal record %d: %w", r.Index, err)
@@ -110,6 +110,14 @@ func (p *projection) apply(r journal.Record) (*Message, error) {
 		q := p.queue(dest.Name)
 		q.bound = max(q.bound, upTo)
 		p.seq = max(p.seq, upTo)
+	case evDeleted:
+		dest, _, err := decodeDispatched(r.Data)
+		if err != nil {
+			return nil, fmt.Errorf("journal record %d: %w", r.Index, err)
+		}
+		if q := p.queues[dest.Name]; q != nil && len(q.pending) == 0 {
+			delete(p.queues, dest.Name)
+		}
 	case journal.TypeClaim:
 	default:
 		return nil, fmt.Errorf("journal record %d has unknown event type %d", r.Index, r.Type)

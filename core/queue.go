@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairnmq/cairn/journal"
@@ -174,6 +175,7 @@ type queue struct {
 	groups       map[string]*Subscription // message group -> the consumer it is pinned to
 	exclusives   int                      // consumers that asked to be exclusive
 	mayExpire    bool                     // a message with an expiry may be here: sweeps look
+	deleted      atomic.Bool              // removed by DeleteQueue: Broker.queue makes a new one
 	enqueued     int                      // messages that entered since start (not counting replay)
 	dequeued     int                      // messages acknowledged since start
 	bytes        int64                    // bytes of the messages held (waiting, delayed, in flight)

@@ -1,0 +1,113 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cairnmq/cairn/journal"
+)
+
+// purgeChunk is the most sequences one purge record holds.
+const purgeChunk = 100_000
+
+// ErrInUse says a queue cannot be deleted while consumers are attached.
+var ErrInUse = errors.New("core: queue has consumers")
+
+// Purge removes every message queue name holds: waiting, delayed, and
+// delivered but unacknowledged (their acknowledgements then do nothing). It
+// is journaled before it takes effect, so no restart brings them back. It
+// returns how many were removed.
+func (b *Broker) Purge(ctx context.Context, name string) (int, error) {
+	return b.purge(ctx, name, evPurged)
+}
+
+// DeleteQueue purges queue name and removes it. It is refused with
+// ErrInUse while consumers are attached.
+func (b *Broker) DeleteQueue(ctx context.Context, name string) error {
+	_, err := b.purge(ctx, name, evDeleted)
+	return err
+}
+
+func (b *Broker) purge(ctx context.Context, name string, ev journal.RecordType) (int, error) {
+	b.mu.Lock()
+	q := b.queues[name]
+	b.mu.Unlock()
+	if q == nil {
+		return 0, fmt.Errorf("core: no queue %q", name)
+	}
+	var (
+		n   int
+		err error
+	)
+	q.do(func() {
+		if ev == evDeleted && len(q.consumers) > 0 {
+			err = fmt.Errorf("%w: %s has %d", ErrInUse, name, len(q.consumers))
+			return
+		}
+		// Exactly the persistent messages it holds, in records of at most
+		// purgeChunk, and for a delete the removal: one atomic batch.
+		var seqs []uint64
+		held := func(e *entry) {
+			if e.msg.Persistent {
+				seqs = append(seqs, e.msg.Seq)
+			}
+		}
+		for _, e := range q.pending {
+			held(e)
+		}
+		for _, e := range q.delayed {
+			held(e)
+		}
+		for _, f := range q.inflight {
+			held(f.e)
+		}
+		var recs []journal.Record
+		for len(seqs) > 0 {
+			k := min(len(seqs), purgeChunk)
+			recs = append(recs, journal.Record{Type: evPurged, Data: encodeAck(q.dest, seqs[:k])})
+			seqs = seqs[k:]
+		}
+		if ev == evDeleted {
+			recs = append(recs, journal.Record{Type: evDeleted, Data: encodeDispatched(q.dest, 0)})
+		}
+		if len(recs) > 0 {
+			if _, _, err = b.log.Append(ctx, recs); err != nil {
+				err = fmt.Errorf("journal: %w", err)
+				return
+			}
+		}
+		n = len(q.pending) + len(q.delayed) + len(q.inflight)
+		for _, e := range q.pending {
+			q.account(e.msg, -1)
+		}
+		for _, e := range q.delayed {
+			q.account(e.msg, -1)
+		}
+		for seq, f := range q.inflight {
+			q.account(f.e.msg, -1)
+			f.sub.credit++ // its ack, when it comes, finds nothing
+			delete(q.inflight, seq)
+		}
+		clear(q.pending)
+		clear(q.delayed)
+		q.pending, q.delayed = q.pending[:0], q.delayed[:0]
+		clear(q.groups)
+		if ev == evDeleted {
+			q.deleted.Store(true)
+		}
+	})
+	if err != nil || ev != evDeleted {
+		return n, err
+	}
+	b.mu.Lock()
+	if b.queues[name] == q {
+		delete(b.queues, name)
+	}
+	b.mu.Unlock()
+	q.stop()
+	return n, nil
+}
