@@ -49,6 +49,10 @@ type Options struct {
 	// consumer has come for (default 1s; negative: never, expiry is then
 	// checked only on arrival and before dispatch).
 	ExpirySweep time.Duration
+	// DurableOfflineTimeout removes a durable subscription that has had no
+	// subscriber for this long, with what was kept for it (0: never;
+	// ActiveMQ's offlineDurableSubscriberTimeout). Checked at each sweep.
+	DurableOfflineTimeout time.Duration
 	// Redelivery gives queues redelivery policies: the first rule whose
 	// pattern matches a queue's name applies, else DefaultRedelivery.
 	Redelivery []RedeliveryRule
@@ -90,6 +94,10 @@ type Broker struct {
 	maintMu sync.Mutex  // one maintenance pass at a time
 	proj    *projection // owned by maintenance (after Open)
 	dd      *dedup      // live duplicate suppression of SENDs
+
+	durMu    sync.Mutex // serializes creating and removing durable subscriptions
+	durables map[durableKey]*durable
+	byTopic  map[string][]*durable
 	stopBg  chan struct{}
 	bgDone  chan struct{}
 
@@ -302,6 +310,10 @@ func (b *Broker) replay() error {
 	b.proj = p
 	b.dd = &dedup{stored: newDedupWindow(DefaultDedupWindow), inflight: map[string]chan struct{}{}}
 	p.dedup.each(b.dd.stored.add)
+	b.durables, b.byTopic = map[durableKey]*durable{}, map[string][]*durable{}
+	for k, topic := range p.durable {
+		b.addDurableLocked(&durable{key: k, topic: topic, offline: time.Now()})
+	}
 	b.recovery.Snapshot = rb.snap
 	b.recovery.Records = rp.Records
 	b.recovery.Took = time.Since(start)
@@ -473,7 +485,7 @@ func (b *Broker) SendMany(ctx context.Context, msgs []*Message) error {
 	if b.isClosed() {
 		return ErrClosed
 	}
-	msgs = dropExpired(msgs)
+	msgs = b.withDurableCopies(dropExpired(msgs))
 	msgs, release, err := b.dd.claim(ctx, msgs)
 	if err != nil {
 		return err

@@ -37,6 +37,12 @@ const (
 	// evDeleted: a queue, purged in the same batch, was removed. Payload:
 	// the destination (as evDispatched, with bound 0).
 	evDeleted journal.RecordType = 7
+	// evDurable: a durable topic subscription was created. Payload: client
+	// id, name, topic.
+	evDurable journal.RecordType = 8
+	// evUndurable: a durable topic subscription was removed (its queue is
+	// deleted in a record of its own). Payload as evDurable.
+	evUndurable journal.RecordType = 9
 )
 
 // Event payloads are a sequence of fields: uvarints, and byte strings as a

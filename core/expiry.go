@@ -125,4 +125,5 @@ func (b *Broker) sweepExpired() {
 	for _, q := range qs {
 		q.post(q.sweep)
 	}
+	b.expireDurables()
 }

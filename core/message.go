@@ -45,6 +45,9 @@ func ParseDestination(s string) (Destination, error) {
 			if name == "" {
 				return Destination{}, fmt.Errorf("destination %q has no name", s)
 			}
+			if name[0] == '$' {
+				return Destination{}, fmt.Errorf("destination %q: names starting with $ are the broker's own", s)
+			}
 			return Destination{Kind: p.kind, Name: name}, nil
 		}
 	}

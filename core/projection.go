@@ -6,6 +6,7 @@ package core
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cairnmq/cairn/journal"
 )
@@ -26,6 +27,7 @@ type projection struct {
 	queues  map[string]*pqueue
 	live    map[uint64]uint64 // journal index of a pending message's enqueue record -> its seq
 	dedup   *dedupWindow      // recent DedupHeader ids (per queue), in the snapshot since format 3
+	durable map[durableKey]string // durable subscriptions -> topic, in the snapshot since format 4
 }
 
 type pqueue struct {
@@ -35,7 +37,8 @@ type pqueue struct {
 }
 
 func newProjection() *projection {
-	return &projection{queues: map[string]*pqueue{}, live: map[uint64]uint64{}, dedup: newDedupWindow(DefaultDedupWindow)}
+	return &projection{queues: map[string]*pqueue{}, live: map[uint64]uint64{}, dedup: newDedupWindow(DefaultDedupWindow),
+		durable: map[durableKey]string{}}
 }
 
 func (p *projection) queue(name string) *pqueue {
@@ -110,6 +113,16 @@ func (p *projection) apply(r journal.Record) (*Message, error) {
 		q := p.queue(dest.Name)
 		q.bound = max(q.bound, upTo)
 		p.seq = max(p.seq, upTo)
+	case evDurable, evUndurable:
+		client, name, topic, err := decodeDurable(r.Data)
+		if err != nil {
+			return nil, fmt.Errorf("journal record %d: %w", r.Index, err)
+		}
+		if r.Type == evDurable {
+			p.durable[durableKey{client, name}] = topic
+		} else {
+			delete(p.durable, durableKey{client, name})
+		}
 	case evDeleted:
 		dest, _, err := decodeDispatched(r.Data)
 		if err != nil {
@@ -150,7 +163,7 @@ func (p *projection) pendingCount() int { return len(p.live) }
 // encode writes the projection as a snapshot blob.
 func (p *projection) encode() []byte {
 	e := encoder{b: make([]byte, 0, 32+12*len(p.live))}
-	e.uint(3) // format version: 2 adds redelivery counts, 3 the dedup ids
+	e.uint(4) // format version: 2 adds redelivery counts, 3 the dedup ids, 4 durable subscriptions
 	e.uint(p.applied)
 	e.uint(p.seq)
 	names := make([]string, 0, len(p.queues))
@@ -181,6 +194,17 @@ func (p *projection) encode() []byte {
 	}
 	e.uint(uint64(len(p.dedup.order)))
 	p.dedup.each(func(id string) { e.str(id) })
+	keys := make([]durableKey, 0, len(p.durable))
+	for k := range p.durable {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b durableKey) int { return strings.Compare(a.client+"\x00"+a.name, b.client+"\x00"+b.name) })
+	e.uint(uint64(len(keys)))
+	for _, k := range keys {
+		e.str(k.client)
+		e.str(k.name)
+		e.str(p.durable[k])
+	}
 	return e.b
 }
 
@@ -188,7 +212,7 @@ func decodeProjection(b []byte) (*projection, error) {
 	d := decoder{b: b}
 	p := newProjection()
 	version := d.uint()
-	if d.err == nil && (version < 1 || version > 3) {
+	if d.err == nil && (version < 1 || version > 4) {
 		return nil, fmt.Errorf("snapshot format %d is not one this broker reads", version)
 	}
 	p.applied = d.uint()
@@ -225,6 +249,16 @@ func decodeProjection(b []byte) (*projection, error) {
 		}
 		for j := uint64(0); j < n && d.err == nil; j++ {
 			p.dedup.add(d.str())
+		}
+	}
+	if version >= 4 {
+		n := d.uint()
+		if d.err == nil && n > uint64(len(d.b)) {
+			d.err = errShort
+		}
+		for j := uint64(0); j < n && d.err == nil; j++ {
+			client, name := d.str(), d.str()
+			p.durable[durableKey{client, name}] = d.str()
 		}
 	}
 	if err := d.check("snapshot"); err != nil {

@@ -79,6 +79,7 @@ type Subscription struct {
 	prefetch  int
 	priority  int
 	exclusive bool
+	onClose   func() // set before the subscription is handed out
 	consumer  Consumer
 	q         *queue
 	t         *topic
@@ -314,6 +315,9 @@ func (s *Subscription) Close() {
 		s.q.do(func() { s.q.removeConsumer(s) })
 	} else {
 		s.t.do(func() { s.t.removeSubscriber(s) })
+	}
+	if s.onClose != nil {
+		s.onClose()
 	}
 }
 

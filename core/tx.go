@@ -25,7 +25,7 @@ func (b *Broker) Commit(ctx context.Context, sends []*Message, acks []TxAck) err
 	if b.isClosed() {
 		return ErrClosed
 	}
-	sends = dropExpired(sends)
+	sends = b.withDurableCopies(dropExpired(sends))
 	sends, release, err := b.dd.claim(ctx, sends)
 	if err != nil {
 		return err

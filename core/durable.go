@@ -1,0 +1,244 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cairnmq/cairn/journal"
+)
+
+// A durable topic subscription, named by a client id and a subscription
+// name (STOMP: CONNECT client-id, SUBSCRIBE activemq.subscriptionName),
+// keeps the topic's messages while its subscriber is away. It is a queue
+// of its own, named durableQueue(client, name), into which every message
+// published to the topic is copied (journaled like any queue message when
+// persistent); the subscriber consumes that queue, with a queue's acks,
+// redelivery and dead letters. Creating and removing it are journal events
+// (evDurable, evUndurable), and the set of them is in snapshots.
+
+// Errors of durable subscriptions.
+var (
+	// ErrDurableInUse: the durable subscription has a subscriber already.
+	ErrDurableInUse = errors.New("core: durable subscription is in use")
+	// ErrNoDurable: no durable subscription by that name.
+	ErrNoDurable = errors.New("core: no such durable subscription")
+)
+
+// durableQueue is the internal queue of a durable subscription. Queue
+// names starting with '$' are reserved (ParseDestination refuses them).
+func durableQueue(client, name string) string { return "$durable:" + client + ":" + name }
+
+type durableKey struct{ client, name string }
+
+// durable is a durable subscription; guarded by Broker.mu.
+type durable struct {
+	key     durableKey
+	topic   string
+	active  bool
+	offline time.Time // since when it has had no subscriber
+}
+
+// DurableInfo describes a durable subscription.
+type DurableInfo struct {
+	ClientID, Name, Topic string
+	Active                bool
+	OfflineSince          time.Time // zero while active
+	Stats                 Stats     // of the messages kept for it
+}
+
+// SubscribeDurable subscribes c to topic as the durable subscription
+// (client, name): created, and journaled, if it is new; recreated if it
+// was for another topic (ActiveMQ does the same); the messages kept while
+// it was away come first. A second subscriber to the same durable
+// subscription is refused with ErrDurableInUse. The prefetch default is
+// ActiveMQ's for durable subscribers, 100.
+func (b *Broker) SubscribeDurable(ctx context.Context, client, name string, topic Destination, opts SubscribeOptions, c Consumer) (*Subscription, error) {
+	if client == "" || name == "" {
+		return nil, errors.New("core: a durable subscription needs a client id and a name")
+	}
+	if topic.Kind != Topic {
+		return nil, fmt.Errorf("core: a durable subscription is for a topic, not %s", topic)
+	}
+	k := durableKey{client, name}
+	b.durMu.Lock()
+	defer b.durMu.Unlock()
+	b.mu.Lock()
+	d := b.durables[k]
+	b.mu.Unlock()
+	if d != nil && d.active {
+		return nil, fmt.Errorf("%w: %s/%s", ErrDurableInUse, client, name)
+	}
+	if d != nil && d.topic != topic.Name {
+		if err := b.removeDurableLocked(ctx, d); err != nil {
+			return nil, err
+		}
+		d = nil
+	}
+	if d == nil {
+		rec := journal.Record{Type: evDurable, Data: encodeDurable(client, name, topic.Name)}
+		if _, _, err := b.log.Append(ctx, []journal.Record{rec}); err != nil {
+			return nil, fmt.Errorf("journal: %w", err)
+		}
+		d = &durable{key: k, topic: topic.Name}
+		b.mu.Lock()
+		b.addDurableLocked(d)
+		b.mu.Unlock()
+	}
+	if opts.Prefetch <= 0 {
+		opts.Prefetch = 100
+	}
+	s, err := b.Subscribe(Destination{Queue, durableQueue(client, name)}, opts, c)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	d.active = true
+	b.mu.Unlock()
+	s.onClose = func() {
+		b.mu.Lock()
+		d.active, d.offline = false, time.Now()
+		b.mu.Unlock()
+	}
+	return s, nil
+}
+
+// UnsubscribeDurable removes the durable subscription (client, name) and
+// the messages kept for it. It is refused with ErrDurableInUse while it
+// has a subscriber.
+func (b *Broker) UnsubscribeDurable(ctx context.Context, client, name string) error {
+	b.durMu.Lock()
+	defer b.durMu.Unlock()
+	b.mu.Lock()
+	d := b.durables[durableKey{client, name}]
+	b.mu.Unlock()
+	switch {
+	case d == nil:
+		return fmt.Errorf("%w: %s/%s", ErrNoDurable, client, name)
+	case d.active:
+		return fmt.Errorf("%w: %s/%s", ErrDurableInUse, client, name)
+	}
+	return b.removeDurableLocked(ctx, d)
+}
+
+// removeDurableLocked deletes d's queue, then journals the removal and
+// forgets d. (A crash between the two leaves it subscribed, and empty.)
+// durMu is held.
+func (b *Broker) removeDurableLocked(ctx context.Context, d *durable) error {
+	qname := durableQueue(d.key.client, d.key.name)
+	if _, ok := b.QueueStats(qname); ok {
+		if err := b.DeleteQueue(ctx, qname); err != nil {
+			return err
+		}
+	}
+	rec := journal.Record{Type: evUndurable, Data: encodeDurable(d.key.client, d.key.name, d.topic)}
+	if _, _, err := b.log.Append(ctx, []journal.Record{rec}); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	b.mu.Lock()
+	b.dropDurableLocked(d)
+	b.mu.Unlock()
+	return nil
+}
+
+// Durables lists the durable subscriptions.
+func (b *Broker) Durables() []DurableInfo {
+	b.mu.Lock()
+	var out []DurableInfo
+	for _, d := range b.durables {
+		out = append(out, DurableInfo{ClientID: d.key.client, Name: d.key.name, Topic: d.topic, Active: d.active, OfflineSince: d.offline})
+	}
+	b.mu.Unlock()
+	for i := range out {
+		out[i].Stats, _ = b.QueueStats(durableQueue(out[i].ClientID, out[i].Name))
+		if out[i].Active {
+			out[i].OfflineSince = time.Time{}
+		}
+	}
+	return out
+}
+
+// withDurableCopies returns msgs with, after each topic message, a copy of
+// it for each durable subscription of its topic.
+func (b *Broker) withDurableCopies(msgs []*Message) []*Message {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.durables) == 0 {
+		return msgs
+	}
+	out := make([]*Message, 0, len(msgs)+1)
+	for _, m := range msgs {
+		out = append(out, m)
+		if m.Destination.Kind != Topic {
+			continue
+		}
+		for _, d := range b.byTopic[m.Destination.Name] {
+			c := *m
+			c.Destination = Destination{Queue, durableQueue(d.key.client, d.key.name)}
+			out = append(out, &c)
+		}
+	}
+	return out
+}
+
+// addDurableLocked and dropDurableLocked keep durables and byTopic; mu is held.
+func (b *Broker) addDurableLocked(d *durable) {
+	b.durables[d.key] = d
+	b.byTopic[d.topic] = append(b.byTopic[d.topic], d)
+}
+
+func (b *Broker) dropDurableLocked(d *durable) {
+	delete(b.durables, d.key)
+	list := b.byTopic[d.topic]
+	for i, x := range list {
+		if x == d {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(b.byTopic, d.topic)
+	} else {
+		b.byTopic[d.topic] = list
+	}
+}
+
+// expireDurables removes durable subscriptions offline for longer than
+// Options.DurableOfflineTimeout.
+func (b *Broker) expireDurables() {
+	if b.opts.DurableOfflineTimeout <= 0 {
+		return
+	}
+	b.mu.Lock()
+	var old []durableKey
+	for k, d := range b.durables {
+		if !d.active && time.Since(d.offline) > b.opts.DurableOfflineTimeout {
+			old = append(old, k)
+		}
+	}
+	b.mu.Unlock()
+	for _, k := range old {
+		if err := b.UnsubscribeDurable(context.Background(), k.client, k.name); err == nil {
+			b.opts.Logger.Info("removed a durable subscription offline too long", "client_id", k.client, "name", k.name,
+				"timeout", b.opts.DurableOfflineTimeout)
+		}
+	}
+}
+
+func encodeDurable(client, name, topic string) []byte {
+	e := encoder{}
+	e.str(client)
+	e.str(name)
+	e.str(topic)
+	return e.b
+}
+
+func decodeDurable(p []byte) (client, name, topic string, err error) {
+	d := decoder{b: p}
+	client, name, topic = d.str(), d.str(), d.str()
+	return client, name, topic, d.check("durable")
+}

@@ -1,0 +1,110 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package core_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cairnmq/cairn/core"
+	"github.com/cairnmq/cairn/journal/wal"
+)
+
+func subscribeDurable(t *testing.T, b *core.Broker, client, name, topic string) (*core.Subscription, inbox, error) {
+	t.Helper()
+	d, _ := core.ParseDestination(topic)
+	in := make(inbox, 1000)
+	s, err := b.SubscribeDurable(context.Background(), client, name, d, core.SubscribeOptions{Mode: core.AckClientIndividual}, in)
+	return s, in, err
+}
+
+// TestDurableSubscription: messages published while the subscriber is
+// away are kept, across a restart and a snapshot, and delivered when it
+// returns; one subscriber at a time; unsubscribing removes it and what it
+// kept.
+func TestDurableSubscription(t *testing.T) {
+	dir := t.TempDir()
+	b, stop := openOnWal(t, dir, wal.Options{})
+	s, in, err := subscribeDurable(t, b, "app", "orders", "/topic/t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, b, "/topic/t", "while here", true)
+	d := in.next(t)
+	if string(d.Msg.Body) != "while here" {
+		t.Fatalf("got %q", d.Msg.Body)
+	}
+	s.Ack(context.Background(), d.Msg.Seq)
+	if _, _, err := subscribeDurable(t, b, "app", "orders", "/topic/t"); !errors.Is(err, core.ErrDurableInUse) {
+		t.Fatalf("a second subscriber: %v", err)
+	}
+	s.Close()
+	for i := range 3 {
+		send(t, b, "/topic/t", fmt.Sprint("away ", i), true)
+	}
+	if _, err := b.Maintain(true); err != nil { // the snapshot holds the subscription
+		t.Fatal(err)
+	}
+	send(t, b, "/topic/t", "away 3", true)
+	stop()
+
+	b, stop = openOnWal(t, dir, wal.Options{})
+	if ds := b.Durables(); len(ds) != 1 || ds[0].Topic != "t" || ds[0].Active || ds[0].Stats.Pending != 4 {
+		t.Fatalf("durables after restart: %+v", ds)
+	}
+	s, in, err = subscribeDurable(t, b, "app", "orders", "/topic/t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		d := in.next(t)
+		if string(d.Msg.Body) != fmt.Sprint("away ", i) {
+			t.Fatalf("kept message %d is %q", i, d.Msg.Body)
+		}
+		s.Ack(context.Background(), d.Msg.Seq)
+	}
+	s.Close()
+	if err := b.UnsubscribeDurable(context.Background(), "app", "orders"); err != nil {
+		t.Fatal(err)
+	}
+	send(t, b, "/topic/t", "nobody's", true)
+	stop()
+	b, stop = openOnWal(t, dir, wal.Options{})
+	defer stop()
+	if ds := b.Durables(); len(ds) != 0 {
+		t.Fatalf("after unsubscribe and restart: %+v", ds)
+	}
+	_, in, err = subscribeDurable(t, b, "app", "orders", "/topic/t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.none(t, 50*time.Millisecond)
+	if _, err := core.ParseDestination("/queue/$durable:x:y"); err == nil {
+		t.Fatal("a client may name a durable subscription's queue")
+	}
+}
+
+// TestDurableOfflineTimeout: a subscription offline for too long is removed.
+func TestDurableOfflineTimeout(t *testing.T) {
+	b, stop := openOnWalWith(t, t.TempDir(), wal.Options{}, core.Options{DurableOfflineTimeout: 50 * time.Millisecond, ExpirySweep: 10 * time.Millisecond})
+	defer stop()
+	s, _, err := subscribeDurable(t, b, "app", "x", "/topic/o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, b, "/topic/o", "kept", true)
+	time.Sleep(100 * time.Millisecond)
+	if len(b.Durables()) != 1 {
+		t.Fatal("an active subscription was removed")
+	}
+	s.Close()
+	for deadline := time.Now().Add(5 * time.Second); len(b.Durables()) != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("still there: %+v", b.Durables())
+		}
+	}
+}
