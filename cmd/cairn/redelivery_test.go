@@ -114,3 +114,53 @@ func TestServeExpiryAcrossKill9(t *testing.T) {
 		t.Fatalf("after another restart the queue holds %v", got)
 	}
 }
+
+// TestServeDurableAcrossKill9: a durable topic subscription made over STOMP
+// keeps what is published while its subscriber is away, through a SIGKILL
+// of the broker.
+func TestServeDurableAcrossKill9(t *testing.T) {
+	data := t.TempDir()
+	p := startServe(t, data)
+	durable := func(addr string) (*gostomp.Conn, *gostomp.Subscription) {
+		t.Helper()
+		c, err := gostomp.Dial("tcp", addr, gostomp.ConnOpt.Header("client-id", "billing"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, err := c.Subscribe("/topic/invoices", gostomp.AckClientIndividual, gostomp.SubscribeOpt.Header("activemq.subscriptionName", "ledger"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, sub
+	}
+	c, _ := durable(p.addr)
+	if err := c.Disconnect(); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := gostomp.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := pub.Send("/topic/invoices", "text/plain", []byte(fmt.Sprint("inv-", i)), gostomp.SendOpt.Receipt,
+			gostomp.SendOpt.Header("persistent", "true")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.cmd.Wait()
+	p = startServe(t, data)
+	c, sub := durable(p.addr)
+	defer c.Disconnect()
+	for i := range 5 {
+		select {
+		case m := <-sub.C:
+			if m.Err != nil || string(m.Body) != fmt.Sprint("inv-", i) || m.Destination != "/topic/invoices" {
+				t.Fatalf("kept message %d: %v %q %s", i, m.Err, m.Body, m.Destination)
+			}
+			c.Ack(m)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of 5 kept messages after the restart", i)
+		}
+	}
+}

@@ -42,6 +42,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "redelivery", EnvVars: []string{"CAIRN_REDELIVERY"},
 			Usage: "redelivery policy for queues matching PATTERN: PATTERN=max:N,delay:D,backoff:F,max-delay:D,dlq:NAME|individual (repeat; first match wins; default max:6, no delay, dlq:ActiveMQ.DLQ)"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "expired-to-dlq", EnvVars: []string{"CAIRN_EXPIRED_TO_DLQ"}, Usage: "move expired persistent messages to their queue's dead-letter queue (ActiveMQ's default) instead of dropping them"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "durable-offline-timeout", EnvVars: []string{"CAIRN_DURABLE_OFFLINE_TIMEOUT"}, Usage: "remove a durable topic subscription without a subscriber for this long (0: never)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "cpu-profile", EnvVars: []string{"CAIRN_CPU_PROFILE"}, Usage: "write a CPU profile (go tool pprof) to this file until shutdown"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "wait", Value: true, EnvVars: []string{"CAIRN_WAIT"}, Usage: "when another broker holds the journal, wait as its standby and take over when it goes (false: exit at once)"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "warm", Value: true, EnvVars: []string{"CAIRN_WARM"}, Usage: "while standby, follow the journal so that a takeover replays only its last records (costs the memory of the master's pending messages)"}),
@@ -173,7 +174,7 @@ func serve(c *cli.Context) error {
 	}
 	defer l.Close()
 	b, err := core.Open(core.Options{Journal: l, PersistentByDefault: c.Bool("persistent-default"), Logger: logger, Standby: standby,
-		Redelivery: rules, ExpiredToDLQ: c.Bool("expired-to-dlq"),
+		Redelivery: rules, ExpiredToDLQ: c.Bool("expired-to-dlq"), DurableOfflineTimeout: c.Duration("durable-offline-timeout"),
 		Progress: func(p journal.Progress) {
 			if !p.Done {
 				logger.Info("replaying the journal", "records", p.Records, "of", p.Total, "eta", p.ETA.Round(time.Second))

@@ -38,6 +38,7 @@ type session struct {
 	readEvery time.Duration // the client's heart-beat interval; 0: none
 	subs      map[string]*subscription
 	browsers  map[string]bool // ids of finished browses, until UNSUBSCRIBE
+	clientID  string          // CONNECT client-id: names durable subscriptions
 	txs       map[string]*transaction
 	burst     burst
 
@@ -551,6 +552,7 @@ func (ss *session) connect(f *frame.Frame) error {
 	ss.version = version
 	ss.r.version = version
 	ss.connected = true
+	ss.clientID = f.Header.Get("client-id")
 	ss.readEvery = time.Duration(recv) * time.Millisecond
 	if ss.readEvery > 0 {
 		ss.conn.SetReadDeadline(time.Now().Add(time.Duration(float64(ss.readEvery) * ss.srv.opts.HeartBeatGrace)))
@@ -687,6 +689,26 @@ func (ss *session) send(f *frame.Frame) error {
 	return nil
 }
 
+// durableName is a SUBSCRIBE's or UNSUBSCRIBE's durable subscription name:
+// ActiveMQ's activemq.subscriptionName, or durable-subscription-name (as
+// ActiveMQ Artemis and RabbitMQ's clients send it).
+func durableName(f *frame.Frame) string {
+	if n := f.Header.Get("activemq.subscriptionName"); n != "" {
+		return n
+	}
+	return f.Header.Get("durable-subscription-name")
+}
+
+func durableError(err error) error {
+	switch {
+	case errors.Is(err, core.ErrDurableInUse):
+		return perr("durable-in-use", "%v", err)
+	case errors.Is(err, core.ErrNoDurable):
+		return perr("unknown-subscription", "%v", err)
+	}
+	return brokerError(err)
+}
+
 func brokerError(err error) error {
 	if errors.Is(err, core.ErrClosed) {
 		return perr("shutting-down", "the server is shutting down")
@@ -759,9 +781,21 @@ func (ss *session) subscribe(f *frame.Frame) error {
 	if f.Header.Get("browser") == "true" {
 		return ss.browse(s, dest)
 	}
-	cs, err := ss.srv.broker.Subscribe(dest, opts, s)
+	var cs *core.Subscription
+	var err error
+	if name := durableName(f); name != "" {
+		if ss.clientID == "" {
+			return perr("missing-header", "a durable subscription (activemq.subscriptionName) needs client-id on CONNECT")
+		}
+		if dest.Kind != core.Topic {
+			return perr("bad-destination", "a durable subscription is for a topic, not %s", destStr)
+		}
+		cs, err = ss.srv.broker.SubscribeDurable(context.Background(), ss.clientID, name, dest, opts, s)
+	} else {
+		cs, err = ss.srv.broker.Subscribe(dest, opts, s)
+	}
 	if err != nil {
-		return brokerError(err)
+		return durableError(err)
 	}
 	s.core = cs
 	ss.subs[id] = s
@@ -798,15 +832,28 @@ func (ss *session) unsubscribe(f *frame.Frame) error {
 		return perr("missing-header", "UNSUBSCRIBE needs an id header")
 	}
 	s := ss.subs[id]
-	if s == nil {
+	name := durableName(f)
+	if s == nil && name == "" {
 		if ss.browsers[id] {
 			delete(ss.browsers, id)
 			return nil
 		}
 		return perr("unknown-subscription", "no subscription %q on this connection", id)
 	}
-	delete(ss.subs, id)
-	s.core.Close()
+	if s != nil {
+		delete(ss.subs, id)
+		s.core.Close()
+	}
+	if name != "" {
+		// With the subscription name, UNSUBSCRIBE ends the durable
+		// subscription and drops what was kept for it (as in ActiveMQ).
+		if ss.clientID == "" {
+			return perr("missing-header", "removing a durable subscription needs client-id on CONNECT")
+		}
+		if err := ss.srv.broker.UnsubscribeDurable(context.Background(), ss.clientID, name); err != nil {
+			return durableError(err)
+		}
+	}
 	return nil
 }
 

@@ -104,11 +104,52 @@ def check(version, cls, host, port):
         fail("%s: ERROR frame %r" % (version, col.errors[0].headers))
 
 
+def durable(host, port):
+    """A durable topic subscription, ActiveMQ style: CONNECT client-id plus
+    SUBSCRIBE activemq.subscriptionName keeps messages while away;
+    UNSUBSCRIBE with the name removes it."""
+    topic = "/topic/interop.durable"
+
+    def connect(client_id):
+        conn = stomp.Connection12([(host, port)])
+        col = Collector()
+        conn.set_listener("c", col)
+        conn.connect(wait=True, headers={"client-id": client_id})
+        return conn, col
+
+    sub = {"activemq.subscriptionName": "audit"}
+    conn, col = connect("interop-app")
+    conn.subscribe(topic, id="d1", ack="client-individual", headers=sub)
+    conn.disconnect(receipt="away")  # offline: the broker keeps what comes
+
+    pub, _ = connect("interop-publisher")
+    for i in range(3):
+        pub.send(topic, "kept-%d" % i, headers={"persistent": "true"}, receipt="p%d" % i)
+    conn, col = connect("interop-app")
+    conn.subscribe(topic, id="d1", ack="client-individual", headers=sub)
+    msgs = col.wait(3)
+    if [m.body for m in msgs] != ["kept-0", "kept-1", "kept-2"]:
+        fail("durable: got %r" % [m.body for m in msgs])
+    for m in msgs:
+        conn.ack(m.headers["ack"])
+    conn.unsubscribe(id="d1", headers=sub)  # ends the durable subscription
+    pub.send(topic, "after", headers={"persistent": "true"}, receipt="p-after")
+    conn.disconnect(receipt="gone")
+    conn, col = connect("interop-app")
+    conn.subscribe(topic, id="d1", ack="client-individual", headers=sub)
+    time.sleep(0.3)
+    if col.messages or col.errors:
+        fail("durable: a removed subscription kept %r" % [m.body for m in col.messages])
+    conn.disconnect(receipt="end")
+    pub.disconnect(receipt="pub-end")
+
+
 def main():
     host, port = sys.argv[1], int(sys.argv[2])
     for version, cls in (("1.0", stomp.Connection10), ("1.1", stomp.Connection11), ("1.2", stomp.Connection12)):
         check(version, cls, host, port)
-    print("interop: stomp.py", ".".join(map(str, stomp.__version__)), "ok on 1.0, 1.1, 1.2")
+    durable(host, port)
+    print("interop: stomp.py", ".".join(map(str, stomp.__version__)), "ok on 1.0, 1.1, 1.2, durable subscriptions")
 
 
 if __name__ == "__main__":
