@@ -174,6 +174,7 @@ type queue struct {
 
 	groups       map[string]*Subscription // message group -> the consumer it is pinned to
 	exclusives   int                      // consumers that asked to be exclusive
+	selectors    int                      // consumers with a selector
 	mayExpire    bool                     // a message with an expiry may be here: sweeps look
 	deleted      atomic.Bool              // removed by DeleteQueue: Broker.queue makes a new one
 	enqueued     int                      // messages that entered since start (not counting replay)
@@ -216,6 +217,9 @@ func (q *queue) addConsumer(s *Subscription) {
 	if s.exclusive {
 		q.exclusives++
 	}
+	if s.selector != nil {
+		q.selectors++
+	}
 	q.dispatch()
 }
 
@@ -224,6 +228,9 @@ func (q *queue) removeConsumer(s *Subscription) {
 	q.consumers = slices.DeleteFunc(q.consumers, func(c *Subscription) bool { return c == s })
 	if s.exclusive {
 		q.exclusives--
+	}
+	if s.selector != nil {
+		q.selectors--
 	}
 	for gid, owner := range q.groups {
 		if owner == s {
@@ -345,12 +352,12 @@ func (q *queue) requeue(s *Subscription, seqs []uint64) {
 	q.dispatch()
 }
 
-// nextConsumer picks the next consumer with credit: of the highest
-// consumer priority that has credit, round robin.
-func (q *queue) nextConsumer() *Subscription {
+// nextConsumer picks the next consumer for m: of those with credit whose
+// selector matches m, the highest consumer priority, round robin.
+func (q *queue) nextConsumer(m *Message) *Subscription {
 	top, found := 0, false
 	for _, c := range q.consumers {
-		if c.credit > 0 && (!found || c.priority > top) {
+		if c.credit > 0 && (!found || c.priority > top) && c.matches(m) {
 			top, found = c.priority, true
 		}
 	}
@@ -359,11 +366,21 @@ func (q *queue) nextConsumer() *Subscription {
 	}
 	for range q.consumers {
 		q.next = (q.next + 1) % len(q.consumers)
-		if c := q.consumers[q.next]; c.credit > 0 && c.priority == top {
+		if c := q.consumers[q.next]; c.credit > 0 && c.priority == top && c.matches(m) {
 			return c
 		}
 	}
 	return nil
+}
+
+// anyCredit reports whether some consumer has room.
+func (q *queue) anyCredit() bool {
+	for _, c := range q.consumers {
+		if c.credit > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // dispatch hands pending messages to consumers with credit. Before a
@@ -435,19 +452,26 @@ const (
 // consumer while other messages may go to others.
 func (q *queue) consumerFor(e *entry) (c *Subscription, wait bool) {
 	if x := q.exclusive(); x != nil {
-		if x.credit > 0 {
-			return x, false
+		switch {
+		case x.credit <= 0:
+			return nil, false
+		case !x.matches(e.msg):
+			return nil, true // it waits for a consumer that wants it
 		}
-		return nil, false
+		return x, false
 	}
+	// With selectors, a message no consumer with room wants waits while
+	// others go.
+	skip := q.selectors > 0 && q.anyCredit()
 	gid := e.msg.Get(HeaderGroupID)
 	if gid == "" {
-		return q.nextConsumer(), false
+		c := q.nextConsumer(e.msg)
+		return c, c == nil && skip
 	}
 	owner := q.groups[gid]
 	if owner == nil {
-		if owner = q.nextConsumer(); owner == nil {
-			return nil, false
+		if owner = q.nextConsumer(e.msg); owner == nil {
+			return nil, skip
 		}
 		if q.groups == nil {
 			q.groups = map[string]*Subscription{}

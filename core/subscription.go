@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/cairnmq/cairn/core/selector"
 	"github.com/cairnmq/cairn/journal"
 )
 
@@ -69,6 +70,9 @@ type SubscribeOptions struct {
 	// the first exclusive consumer gets everything while it is there, and
 	// the next exclusive one takes over when it goes.
 	Exclusive bool
+	// Selector, if set, limits the subscription to the messages it
+	// matches (a SUBSCRIBE's selector header).
+	Selector *selector.Selector
 }
 
 // Subscription is one consumer's interest in a destination.
@@ -80,6 +84,7 @@ type Subscription struct {
 	priority  int
 	exclusive bool
 	onClose   func() // set before the subscription is handed out
+	selector  *selector.Selector
 	consumer  Consumer
 	q         *queue
 	t         *topic
@@ -125,7 +130,7 @@ func (b *Broker) Subscribe(dest Destination, opts SubscribeOptions, c Consumer) 
 		}
 	}
 	s := &Subscription{b: b, dest: dest, mode: opts.Mode, prefetch: opts.Prefetch, priority: opts.Priority,
-		exclusive: opts.Exclusive, consumer: c, credit: opts.Prefetch}
+		exclusive: opts.Exclusive, selector: opts.Selector, consumer: c, credit: opts.Prefetch}
 	switch dest.Kind {
 	case Queue:
 		s.q = b.queue(dest.Name)

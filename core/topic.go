@@ -57,7 +57,9 @@ func (t *topic) publish(m *Message) {
 		t.queued.Add(-1)
 		e := &entry{msg: m}
 		for _, s := range t.subs {
-			t.offer(s, e)
+			if s.matches(m) {
+				t.offer(s, e)
+			}
 		}
 	})
 }

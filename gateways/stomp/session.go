@@ -18,6 +18,7 @@ import (
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/cairnmq/cairn/core"
+	"github.com/cairnmq/cairn/core/selector"
 )
 
 // writeTimeout drops a client that reads nothing for this long.
@@ -769,6 +770,16 @@ func (ss *session) subscribe(f *frame.Frame) error {
 			return perr("bad-header", "activemq.priority %q is not a number from 0 to 127", p)
 		}
 		opts.Priority = n
+	}
+	if sel := f.Header.Get("selector"); strings.TrimSpace(sel) != "" {
+		// ActiveMQ prefixes STOMP selectors with convert_string_expressions:,
+		// which is what Cairn's selectors do anyway; a client may send it too.
+		sel = strings.TrimPrefix(sel, "convert_string_expressions:")
+		parsed, err := selector.Parse(sel)
+		if err != nil {
+			return perr("bad-selector", "%v", err)
+		}
+		opts.Selector = parsed
 	}
 	switch x := f.Header.Get("activemq.exclusive"); x {
 	case "", "false":

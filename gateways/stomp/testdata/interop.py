@@ -144,12 +144,42 @@ def durable(host, port):
     pub.disconnect(receipt="pub-end")
 
 
+def selectors(host, port):
+    """SUBSCRIBE selector: only matching messages, string headers compared
+    as numbers; a bad selector is an ERROR that says where."""
+    conn = stomp.Connection12([(host, port)])
+    col = Collector()
+    conn.set_listener("c", col)
+    conn.connect(wait=True)
+    q = "/queue/interop.selector"
+    conn.subscribe(q, id="s1", ack="auto", headers={"selector": "kind = 'order' AND amount > 100"})
+    for kind, amount in (("order", "50"), ("refund", "500"), ("order", "150")):
+        conn.send(q, "%s-%s" % (kind, amount), headers={"kind": kind, "amount": amount}, receipt="r-" + amount)
+    msgs = col.wait(1)
+    time.sleep(0.2)
+    if [m.body for m in col.messages] != ["order-150"]:
+        fail("selector: got %r" % [m.body for m in col.messages])
+    conn.disconnect(receipt="sel-bye")
+
+    conn = stomp.Connection12([(host, port)])
+    col = Collector()
+    conn.set_listener("c", col)
+    conn.connect(wait=True)
+    conn.subscribe(q, id="s2", ack="auto", headers={"selector": "amount >> 3"})
+    deadline = time.time() + 5
+    while not col.errors and time.time() < deadline:
+        time.sleep(0.05)
+    if not col.errors or col.errors[0].headers.get("code") != "bad-selector" or "position" not in col.errors[0].headers.get("message", ""):
+        fail("bad selector: %r" % [e.headers for e in col.errors])
+
+
 def main():
     host, port = sys.argv[1], int(sys.argv[2])
     for version, cls in (("1.0", stomp.Connection10), ("1.1", stomp.Connection11), ("1.2", stomp.Connection12)):
         check(version, cls, host, port)
     durable(host, port)
-    print("interop: stomp.py", ".".join(map(str, stomp.__version__)), "ok on 1.0, 1.1, 1.2, durable subscriptions")
+    selectors(host, port)
+    print("interop: stomp.py", ".".join(map(str, stomp.__version__)), "ok on 1.0, 1.1, 1.2, durable subscriptions, selectors")
 
 
 if __name__ == "__main__":
