@@ -22,6 +22,7 @@ import (
 	"time"
 
 	gostomp "github.com/go-stomp/stomp/v3"
+	"github.com/go-stomp/stomp/v3/frame"
 )
 
 // Options describe one scenario.
@@ -40,6 +41,10 @@ type Options struct {
 	Receipt     bool   // each SEND waits for its RECEIPT
 	AckMode     string // auto, client or client-individual
 	Prefetch    int    // activemq.prefetchSize; 0: the broker's default
+	// Selector, if set, is every consumer's selector; every SEND then
+	// carries the headers kind:order, amount:150 and region:eu, which
+	// SelectorMatchingAll matches.
+	Selector string
 	// Idle opens this many extra connections, each subscribed to its own
 	// queue and silent, before the run (the many-idle-consumers scenario).
 	Idle int
@@ -158,12 +163,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 		defer c.MustDisconnect()
 		mode := map[string]gostomp.AckMode{"auto": gostomp.AckAuto, "client": gostomp.AckClient, "client-individual": gostomp.AckClientIndividual}[o.AckMode]
-		var sub *gostomp.Subscription
+		var subOpts []func(*frame.Frame) error
 		if o.Prefetch > 0 {
-			sub, err = c.Subscribe(o.Destination, mode, gostomp.SubscribeOpt.Header("activemq.prefetchSize", strconv.Itoa(o.Prefetch)))
-		} else {
-			sub, err = c.Subscribe(o.Destination, mode)
+			subOpts = append(subOpts, gostomp.SubscribeOpt.Header("activemq.prefetchSize", strconv.Itoa(o.Prefetch)))
 		}
+		if o.Selector != "" {
+			subOpts = append(subOpts, gostomp.SubscribeOpt.Header("selector", o.Selector))
+		}
+		sub, err := c.Subscribe(o.Destination, mode, subOpts...)
 		if err != nil {
 			return res, fmt.Errorf("subscribe: %w", err)
 		}
@@ -332,16 +339,22 @@ func expected(o Options, topic bool) int64 {
 	return int64(o.Count)
 }
 
+// SelectorMatchingAll is a three-clause selector every SEND of a run with
+// Options.Selector set matches.
+const SelectorMatchingAll = "kind = 'order' AND amount > 100 AND region IN ('eu', 'us')"
+
 func send(c *gostomp.Conn, o Options, body []byte) error {
-	switch {
-	case o.Persistent && o.Receipt:
-		return c.Send(o.Destination, "application/octet-stream", body, gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true"))
-	case o.Persistent:
-		return c.Send(o.Destination, "application/octet-stream", body, gostomp.SendOpt.Header("persistent", "true"))
-	case o.Receipt:
-		return c.Send(o.Destination, "application/octet-stream", body, gostomp.SendOpt.Receipt)
+	var opts []func(*frame.Frame) error
+	if o.Receipt {
+		opts = append(opts, gostomp.SendOpt.Receipt)
 	}
-	return c.Send(o.Destination, "application/octet-stream", body)
+	if o.Persistent {
+		opts = append(opts, gostomp.SendOpt.Header("persistent", "true"))
+	}
+	if o.Selector != "" {
+		opts = append(opts, gostomp.SendOpt.Header("kind", "order"), gostomp.SendOpt.Header("amount", "150"), gostomp.SendOpt.Header("region", "eu"))
+	}
+	return c.Send(o.Destination, "application/octet-stream", body, opts...)
 }
 
 func pct(sorted []time.Duration, p float64) float64 {

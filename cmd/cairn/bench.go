@@ -52,6 +52,7 @@ func benchCommand() *cli.Command {
 				&cli.BoolFlag{Name: "receipt", Usage: "wait for a RECEIPT after every SEND"},
 				&cli.StringFlag{Name: "ack", Value: "auto", Usage: "auto, client or client-individual"},
 				&cli.IntFlag{Name: "prefetch", Usage: "activemq.prefetchSize (0: the broker's default)"},
+				&cli.StringFlag{Name: "selector", Usage: "every consumer's selector; SENDs then carry kind:order, amount:150, region:eu (\"all\": a three-clause selector they all match)"},
 				&cli.IntFlag{Name: "idle", Usage: "extra idle connections, each subscribed to its own queue, opened first"},
 				&cli.IntFlag{Name: "broker-pid", Usage: "broker process, for its memory per idle connection"},
 				&cli.StringFlag{Name: "name", Usage: "scenario name for the report"},
@@ -125,7 +126,10 @@ func benchBroker(c *cli.Context) error {
 		Producers: c.Int("producers"), Consumers: c.Int("consumers"), Size: c.Int("size"), Count: c.Int("count"),
 		Duration: c.Duration("duration"), Destination: c.String("destination"), Persistent: c.Bool("persistent"),
 		Receipt: c.Bool("receipt"), AckMode: c.String("ack"), Prefetch: c.Int("prefetch"), Idle: c.Int("idle"),
-		BrokerPID: c.Int("broker-pid")}
+		BrokerPID: c.Int("broker-pid"), Selector: c.String("selector")}
+	if o.Selector == "all" {
+		o.Selector = brokerbench.SelectorMatchingAll
+	}
 	r, err := brokerbench.Run(ctx, o)
 	r.Scenario = c.String("name")
 	if c.Bool("json") {
