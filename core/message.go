@@ -73,6 +73,15 @@ type Message struct {
 	// application's properties.
 	Header []string
 	Body   []byte
+	// Origin names the connection that sent it (for noLocal); not stored.
+	Origin uint64
+}
+
+// TempDestination is the destination a temporary queue or topic (STOMP's
+// /temp-queue/, /temp-topic/) is held under: scope is the connection that
+// owns it. Such names start with $, which clients cannot name directly.
+func TempDestination(kind Kind, scope, name string) Destination {
+	return Destination{kind, "$temp:" + scope + ":" + name}
 }
 
 // Size is about how many bytes m takes in memory: its body, its headers

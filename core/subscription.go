@@ -73,6 +73,10 @@ type SubscribeOptions struct {
 	// Selector, if set, limits the subscription to the messages it
 	// matches (a SUBSCRIBE's selector header).
 	Selector *selector.Selector
+	// NoLocal, on a topic, leaves out messages whose Origin is Connection
+	// (activemq.noLocal).
+	NoLocal    bool
+	Connection uint64
 }
 
 // Subscription is one consumer's interest in a destination.
@@ -85,6 +89,7 @@ type Subscription struct {
 	exclusive bool
 	onClose   func() // set before the subscription is handed out
 	selector  *selector.Selector
+	noLocal   uint64 // with NoLocal: the subscriber's connection
 	consumer  Consumer
 	q         *queue
 	t         *topic
@@ -131,6 +136,9 @@ func (b *Broker) Subscribe(dest Destination, opts SubscribeOptions, c Consumer) 
 	}
 	s := &Subscription{b: b, dest: dest, mode: opts.Mode, prefetch: opts.Prefetch, priority: opts.Priority,
 		exclusive: opts.Exclusive, selector: opts.Selector, consumer: c, credit: opts.Prefetch}
+	if opts.NoLocal {
+		s.noLocal = opts.Connection
+	}
 	switch dest.Kind {
 	case Queue:
 		s.q = b.queue(dest.Name)

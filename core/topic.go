@@ -57,7 +57,7 @@ func (t *topic) publish(m *Message) {
 		t.queued.Add(-1)
 		e := &entry{msg: m}
 		for _, s := range t.subs {
-			if s.matches(m) {
+			if s.matches(m) && (s.noLocal == 0 || s.noLocal != m.Origin) {
 				t.offer(s, e)
 			}
 		}

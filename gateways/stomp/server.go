@@ -15,6 +15,8 @@ package stomp
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net"
@@ -81,12 +83,15 @@ type Server struct {
 	conns    atomic.Int64
 	wg       sync.WaitGroup
 	nextID   atomic.Uint64
+	idPrefix string // "cairn-<random>-": session ids differ across servers and restarts
 }
 
 // NewServer returns a server for broker b.
 func NewServer(b *core.Broker, opts Options) *Server {
 	opts.fill()
-	return &Server{opts: opts, broker: b, sessions: map[*session]struct{}{}}
+	var r [4]byte
+	rand.Read(r[:])
+	return &Server{opts: opts, broker: b, sessions: map[*session]struct{}{}, idPrefix: "cairn-" + hex.EncodeToString(r[:]) + "-"}
 }
 
 // Serve accepts connections on ln until Close. It returns nil after Close.

@@ -40,6 +40,8 @@ type session struct {
 	subs      map[string]*subscription
 	browsers  map[string]bool // ids of finished browses, until UNSUBSCRIBE
 	clientID  string          // CONNECT client-id: names durable subscriptions
+	num       uint64          // the connection's number: Message.Origin, for noLocal
+	temps     map[string]bool // temporary queues this connection named: deleted when it ends
 	txs       map[string]*transaction
 	burst     burst
 
@@ -126,8 +128,9 @@ type transaction struct {
 }
 
 func newSession(s *Server, c net.Conn) *session {
-	return &session{srv: s, conn: c, r: newReader(c, s.opts.Limits), version: "1.2",
-		id: fmt.Sprintf("cairn-%d", s.nextID.Add(1)), subs: map[string]*subscription{}, browsers: map[string]bool{}, txs: map[string]*transaction{},
+	n := s.nextID.Add(1)
+	return &session{srv: s, conn: c, r: newReader(c, s.opts.Limits), version: "1.2", num: n, id: s.idPrefix + strconv.FormatUint(n, 10),
+		temps: map[string]bool{}, subs: map[string]*subscription{}, browsers: map[string]bool{}, txs: map[string]*transaction{},
 		signal: make(chan struct{}, 1), written: make(chan struct{})}
 }
 
@@ -279,6 +282,10 @@ func (ss *session) cleanup() {
 	ss.acks.Wait()
 	for _, s := range ss.subs {
 		s.core.Close()
+	}
+	for name := range ss.temps {
+		// Refused if another connection consumes from it; then it stays.
+		ss.srv.broker.DeleteQueue(context.Background(), name)
 	}
 	ss.subs, ss.txs = nil, nil
 }
@@ -593,16 +600,69 @@ func required(f *frame.Frame, key string) (string, error) {
 	return v, nil
 }
 
-func destination(f *frame.Frame) (core.Destination, string, error) {
+func (ss *session) destination(f *frame.Frame) (core.Destination, string, error) {
 	s, err := required(f, frame.Destination)
 	if err != nil {
 		return core.Destination{}, "", err
 	}
+	d, err := ss.parseDestination(s)
+	return d, s, err
+}
+
+// Temporary destinations: /temp-queue/NAME and /temp-topic/NAME belong to
+// the connection that names them (they are gone when it closes); another
+// connection reaches them as /remote-temp-queue/ID and
+// /remote-temp-topic/ID, which is what a reply-to naming one is rewritten
+// to, as in ActiveMQ.
+var tempPrefixes = []struct {
+	prefix string
+	kind   core.Kind
+	remote bool
+}{
+	{"/temp-queue/", core.Queue, false}, {"/temp-topic/", core.Topic, false},
+	{"/remote-temp-queue/", core.Queue, true}, {"/remote-temp-topic/", core.Topic, true},
+}
+
+// parseDestination reads a destination, temporary ones included.
+func (ss *session) parseDestination(s string) (core.Destination, error) {
+	for _, t := range tempPrefixes {
+		name, ok := strings.CutPrefix(s, t.prefix)
+		if !ok {
+			continue
+		}
+		if name == "" {
+			return core.Destination{}, perr("bad-destination", "destination %q has no name", s)
+		}
+		if t.remote {
+			scope, local, ok := strings.Cut(name, ":")
+			if !ok {
+				return core.Destination{}, perr("bad-destination", "destination %q names no connection", s)
+			}
+			return core.TempDestination(t.kind, scope, local), nil
+		}
+		d := core.TempDestination(t.kind, ss.id, name)
+		if t.kind == core.Queue {
+			ss.temps[d.Name] = true
+		}
+		return d, nil
+	}
 	d, err := core.ParseDestination(s)
 	if err != nil {
-		return core.Destination{}, "", perr("bad-destination", "%v", err)
+		return core.Destination{}, perr("bad-destination", "%v", err)
 	}
-	return d, s, nil
+	return d, nil
+}
+
+// remoteName rewrites a /temp-queue/ or /temp-topic/ of this connection as
+// the /remote-temp-... name other connections use.
+func (ss *session) remoteName(s string) string {
+	if name, ok := strings.CutPrefix(s, "/temp-queue/"); ok {
+		return "/remote-temp-queue/" + ss.id + ":" + name
+	}
+	if name, ok := strings.CutPrefix(s, "/temp-topic/"); ok {
+		return "/remote-temp-topic/" + ss.id + ":" + name
+	}
+	return s
 }
 
 // Headers of a SEND that are not carried on as message headers.
@@ -614,16 +674,16 @@ var sendOnly = map[string]bool{
 
 // sendDestinations reads a SEND's destination: one, or a composite of
 // several separated by commas ("/queue/a,/topic/b"), each with its prefix.
-func sendDestinations(f *frame.Frame) ([]core.Destination, error) {
+func (ss *session) sendDestinations(f *frame.Frame) ([]core.Destination, error) {
 	s, err := required(f, frame.Destination)
 	if err != nil {
 		return nil, err
 	}
 	var out []core.Destination
 	for part := range strings.SplitSeq(s, ",") {
-		d, err := core.ParseDestination(strings.TrimSpace(part))
+		d, err := ss.parseDestination(strings.TrimSpace(part))
 		if err != nil {
-			return nil, perr("bad-destination", "%v", err)
+			return nil, err
 		}
 		out = append(out, d)
 	}
@@ -631,11 +691,11 @@ func sendDestinations(f *frame.Frame) ([]core.Destination, error) {
 }
 
 func (ss *session) send(f *frame.Frame) error {
-	dests, err := sendDestinations(f)
+	dests, err := ss.sendDestinations(f)
 	if err != nil {
 		return err
 	}
-	m := &core.Message{Destination: dests[0], Priority: 4, Body: f.Body, Persistent: ss.srv.broker.PersistentByDefault()}
+	m := &core.Message{Destination: dests[0], Priority: 4, Body: f.Body, Persistent: ss.srv.broker.PersistentByDefault(), Origin: ss.num}
 	if p, ok := f.Header.Contains("persistent"); ok {
 		m.Persistent = p == "true"
 	}
@@ -661,6 +721,9 @@ func (ss *session) send(f *frame.Frame) error {
 	for i := 0; i < f.Header.Len(); i++ {
 		k, v := f.Header.GetAt(i)
 		if !sendOnly[k] {
+			if k == "reply-to" {
+				v = ss.remoteName(v)
+			}
 			m.Header = append(m.Header, k, v)
 		}
 	}
@@ -732,7 +795,7 @@ func (ss *session) subID(f *frame.Frame, destStr string) (string, error) {
 }
 
 func (ss *session) checkSubscribe(f *frame.Frame) error {
-	_, destStr, err := destination(f)
+	_, destStr, err := ss.destination(f)
 	if err != nil {
 		return err
 	}
@@ -753,7 +816,7 @@ func (ss *session) subscribe(f *frame.Frame) error {
 	if err := ss.checkSubscribe(f); err != nil {
 		return err
 	}
-	dest, destStr, _ := destination(f)
+	dest, destStr, _ := ss.destination(f)
 	id, _ := ss.subID(f, destStr)
 	mode, _ := core.ParseAckMode(f.Header.Get(frame.Ack))
 	opts := core.SubscribeOptions{Mode: mode}
@@ -780,6 +843,9 @@ func (ss *session) subscribe(f *frame.Frame) error {
 			return perr("bad-selector", "%v", err)
 		}
 		opts.Selector = parsed
+	}
+	if f.Header.Get("activemq.noLocal") == "true" {
+		opts.NoLocal, opts.Connection = true, ss.num
 	}
 	switch x := f.Header.Get("activemq.exclusive"); x {
 	case "", "false":

@@ -661,3 +661,63 @@ func TestBrowse(t *testing.T) {
 		t.Fatalf("after browsing: %+v", st)
 	}
 }
+
+// TestTempDestinationsAndNoLocal: request/reply over a temporary queue
+// named in reply-to, which is gone when its connection ends; a noLocal
+// topic subscriber does not get its own connection's messages.
+func TestTempDestinationsAndNoLocal(t *testing.T) {
+	n := start(t, t.TempDir(), stomp.Options{})
+	requester, err := gostomp.Dial("tcp", n.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replies, err := requester.Subscribe("/temp-queue/replies", gostomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := requester.Send("/queue/requests", "text/plain", []byte("ping"), gostomp.SendOpt.Receipt,
+		gostomp.SendOpt.Header("reply-to", "/temp-queue/replies")); err != nil {
+		t.Fatal(err)
+	}
+	server := dial(t, n.addr)
+	reqs, _ := server.Subscribe("/queue/requests", gostomp.AckAuto)
+	req := <-reqs.C
+	replyTo := req.Header.Get("reply-to")
+	if !strings.HasPrefix(replyTo, "/remote-temp-queue/") {
+		t.Fatalf("reply-to arrived as %q", replyTo)
+	}
+	if err := server.Send(replyTo, "text/plain", []byte("pong"), gostomp.SendOpt.Receipt); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-replies.C; m.Err != nil || string(m.Body) != "pong" || m.Destination != "/temp-queue/replies" {
+		t.Fatalf("reply: %v %q %s", m.Err, m.Body, m.Destination)
+	}
+	requester.Disconnect()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		temps := 0
+		for _, q := range n.broker.Queues() {
+			if strings.HasPrefix(q.Destination.Name, "$temp:") {
+				temps++
+			}
+		}
+		if temps == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d temporary queues outlived their connection", temps)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	a, b := dial(t, n.addr), dial(t, n.addr)
+	chat, err := a.Subscribe("/topic/chat", gostomp.AckAuto, gostomp.SubscribeOpt.Header("activemq.noLocal", "true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Send("/topic/chat", "text/plain", []byte("mine"), gostomp.SendOpt.Receipt)
+	b.Send("/topic/chat", "text/plain", []byte("theirs"), gostomp.SendOpt.Receipt)
+	if m := <-chat.C; string(m.Body) != "theirs" {
+		t.Fatalf("a noLocal subscriber got %q", m.Body)
+	}
+}
