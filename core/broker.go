@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,11 +96,13 @@ type Broker struct {
 	proj    *projection // owned by maintenance (after Open)
 	dd      *dedup      // live duplicate suppression of SENDs
 
-	durMu    sync.Mutex // serializes creating and removing durable subscriptions
-	durables map[durableKey]*durable
-	byTopic  map[string][]*durable
-	stopBg  chan struct{}
-	bgDone  chan struct{}
+	wild         map[string]*topic // wildcard topics (also in topics), by pattern; guarded by mu
+	durMu        sync.Mutex        // serializes creating and removing durable subscriptions
+	durables     map[durableKey]*durable
+	byTopic      map[string][]*durable
+	wildDurables map[string]bool // patterns in byTopic that are wildcards
+	stopBg       chan struct{}
+	bgDone       chan struct{}
 
 	mu     sync.Mutex
 	queues map[string]*queue
@@ -140,7 +143,7 @@ func Open(opts Options) (*Broker, error) {
 	if opts.MaintainEvery == 0 {
 		opts.MaintainEvery = 5 * time.Second
 	}
-	b := &Broker{opts: opts, log: opts.Journal, queues: map[string]*queue{}, topics: map[string]*topic{},
+	b := &Broker{opts: opts, log: opts.Journal, queues: map[string]*queue{}, topics: map[string]*topic{}, wild: map[string]*topic{},
 		stopBg: make(chan struct{}), bgDone: make(chan struct{})}
 	if err := b.replay(); err != nil {
 		return nil, err
@@ -310,7 +313,7 @@ func (b *Broker) replay() error {
 	b.proj = p
 	b.dd = &dedup{stored: newDedupWindow(DefaultDedupWindow), inflight: map[string]chan struct{}{}}
 	p.dedup.each(b.dd.stored.add)
-	b.durables, b.byTopic = map[durableKey]*durable{}, map[string][]*durable{}
+	b.durables, b.byTopic, b.wildDurables = map[durableKey]*durable{}, map[string][]*durable{}, map[string]bool{}
 	for k, topic := range p.durable {
 		b.addDurableLocked(&durable{key: k, topic: topic, offline: time.Now()})
 	}
@@ -452,6 +455,9 @@ func (b *Broker) topic(name string) *topic {
 	t := b.topics[name]
 	if t == nil {
 		t = newTopic(b, name)
+		if IsWildcard(name) {
+			b.wild[name] = t
+		}
 		b.topics[name] = t
 	}
 	return t
@@ -519,10 +525,38 @@ func (b *Broker) deliver(msgs []*Message) {
 	for _, m := range msgs {
 		if m.Destination.Kind == Topic {
 			b.topic(m.Destination.Name).publish(m)
+			for _, w := range b.wildcardTopics(m.Destination.Name) {
+				w.publish(m)
+			}
 		} else {
 			b.queue(m.Destination.Name).enqueue(m)
 		}
 	}
+}
+
+// IsWildcard reports whether a destination name is a wildcard pattern:
+// a segment ("." separated) that is "*" or ">".
+func IsWildcard(name string) bool {
+	for seg := range strings.SplitSeq(name, ".") {
+		if seg == "*" || seg == ">" {
+			return true
+		}
+	}
+	return false
+}
+
+// wildcardTopics returns the wildcard topics (those subscribed to as
+// "news.>", say) whose pattern matches topic name, other than name itself.
+func (b *Broker) wildcardTopics(name string) []*topic {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []*topic
+	for pattern, t := range b.wild {
+		if pattern != name && MatchDestination(pattern, name) {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func (b *Broker) isClosed() bool {

@@ -176,10 +176,18 @@ func (b *Broker) withDurableCopies(msgs []*Message) []*Message {
 		if m.Destination.Kind != Topic {
 			continue
 		}
-		for _, d := range b.byTopic[m.Destination.Name] {
-			c := *m
-			c.Destination = Destination{Queue, durableQueue(d.key.client, d.key.name)}
-			out = append(out, &c)
+		copyTo := func(ds []*durable) {
+			for _, d := range ds {
+				c := *m
+				c.Destination = Destination{Queue, durableQueue(d.key.client, d.key.name)}
+				out = append(out, &c)
+			}
+		}
+		copyTo(b.byTopic[m.Destination.Name])
+		for pattern := range b.wildDurables {
+			if pattern != m.Destination.Name && MatchDestination(pattern, m.Destination.Name) {
+				copyTo(b.byTopic[pattern])
+			}
 		}
 	}
 	return out
@@ -189,6 +197,9 @@ func (b *Broker) withDurableCopies(msgs []*Message) []*Message {
 func (b *Broker) addDurableLocked(d *durable) {
 	b.durables[d.key] = d
 	b.byTopic[d.topic] = append(b.byTopic[d.topic], d)
+	if IsWildcard(d.topic) {
+		b.wildDurables[d.topic] = true
+	}
 }
 
 func (b *Broker) dropDurableLocked(d *durable) {
@@ -202,6 +213,7 @@ func (b *Broker) dropDurableLocked(d *durable) {
 	}
 	if len(list) == 0 {
 		delete(b.byTopic, d.topic)
+		delete(b.wildDurables, d.topic)
 	} else {
 		b.byTopic[d.topic] = list
 	}

@@ -108,3 +108,26 @@ func TestDurableOfflineTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestDurableWildcard: a durable subscription on a wildcard topic keeps
+// what is published to the topics it matches.
+func TestDurableWildcard(t *testing.T) {
+	b, stop := openOnWal(t, t.TempDir(), wal.Options{})
+	defer stop()
+	s, _, err := subscribeDurable(t, b, "app", "w", "/topic/x.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	send(t, b, "/topic/x.a", "a", true)
+	send(t, b, "/topic/y.a", "not", true)
+	send(t, b, "/topic/x.b.c", "bc", true)
+	_, in, err := subscribeDurable(t, b, "app", "w", "/topic/x.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, bc := in.next(t), in.next(t); string(a.Msg.Body) != "a" || string(bc.Msg.Body) != "bc" {
+		t.Fatalf("kept %q, %q", a.Msg.Body, bc.Msg.Body)
+	}
+	in.none(t, 50*time.Millisecond)
+}

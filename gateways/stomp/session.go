@@ -68,6 +68,7 @@ type subscription struct {
 	ss      *session
 	id      string
 	destStr string
+	wild    bool // a wildcard topic: MESSAGE frames name the topic of each message
 	core    *core.Subscription
 }
 
@@ -429,7 +430,11 @@ func (ss *session) writeMessage(w *bufio.Writer, it *outItem) {
 	var num [20]byte
 	id := m.ID()
 	w.WriteString("MESSAGE\n")
-	writeHeader(w, frame.Destination, it.sub.destStr, v, esc)
+	if it.sub.wild {
+		writeHeader(w, frame.Destination, m.Destination.String(), v, esc) // the topic it was published to
+	} else {
+		writeHeader(w, frame.Destination, it.sub.destStr, v, esc)
+	}
 	writeHeader(w, frame.MessageId, id, v, esc)
 	writeHeader(w, frame.Subscription, it.sub.id, v, esc)
 	if it.d.Sub != nil && it.d.Sub.Mode() != core.AckAuto && v == "1.2" {
@@ -854,7 +859,10 @@ func (ss *session) subscribe(f *frame.Frame) error {
 	default:
 		return perr("bad-header", "activemq.exclusive %q is not true or false", x)
 	}
-	s := &subscription{ss: ss, id: id, destStr: destStr}
+	s := &subscription{ss: ss, id: id, destStr: destStr, wild: dest.Kind == core.Topic && core.IsWildcard(dest.Name)}
+	if dest.Kind == core.Queue && core.IsWildcard(dest.Name) {
+		return perr("bad-destination", "wildcard queue subscriptions (%s) are not supported; wildcards work on topics", destStr)
+	}
 	if f.Header.Get("browser") == "true" {
 		return ss.browse(s, dest)
 	}

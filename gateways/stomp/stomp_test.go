@@ -721,3 +721,37 @@ func TestTempDestinationsAndNoLocal(t *testing.T) {
 		t.Fatalf("a noLocal subscriber got %q", m.Body)
 	}
 }
+
+// TestTopicWildcards: "*" matches one segment, ">" the rest; MESSAGE frames
+// name the topic each message was published to; a wildcard queue
+// subscription is refused.
+func TestTopicWildcards(t *testing.T) {
+	n := start(t, t.TempDir(), stomp.Options{})
+	c := dial(t, n.addr)
+	all, _ := c.Subscribe("/topic/prices.>", gostomp.AckAuto)
+	one, _ := c.Subscribe("/topic/prices.*.eur", gostomp.AckAuto)
+	for _, topic := range []string{"/topic/prices.gold.eur", "/topic/prices.gold.usd", "/topic/news.gold"} {
+		if err := c.Send(topic, "text/plain", []byte(topic), gostomp.SendOpt.Receipt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"/topic/prices.gold.eur", "/topic/prices.gold.usd"} {
+		if m := <-all.C; m.Destination != want || string(m.Body) != want {
+			t.Fatalf("prices.> got %q on %s, want %s", m.Body, m.Destination, want)
+		}
+	}
+	if m := <-one.C; m.Destination != "/topic/prices.gold.eur" {
+		t.Fatalf("prices.*.eur got %s", m.Destination)
+	}
+	select {
+	case m := <-one.C:
+		t.Fatalf("prices.*.eur also got %s", m.Destination)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if _, err := c.Subscribe("/queue/orders.*", gostomp.AckAuto); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-all.C; m == nil || m.Err == nil || !strings.Contains(m.Err.Error(), "wildcard queue") {
+		t.Fatalf("a wildcard queue subscription: %v", m)
+	}
+}
