@@ -314,8 +314,13 @@ func (b *Broker) replay() error {
 	b.dd = &dedup{stored: newDedupWindow(DefaultDedupWindow), inflight: map[string]chan struct{}{}}
 	p.dedup.each(b.dd.stored.add)
 	b.durables, b.byTopic, b.wildDurables = map[durableKey]*durable{}, map[string][]*durable{}, map[string]bool{}
-	for k, topic := range p.durable {
-		b.addDurableLocked(&durable{key: k, topic: topic, offline: time.Now()})
+	for k, spec := range p.durable {
+		d, err := newDurable(k, spec)
+		if err != nil {
+			return fmt.Errorf("core: durable subscription %s/%s: selector %q: %w", k.client, k.name, spec.selector, err)
+		}
+		d.offline = time.Now()
+		b.addDurableLocked(d)
 	}
 	b.recovery.Snapshot = rb.snap
 	b.recovery.Records = rp.Records

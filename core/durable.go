@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cairnmq/cairn/core/selector"
 	"github.com/cairnmq/cairn/journal"
 )
 
@@ -35,12 +36,30 @@ func durableQueue(client, name string) string { return "$durable:" + client + ":
 
 type durableKey struct{ client, name string }
 
+// durableSpec is what a durable subscription is for: its topic (perhaps a
+// wildcard) and its selector's text ("" for none).
+type durableSpec struct{ topic, selector string }
+
 // durable is a durable subscription; guarded by Broker.mu.
 type durable struct {
 	key     durableKey
-	topic   string
+	durableSpec
+	sel     *selector.Selector // parsed selector: only what it matches is kept
 	active  bool
 	offline time.Time // since when it has had no subscriber
+}
+
+// newDurable makes the in-memory durable of key and spec.
+func newDurable(key durableKey, spec durableSpec) (*durable, error) {
+	d := &durable{key: key, durableSpec: spec}
+	if spec.selector != "" {
+		sel, err := selector.Parse(spec.selector)
+		if err != nil {
+			return nil, err
+		}
+		d.sel = sel
+	}
+	return d, nil
 }
 
 // DurableInfo describes a durable subscription.
@@ -54,9 +73,11 @@ type DurableInfo struct {
 // SubscribeDurable subscribes c to topic as the durable subscription
 // (client, name): created, and journaled, if it is new; recreated if it
 // was for another topic (ActiveMQ does the same); the messages kept while
-// it was away come first. A second subscriber to the same durable
-// subscription is refused with ErrDurableInUse. The prefetch default is
-// ActiveMQ's for durable subscribers, 100.
+// it was away come first. Its selector (opts.Selector) decides what is
+// kept; a different selector, like a different topic, recreates the
+// subscription. A second subscriber to the same durable subscription is
+// refused with ErrDurableInUse. The prefetch default is ActiveMQ's for
+// durable subscribers, 100.
 func (b *Broker) SubscribeDurable(ctx context.Context, client, name string, topic Destination, opts SubscribeOptions, c Consumer) (*Subscription, error) {
 	if client == "" || name == "" {
 		return nil, errors.New("core: a durable subscription needs a client id and a name")
@@ -73,18 +94,26 @@ func (b *Broker) SubscribeDurable(ctx context.Context, client, name string, topi
 	if d != nil && d.active {
 		return nil, fmt.Errorf("%w: %s/%s", ErrDurableInUse, client, name)
 	}
-	if d != nil && d.topic != topic.Name {
+	spec := durableSpec{topic: topic.Name}
+	if opts.Selector != nil {
+		spec.selector = opts.Selector.String()
+	}
+	if d != nil && d.durableSpec != spec {
 		if err := b.removeDurableLocked(ctx, d); err != nil {
 			return nil, err
 		}
 		d = nil
 	}
 	if d == nil {
-		rec := journal.Record{Type: evDurable, Data: encodeDurable(client, name, topic.Name)}
+		nd, err := newDurable(k, spec)
+		if err != nil {
+			return nil, err
+		}
+		rec := journal.Record{Type: evDurable, Data: encodeDurable(client, name, spec)}
 		if _, _, err := b.log.Append(ctx, []journal.Record{rec}); err != nil {
 			return nil, fmt.Errorf("journal: %w", err)
 		}
-		d = &durable{key: k, topic: topic.Name}
+		d = nd
 		b.mu.Lock()
 		b.addDurableLocked(d)
 		b.mu.Unlock()
@@ -92,6 +121,7 @@ func (b *Broker) SubscribeDurable(ctx context.Context, client, name string, topi
 	if opts.Prefetch <= 0 {
 		opts.Prefetch = 100
 	}
+	opts.Selector = nil // applied when messages are kept for it
 	s, err := b.Subscribe(Destination{Queue, durableQueue(client, name)}, opts, c)
 	if err != nil {
 		return nil, err
@@ -135,7 +165,7 @@ func (b *Broker) removeDurableLocked(ctx context.Context, d *durable) error {
 			return err
 		}
 	}
-	rec := journal.Record{Type: evUndurable, Data: encodeDurable(d.key.client, d.key.name, d.topic)}
+	rec := journal.Record{Type: evUndurable, Data: encodeDurable(d.key.client, d.key.name, d.durableSpec)}
 	if _, _, err := b.log.Append(ctx, []journal.Record{rec}); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
@@ -178,6 +208,9 @@ func (b *Broker) withDurableCopies(msgs []*Message) []*Message {
 		}
 		copyTo := func(ds []*durable) {
 			for _, d := range ds {
+				if d.sel != nil && !d.sel.Match(selecting{m}) {
+					continue
+				}
 				c := *m
 				c.Destination = Destination{Queue, durableQueue(d.key.client, d.key.name)}
 				out = append(out, &c)
@@ -241,16 +274,18 @@ func (b *Broker) expireDurables() {
 	}
 }
 
-func encodeDurable(client, name, topic string) []byte {
+func encodeDurable(client, name string, spec durableSpec) []byte {
 	e := encoder{}
 	e.str(client)
 	e.str(name)
-	e.str(topic)
+	e.str(spec.topic)
+	e.str(spec.selector)
 	return e.b
 }
 
-func decodeDurable(p []byte) (client, name, topic string, err error) {
+func decodeDurable(p []byte) (client, name string, spec durableSpec, err error) {
 	d := decoder{b: p}
-	client, name, topic = d.str(), d.str(), d.str()
-	return client, name, topic, d.check("durable")
+	client, name = d.str(), d.str()
+	spec = durableSpec{topic: d.str(), selector: d.str()}
+	return client, name, spec, d.check("durable")
 }

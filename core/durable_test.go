@@ -131,3 +131,50 @@ func TestDurableWildcard(t *testing.T) {
 	}
 	in.none(t, 50*time.Millisecond)
 }
+
+// TestDurableSelector: a durable subscription keeps only what its selector
+// matches, across a restart; another selector recreates it.
+func TestDurableSelector(t *testing.T) {
+	dir := t.TempDir()
+	b, stop := openOnWal(t, dir, wal.Options{})
+	d, _ := core.ParseDestination("/topic/ds")
+	in := make(inbox, 100)
+	s, err := b.SubscribeDurable(context.Background(), "app", "big", d,
+		core.SubscribeOptions{Selector: mustSelector(t, "amount > 100")}, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	publish := func(b *core.Broker, body, amount string) {
+		t.Helper()
+		m := &core.Message{Destination: d, Persistent: true, Priority: 4, Body: []byte(body), Header: []string{"amount", amount}}
+		if err := b.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(b, "small", "5")
+	publish(b, "big", "500")
+	if ds := b.Durables(); ds[0].Stats.Pending != 1 {
+		t.Fatalf("kept %d messages, want only the one the selector matches", ds[0].Stats.Pending)
+	}
+	stop()
+	b, stop = openOnWal(t, dir, wal.Options{})
+	defer stop()
+	publish(b, "small again", "6")
+	s, err = b.SubscribeDurable(context.Background(), "app", "big", d,
+		core.SubscribeOptions{Selector: mustSelector(t, "amount > 100")}, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := in.next(t); string(got.Msg.Body) != "big" {
+		t.Fatalf("got %q", got.Msg.Body)
+	}
+	in.none(t, 50*time.Millisecond)
+	s.Close()
+	// A new selector: a new subscription, with nothing kept from the old.
+	if _, err := b.SubscribeDurable(context.Background(), "app", "big", d,
+		core.SubscribeOptions{Selector: mustSelector(t, "amount < 100")}, in); err != nil {
+		t.Fatal(err)
+	}
+	in.none(t, 50*time.Millisecond)
+}

@@ -27,7 +27,7 @@ type projection struct {
 	queues  map[string]*pqueue
 	live    map[uint64]uint64     // journal index of a pending message's enqueue record -> its seq
 	dedup   *dedupWindow          // recent DedupHeader ids (per queue), in the snapshot since format 3
-	durable map[durableKey]string // durable subscriptions -> topic, in the snapshot since format 4
+	durable map[durableKey]durableSpec // durable subscriptions, in the snapshot since format 4
 }
 
 type pqueue struct {
@@ -38,7 +38,7 @@ type pqueue struct {
 
 func newProjection() *projection {
 	return &projection{queues: map[string]*pqueue{}, live: map[uint64]uint64{}, dedup: newDedupWindow(DefaultDedupWindow),
-		durable: map[durableKey]string{}}
+		durable: map[durableKey]durableSpec{}}
 }
 
 func (p *projection) queue(name string) *pqueue {
@@ -114,12 +114,12 @@ func (p *projection) apply(r journal.Record) (*Message, error) {
 		q.bound = max(q.bound, upTo)
 		p.seq = max(p.seq, upTo)
 	case evDurable, evUndurable:
-		client, name, topic, err := decodeDurable(r.Data)
+		client, name, spec, err := decodeDurable(r.Data)
 		if err != nil {
 			return nil, fmt.Errorf("journal record %d: %w", r.Index, err)
 		}
 		if r.Type == evDurable {
-			p.durable[durableKey{client, name}] = topic
+			p.durable[durableKey{client, name}] = spec
 		} else {
 			delete(p.durable, durableKey{client, name})
 		}
@@ -203,7 +203,8 @@ func (p *projection) encode() []byte {
 	for _, k := range keys {
 		e.str(k.client)
 		e.str(k.name)
-		e.str(p.durable[k])
+		e.str(p.durable[k].topic)
+		e.str(p.durable[k].selector)
 	}
 	return e.b
 }
@@ -258,7 +259,7 @@ func decodeProjection(b []byte) (*projection, error) {
 		}
 		for j := uint64(0); j < n && d.err == nil; j++ {
 			client, name := d.str(), d.str()
-			p.durable[durableKey{client, name}] = d.str()
+			p.durable[durableKey{client, name}] = durableSpec{topic: d.str(), selector: d.str()}
 		}
 	}
 	if err := d.check("snapshot"); err != nil {
