@@ -54,6 +54,13 @@ type Options struct {
 	// subscriber for this long, with what was kept for it (0: never;
 	// ActiveMQ's offlineDurableSubscriberTimeout). Checked at each sweep.
 	DurableOfflineTimeout time.Duration
+	// StoreLimit bounds the bytes of persistent messages the broker holds
+	// (0: no limit). Once they reach it, a SEND of a persistent message
+	// waits until consumers make room (producer flow control: its RECEIPT
+	// waits, and its connection reads nothing more meanwhile), or, with
+	// StoreFullError, fails with ErrStoreFull.
+	StoreLimit     int64
+	StoreFullError bool
 	// Redelivery gives queues redelivery policies: the first rule whose
 	// pattern matches a queue's name applies, else DefaultRedelivery.
 	Redelivery []RedeliveryRule
@@ -97,6 +104,7 @@ type Broker struct {
 	dd      *dedup      // live duplicate suppression of SENDs
 
 	wild         map[string]*topic // wildcard topics (also in topics), by pattern; guarded by mu
+	store        storeGauge        // persistent bytes held, for StoreLimit
 	durMu        sync.Mutex        // serializes creating and removing durable subscriptions
 	durables     map[durableKey]*durable
 	byTopic      map[string][]*durable
@@ -496,6 +504,9 @@ func (b *Broker) SendMany(ctx context.Context, msgs []*Message) error {
 	if b.isClosed() {
 		return ErrClosed
 	}
+	if err := b.waitForStore(ctx, msgs); err != nil {
+		return err
+	}
 	msgs = b.withDurableCopies(dropExpired(msgs))
 	msgs, release, err := b.dd.claim(ctx, msgs)
 	if err != nil {
@@ -579,6 +590,10 @@ func (b *Broker) Close() error {
 	}
 	b.closed = true
 	close(b.stopBg)
+	b.store.mu.Lock()
+	b.store.closed = true
+	b.store.mu.Unlock()
+	b.store.wake()
 	qs := make([]*queue, 0, len(b.queues))
 	for _, q := range b.queues {
 		qs = append(qs, q)

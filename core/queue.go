@@ -199,6 +199,7 @@ func (q *queue) account(m *Message, n int64) {
 	q.bytes += size
 	if m.Persistent {
 		q.storedBytes += size
+		q.b.storeUsed(size)
 	}
 }
 

@@ -25,6 +25,9 @@ func (b *Broker) Commit(ctx context.Context, sends []*Message, acks []TxAck) err
 	if b.isClosed() {
 		return ErrClosed
 	}
+	if err := b.waitForStore(ctx, sends); err != nil {
+		return err
+	}
 	sends = b.withDurableCopies(dropExpired(sends))
 	sends, release, err := b.dd.claim(ctx, sends)
 	if err != nil {

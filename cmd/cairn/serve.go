@@ -43,6 +43,8 @@ func serveFlags() []cli.Flag {
 			Usage: "redelivery policy for queues matching PATTERN: PATTERN=max:N,delay:D,backoff:F,max-delay:D,dlq:NAME|individual (repeat; first match wins; default max:6, no delay, dlq:ActiveMQ.DLQ)"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "expired-to-dlq", EnvVars: []string{"CAIRN_EXPIRED_TO_DLQ"}, Usage: "move expired persistent messages to their queue's dead-letter queue (ActiveMQ's default) instead of dropping them"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "durable-offline-timeout", EnvVars: []string{"CAIRN_DURABLE_OFFLINE_TIMEOUT"}, Usage: "remove a durable topic subscription without a subscriber for this long (0: never)"}),
+		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "store-limit-mb", EnvVars: []string{"CAIRN_STORE_LIMIT_MB"}, Usage: "MiB of persistent messages held at most; at the limit persistent SENDs wait for room (0: no limit)"}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "store-full-error", EnvVars: []string{"CAIRN_STORE_FULL_ERROR"}, Usage: "at the store limit, refuse persistent SENDs with ERROR code store-full instead of holding them"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "cpu-profile", EnvVars: []string{"CAIRN_CPU_PROFILE"}, Usage: "write a CPU profile (go tool pprof) to this file until shutdown"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "wait", Value: true, EnvVars: []string{"CAIRN_WAIT"}, Usage: "when another broker holds the journal, wait as its standby and take over when it goes (false: exit at once)"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "warm", Value: true, EnvVars: []string{"CAIRN_WARM"}, Usage: "while standby, follow the journal so that a takeover replays only its last records (costs the memory of the master's pending messages)"}),
@@ -175,6 +177,7 @@ func serve(c *cli.Context) error {
 	defer l.Close()
 	b, err := core.Open(core.Options{Journal: l, PersistentByDefault: c.Bool("persistent-default"), Logger: logger, Standby: standby,
 		Redelivery: rules, ExpiredToDLQ: c.Bool("expired-to-dlq"), DurableOfflineTimeout: c.Duration("durable-offline-timeout"),
+		StoreLimit: c.Int64("store-limit-mb") << 20, StoreFullError: c.Bool("store-full-error"),
 		Progress: func(p journal.Progress) {
 			if !p.Done {
 				logger.Info("replaying the journal", "records", p.Records, "of", p.Total, "eta", p.ETA.Round(time.Second))

@@ -785,6 +785,9 @@ func brokerError(err error) error {
 	if errors.Is(err, core.ErrUnknownAck) {
 		return perr("unknown-ack", "%v", err)
 	}
+	if errors.Is(err, core.ErrStoreFull) {
+		return perr("store-full", "%v", err)
+	}
 	return perr("journal-failure", "the message store failed: %v", err)
 }
 
