@@ -5,6 +5,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -162,5 +163,49 @@ func TestServeDurableAcrossKill9(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("only %d of 5 kept messages after the restart", i)
 		}
+	}
+}
+
+// TestServeStoreFull: past --store-limit-mb, with --store-full-error, a
+// persistent SEND gets ERROR code:store-full; without it, it waits until a
+// consumer makes room.
+func TestServeStoreFull(t *testing.T) {
+	p := startServe(t, t.TempDir(), "--store-limit-mb", "1", "--store-full-error")
+	c, err := gostomp.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 16<<10)
+	var sendErr error
+	for i := 0; i < 200 && sendErr == nil; i++ {
+		sendErr = c.Send("/queue/full", "application/octet-stream", body, gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true"))
+	}
+	if sendErr == nil || !strings.Contains(sendErr.Error(), "store is full") {
+		t.Fatalf("200 sends of 16 KiB past a 1 MiB store limit: %v", sendErr)
+	}
+
+	p = startServe(t, t.TempDir(), "--store-limit-mb", "1")
+	prod, err := gostomp.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan int, 1)
+	go func() {
+		n := 0
+		for ; n < 200; n++ {
+			if prod.Send("/queue/held", "application/octet-stream", body, gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true")) != nil {
+				break
+			}
+		}
+		sent <- n
+	}()
+	select {
+	case n := <-sent:
+		t.Fatalf("all %d sends went through a 1 MiB store limit with nobody consuming", n)
+	case <-time.After(500 * time.Millisecond):
+	}
+	drain(t, p.addr, "/queue/held") // a consumer makes room as it acks
+	if n := <-sent; n != 200 {
+		t.Fatalf("the held producer sent %d of 200 after a consumer drained the queue", n)
 	}
 }
