@@ -42,7 +42,7 @@ type durableSpec struct{ topic, selector string }
 
 // durable is a durable subscription; guarded by Broker.mu.
 type durable struct {
-	key     durableKey
+	key durableKey
 	durableSpec
 	sel     *selector.Selector // parsed selector: only what it matches is kept
 	active  bool

@@ -25,8 +25,8 @@ type projection struct {
 	applied uint64 // last journal index applied
 	seq     uint64 // highest message sequence seen
 	queues  map[string]*pqueue
-	live    map[uint64]uint64     // journal index of a pending message's enqueue record -> its seq
-	dedup   *dedupWindow          // recent DedupHeader ids (per queue), in the snapshot since format 3
+	live    map[uint64]uint64          // journal index of a pending message's enqueue record -> its seq
+	dedup   *dedupWindow               // recent DedupHeader ids (per queue), in the snapshot since format 3
 	durable map[durableKey]durableSpec // durable subscriptions, in the snapshot since format 4
 }
 

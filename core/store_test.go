@@ -33,7 +33,9 @@ func TestStoreLimit(t *testing.T) {
 	send(t, b, "/queue/full", "not held", false)
 	d, _ := core.ParseDestination("/queue/full")
 	done := make(chan error, 1)
-	go func() { done <- b.Send(context.Background(), &core.Message{Destination: d, Persistent: true, Body: []byte(body)}) }()
+	go func() {
+		done <- b.Send(context.Background(), &core.Message{Destination: d, Persistent: true, Body: []byte(body)})
+	}()
 	select {
 	case err := <-done:
 		t.Fatalf("a send past the store limit went through: %v", err)
