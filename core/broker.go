@@ -160,7 +160,6 @@ func Open(opts Options) (*Broker, error) {
 	return b, nil
 }
 
-
 // Recovery reports what Open replayed.
 func (b *Broker) Recovery() Recovery { return b.recovery }
 
