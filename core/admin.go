@@ -65,6 +65,11 @@ func (b *Broker) purge(ctx context.Context, name string, ev journal.RecordType) 
 		for _, f := range q.inflight {
 			held(f.e)
 		}
+		for _, refs := range q.pages {
+			for _, r := range refs {
+				seqs = append(seqs, r.seq)
+			}
+		}
 		var recs []journal.Record
 		for len(seqs) > 0 {
 			k := min(len(seqs), purgeChunk)
@@ -80,7 +85,9 @@ func (b *Broker) purge(ctx context.Context, name string, ev journal.RecordType) 
 				return
 			}
 		}
-		n = len(q.pending) + len(q.delayed) + len(q.inflight)
+		n = len(q.pending) + len(q.delayed) + len(q.inflight) + q.paged
+		b.storeUsed(-q.pagedBytes)
+		q.pages, q.paged, q.pagedBytes = [10][]pageRef{}, 0, 0
 		for _, e := range q.pending {
 			q.account(e.msg, -1)
 		}

@@ -61,6 +61,12 @@ type Options struct {
 	// StoreFullError, fails with ErrStoreFull.
 	StoreLimit     int64
 	StoreFullError bool
+	// MemoryLimit bounds the bytes of messages all queues hold in memory
+	// (0: no limit); QueueMemoryLimit one queue's. Past them, persistent
+	// messages are paged: kept in the journal only and read back as
+	// consumers come to them (see paging.go).
+	MemoryLimit      int64
+	QueueMemoryLimit int64
 	// Redelivery gives queues redelivery policies: the first rule whose
 	// pattern matches a queue's name applies, else DefaultRedelivery.
 	Redelivery []RedeliveryRule
@@ -105,6 +111,7 @@ type Broker struct {
 
 	wild         map[string]*topic // wildcard topics (also in topics), by pattern; guarded by mu
 	store        storeGauge        // persistent bytes held, for StoreLimit
+	memUsed      atomic.Int64      // bytes of messages held in memory, for MemoryLimit
 	durMu        sync.Mutex        // serializes creating and removing durable subscriptions
 	durables     map[durableKey]*durable
 	byTopic      map[string][]*durable
@@ -227,14 +234,27 @@ func (b *Broker) SendMany(ctx context.Context, msgs []*Message) error {
 	}
 	recs := b.enqueueRecords(nil, msgs)
 	if len(recs) > 0 {
-		if _, _, err := b.log.Append(ctx, recs); err != nil {
+		first, _, err := b.log.Append(ctx, recs)
+		if err != nil {
 			release(false)
 			return fmt.Errorf("journal: %w", err)
 		}
+		setIndexes(msgs, first)
 	}
 	release(true)
 	b.deliver(msgs)
 	return nil
+}
+
+// setIndexes records where each persistent queue message's enqueue record
+// landed: in order from first, as enqueueRecords made them.
+func setIndexes(msgs []*Message, first uint64) {
+	for _, m := range msgs {
+		if m.Persistent && m.Destination.Kind == Queue {
+			m.index = first
+			first++
+		}
+	}
 }
 
 // enqueueRecords stamps msgs and appends to recs the enqueue events of the
@@ -330,7 +350,8 @@ func (b *Broker) Close() error {
 type Stats struct {
 	Destination Destination
 	// Depth: what the queue holds.
-	Pending  int // waiting for a consumer
+	Pending  int // waiting for a consumer (Paged of them in the journal only)
+	Paged    int
 	Delayed  int // given back, waiting out a redelivery delay
 	InFlight int // delivered, not acknowledged
 	// Since the broker started (replayed messages are not counted in).
@@ -412,9 +433,9 @@ func (b *Broker) QueueStats(name string) (Stats, bool) {
 	}
 	var s Stats
 	q.do(func() {
-		s = Stats{Destination: Destination{Queue, name}, Pending: q.pending.len(), Delayed: len(q.delayed),
+		s = Stats{Destination: Destination{Queue, name}, Pending: q.pending.len() + q.paged, Paged: q.paged, Delayed: len(q.delayed),
 			InFlight: len(q.inflight) + len(q.acking), Enqueued: q.enqueued, Dequeued: q.dequeued, Expired: q.expired,
-			DeadLettered: q.deadLettered, Consumers: len(q.consumers), MemoryBytes: q.bytes, JournalBytes: q.storedBytes}
+			DeadLettered: q.deadLettered, Consumers: len(q.consumers), MemoryBytes: q.bytes, JournalBytes: q.storedBytes + q.pagedBytes}
 	})
 	return s, true
 }

@@ -181,6 +181,9 @@ type queue struct {
 	dequeued     int                      // messages acknowledged since start
 	bytes        int64                    // bytes of the messages held (waiting, delayed, in flight)
 	storedBytes  int64                    // of which persistent: what the journal holds for them
+	pages        [10][]pageRef            // paged messages by priority, oldest first (paging.go)
+	paged        int                      // how many
+	pagedBytes   int64
 	expired      int                      // messages expired since start
 	policy       RedeliveryPolicy
 	delayed      delayed // given back, waiting out the policy's delay
@@ -197,6 +200,7 @@ func newQueue(b *Broker, name string) *queue {
 func (q *queue) account(m *Message, n int64) {
 	size := n * int64(m.Size())
 	q.bytes += size
+	q.b.memUsed.Add(size)
 	if m.Persistent {
 		q.storedBytes += size
 		q.b.storeUsed(size)
@@ -206,9 +210,13 @@ func (q *queue) account(m *Message, n int64) {
 func (q *queue) enqueue(m *Message) {
 	q.post(func() {
 		q.enqueued++
-		q.account(m, 1)
-		q.mayExpire = q.mayExpire || m.Expires > 0
-		q.pending.push(&entry{msg: m})
+		if q.mayPage(m) {
+			q.page(&entry{msg: m})
+		} else {
+			q.account(m, 1)
+			q.mayExpire = q.mayExpire || m.Expires > 0
+			q.pending.push(&entry{msg: m})
+		}
 		q.dispatch()
 	})
 }
@@ -396,6 +404,9 @@ func (q *queue) dispatch() {
 			q.pending.push(e)
 		}
 	}()
+	if q.paged > 0 && len(q.consumers) > 0 {
+		q.refill()
+	}
 	for q.pending.len() > 0 && len(q.consumers) > 0 {
 		e := q.pending.pop()
 		if e.msg.Expires > 0 {
@@ -432,6 +443,9 @@ func (q *queue) dispatch() {
 		c.credit--
 		q.inflight[e.msg.Seq] = &flight{e: e, sub: c}
 		c.deliver(e)
+		if q.paged > 0 && q.pending.len() < refillLow {
+			q.refill()
+		}
 	}
 }
 

@@ -25,6 +25,21 @@ type rebuild struct {
 	next    int                 // covered[next] is the first not yet passed
 	bodies  map[uint64]*Message // messages enqueued after the snapshot, by seq
 	read    uint64              // the last record applied
+	// memLimit (0: none) bounds the bodies kept; past it, messages are
+	// kept as stubs, to be paged (paging.go).
+	memLimit, mem int64
+}
+
+// keep counts m against the memory limit, making it a stub past it.
+func (rb *rebuild) keep(m *Message, index uint64) *Message {
+	m.index = index
+	if rb.memLimit > 0 && rb.mem+int64(m.Size()) > rb.memLimit {
+		m.stubSize = m.Size()
+		m.stub, m.Body, m.Header = true, nil, nil
+		return m
+	}
+	rb.mem += int64(m.Size())
+	return m
 }
 
 type coveredMsg struct {
@@ -33,8 +48,8 @@ type coveredMsg struct {
 }
 
 // newRebuild starts from a snapshot (data nil: none).
-func newRebuild(snap uint64, data []byte) (*rebuild, error) {
-	rb := &rebuild{p: newProjection(), snap: snap, bodies: map[uint64]*Message{}}
+func newRebuild(snap uint64, data []byte, memLimit int64) (*rebuild, error) {
+	rb := &rebuild{p: newProjection(), snap: snap, bodies: map[uint64]*Message{}, memLimit: memLimit}
 	if data != nil {
 		p, err := decodeProjection(data)
 		if err != nil {
@@ -77,7 +92,7 @@ func (rb *rebuild) apply(r journal.Record) error {
 			if err != nil || m.Seq != c.seq {
 				return fmt.Errorf("journal record %d should hold message %d: %v", r.Index, c.seq, err)
 			}
-			c.msg = m
+			c.msg = rb.keep(m, r.Index)
 		}
 		return nil
 	}
@@ -86,7 +101,10 @@ func (rb *rebuild) apply(r journal.Record) error {
 		return err
 	}
 	if m != nil {
-		rb.bodies[m.Seq] = m
+		if old := rb.bodies[m.Seq]; old != nil && !old.stub {
+			rb.mem -= int64(old.Size()) // a compaction copy replaces it
+		}
+		rb.bodies[m.Seq] = rb.keep(m, r.Index)
 	}
 	if r.Type == evAck || r.Type == evExpired || r.Type == evPurged {
 		_, seqs, _ := decodeAck(r.Data)
@@ -98,19 +116,19 @@ func (rb *rebuild) apply(r journal.Record) error {
 }
 
 // loadRebuild starts a rebuild from the log's newest snapshot.
-func loadRebuild(log journal.Log) (*rebuild, error) {
+func loadRebuild(log journal.Log, memLimit int64) (*rebuild, error) {
 	s, ok := log.(journal.Snapshotter)
 	if !ok {
-		return newRebuild(0, nil)
+		return newRebuild(0, nil, memLimit)
 	}
 	idx, data, err := s.LoadSnapshot()
 	switch {
 	case errors.Is(err, journal.ErrNoSnapshot):
-		return newRebuild(0, nil)
+		return newRebuild(0, nil, memLimit)
 	case err != nil:
 		return nil, fmt.Errorf("core: load snapshot: %w", err)
 	}
-	return newRebuild(idx, data)
+	return newRebuild(idx, data, memLimit)
 }
 
 // replay rebuilds the broker's state: the newest snapshot (a projection:
@@ -142,7 +160,7 @@ func (b *Broker) replay() error {
 	}
 	if rb == nil {
 		var err error
-		if rb, err = loadRebuild(b.log); err != nil {
+		if rb, err = loadRebuild(b.log, b.opts.MemoryLimit); err != nil {
 			return err
 		}
 		from = rb.from(first)
@@ -258,19 +276,23 @@ func (b *Broker) install(rb *rebuild) error {
 			}
 			return cmpSeq(x.seq, y.seq)
 		})
-		pending := make(entries, len(list))
-		for i, it := range list {
-			n := pq.redeliveries[it.seq]
-			pending[i] = &entry{msg: it.m, redelivered: it.seq <= pq.bound || n > 0, redeliveries: n}
-		}
 		q := b.queue(name)
 		q.bound = pq.bound
 		q.mayExpire = true // the first sweep finds out
-		// A message given back before the restart waits its redelivery
-		// delay again, from now: its due time was not journaled.
 		now := time.Now()
-		kept := pending[:0]
-		for _, e := range pending {
+		kept := make(entries, 0, len(list))
+		var paging [10]bool // per priority: from the first stub on, everything is paged
+		for _, it := range list {
+			n := pq.redeliveries[it.seq]
+			e := &entry{msg: it.m, redelivered: it.seq <= pq.bound || n > 0, redeliveries: n}
+			if p := it.m.Priority; it.m.stub || paging[p] {
+				paging[p] = true
+				q.page(e)
+				continue
+			}
+			q.account(e.msg, 1)
+			// A message given back before the restart waits its redelivery
+			// delay again, from now: its due time was not journaled.
 			if d := q.policy.delay(e.redeliveries); d > 0 {
 				q.hold(e, now.Add(d))
 				continue
@@ -278,9 +300,6 @@ func (b *Broker) install(rb *rebuild) error {
 			kept = append(kept, e)
 		}
 		q.pending = kept // sorted in dispatch order: already a heap
-		for _, e := range pending {
-			q.account(e.msg, 1)
-		}
 		if len(list) > 0 {
 			b.recovery.Queues++
 			b.recovery.Messages += len(list)

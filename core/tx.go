@@ -61,7 +61,10 @@ func (b *Broker) Commit(ctx context.Context, sends []*Message, acks []TxAck) err
 		}
 	}
 	if len(recs) > 0 {
-		_, _, err = b.log.Append(ctx, recs)
+		var first uint64
+		if first, _, err = b.log.Append(ctx, recs); err == nil {
+			setIndexes(sends, first) // the enqueues come first in the batch
+		}
 	}
 	release(err == nil)
 	for _, h := range holds {

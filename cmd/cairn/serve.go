@@ -43,6 +43,8 @@ func serveFlags() []cli.Flag {
 			Usage: "redelivery policy for queues matching PATTERN: PATTERN=max:N,delay:D,backoff:F,max-delay:D,dlq:NAME|individual (repeat; first match wins; default max:6, no delay, dlq:ActiveMQ.DLQ)"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "expired-to-dlq", EnvVars: []string{"CAIRN_EXPIRED_TO_DLQ"}, Usage: "move expired persistent messages to their queue's dead-letter queue (ActiveMQ's default) instead of dropping them"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "durable-offline-timeout", EnvVars: []string{"CAIRN_DURABLE_OFFLINE_TIMEOUT"}, Usage: "remove a durable topic subscription without a subscriber for this long (0: never)"}),
+		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "memory-limit-mb", Value: 1024, EnvVars: []string{"CAIRN_MEMORY_LIMIT_MB"}, Usage: "MiB of messages held in memory at most; past it, persistent messages wait in the journal only and are read back as consumers reach them (0: no limit)"}),
+		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "queue-memory-limit-mb", EnvVars: []string{"CAIRN_QUEUE_MEMORY_LIMIT_MB"}, Usage: "the same, for each queue (0: only the broker's limit)"}),
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "store-limit-mb", EnvVars: []string{"CAIRN_STORE_LIMIT_MB"}, Usage: "MiB of persistent messages held at most; at the limit persistent SENDs wait for room (0: no limit)"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "store-full-error", EnvVars: []string{"CAIRN_STORE_FULL_ERROR"}, Usage: "at the store limit, refuse persistent SENDs with ERROR code store-full instead of holding them"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "cpu-profile", EnvVars: []string{"CAIRN_CPU_PROFILE"}, Usage: "write a CPU profile (go tool pprof) to this file until shutdown"}),
@@ -178,6 +180,7 @@ func serve(c *cli.Context) error {
 	b, err := core.Open(core.Options{Journal: l, PersistentByDefault: c.Bool("persistent-default"), Logger: logger, Standby: standby,
 		Redelivery: rules, ExpiredToDLQ: c.Bool("expired-to-dlq"), DurableOfflineTimeout: c.Duration("durable-offline-timeout"),
 		StoreLimit: c.Int64("store-limit-mb") << 20, StoreFullError: c.Bool("store-full-error"),
+		MemoryLimit: c.Int64("memory-limit-mb") << 20, QueueMemoryLimit: c.Int64("queue-memory-limit-mb") << 20,
 		Progress: func(p journal.Progress) {
 			if !p.Done {
 				logger.Info("replaying the journal", "records", p.Records, "of", p.Total, "eta", p.ETA.Round(time.Second))

@@ -1,0 +1,162 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package core
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Paging. A persistent message is in the journal anyway, so a queue need
+// not keep it in memory: past the broker's MemoryLimit (or the queue's
+// QueueMemoryLimit) a queue keeps, for each persistent message it takes
+// in, only a pageRef (its sequence, where its enqueue record is, and what
+// dispatch order needs), and reads the message back from the journal when
+// it comes near the head. A queue much larger than memory works, at the
+// cost of one journal read per paged message. Non-persistent messages are
+// never paged (they are nowhere else).
+//
+// Order is kept: once a queue pages, every persistent message after it is
+// paged too, until the paged ones are read back; the queue reads back
+// first the paged messages of the highest priority, and as soon as one
+// outranks the head of what it holds in memory.
+
+// pageRef is a paged message.
+type pageRef struct {
+	seq, index   uint64 // index: the journal record of its enqueue (0: not known)
+	expires      int64
+	size         int32
+	redeliveries uint32
+	redelivered  bool
+}
+
+// Paging tunables.
+const (
+	refillLow   = 256 // read back when fewer than this are in memory...
+	refillBatch = 512 // ...this many at a time
+)
+
+// overBudget reports whether taking size more bytes into q's memory would
+// pass a memory limit.
+func (q *queue) overBudget(size int) bool {
+	if lim := q.b.opts.QueueMemoryLimit; lim > 0 && q.bytes+int64(size) > lim {
+		return true
+	}
+	lim := q.b.opts.MemoryLimit
+	return lim > 0 && q.b.memUsed.Load()+int64(size) > lim
+}
+
+// mayPage reports whether m goes to the page store rather than memory.
+func (q *queue) mayPage(m *Message) bool {
+	if !m.Persistent || m.index == 0 {
+		return false
+	}
+	return q.paged > 0 || q.overBudget(m.Size())
+}
+
+// page keeps e's message as a reference only.
+func (q *queue) page(e *entry) {
+	m := e.msg
+	q.pages[m.Priority] = append(q.pages[m.Priority], pageRef{seq: m.Seq, index: m.index, expires: m.Expires,
+		size: int32(m.Size()), redeliveries: e.redeliveries, redelivered: e.redelivered})
+	q.paged++
+	q.pagedBytes += int64(m.Size())
+	q.b.storeUsed(int64(m.Size()))
+}
+
+// topPaged is the highest priority with paged messages (-1: none).
+func (q *queue) topPaged() int {
+	if q.paged == 0 {
+		return -1
+	}
+	for p := len(q.pages) - 1; p >= 0; p-- {
+		if len(q.pages[p]) > 0 {
+			return p
+		}
+	}
+	return -1
+}
+
+// refill reads paged messages back into memory: while few are in memory,
+// or a paged one outranks the head of those in memory.
+func (q *queue) refill() {
+	for {
+		p := q.topPaged()
+		if p < 0 {
+			return
+		}
+		low := q.pending.len() < refillLow
+		outranks := q.pending.len() > 0 && p > int(q.pending[0].msg.Priority)
+		if !low && !outranks {
+			return
+		}
+		refs := q.pages[p]
+		n := min(len(refs), refillBatch)
+		loaded := 0
+		for _, r := range refs[:n] {
+			if q.pending.len() > 0 && q.overBudget(int(r.size)) && !outranks {
+				break // memory is full: read back more as these go out
+			}
+			m, err := q.b.readBack(q, r)
+			if err != nil {
+				q.b.opts.Logger.Error("paging: cannot read a paged message back from the journal; it stays paged",
+					"queue", q.name, "seq", r.seq, "index", r.index, "err", err)
+				break
+			}
+			q.paged--
+			q.pagedBytes -= int64(r.size)
+			q.b.storeUsed(-int64(r.size))
+			q.account(m, 1)
+			q.mayExpire = q.mayExpire || m.Expires > 0
+			q.pending.push(&entry{msg: m, redelivered: r.redelivered, redeliveries: r.redeliveries})
+			loaded++
+		}
+		clear(refs[:loaded])
+		q.pages[p] = refs[loaded:]
+		if loaded == 0 || loaded < n && !outranks {
+			return
+		}
+	}
+}
+
+// readBack reads a paged message from the journal: at the index it was
+// enqueued at, or, if compaction moved it since, where the projection says
+// it is now (maintenance updates it before it frees the old place).
+func (b *Broker) readBack(q *queue, r pageRef) (*Message, error) {
+	m, err := b.readEnqueue(r.index, r.seq)
+	if err == nil {
+		return m, nil
+	}
+	b.maintMu.Lock()
+	idx, ok := uint64(0), false
+	if pq := b.proj.queues[q.name]; pq != nil {
+		idx, ok = pq.pending[r.seq]
+	}
+	b.maintMu.Unlock()
+	if !ok || idx == r.index {
+		return nil, err
+	}
+	return b.readEnqueue(idx, r.seq)
+}
+
+var errNotTheMessage = errors.New("record holds another message")
+
+func (b *Broker) readEnqueue(index, seq uint64) (*Message, error) {
+	rec, err := b.log.Read(index)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Type != evEnqueue {
+		return nil, fmt.Errorf("record %d is not an enqueue: %w", index, errNotTheMessage)
+	}
+	m, err := decodeEnqueue(rec.Data)
+	if err != nil {
+		return nil, err
+	}
+	if m.Seq != seq {
+		return nil, fmt.Errorf("record %d holds message %d, not %d: %w", index, m.Seq, seq, errNotTheMessage)
+	}
+	m.index = rec.Index
+	return m, nil
+}
