@@ -79,9 +79,10 @@ type Result struct {
 }
 
 func (o *Options) fill() error {
-	if o.Producers <= 0 {
+	if o.Producers < 0 || o.Producers == 0 && o.Consumers == 0 {
 		o.Producers = 1
 	}
+	// Producers 0 with consumers: drain what is there (Count messages).
 	if o.Consumers < 0 {
 		o.Consumers = 0
 	}
@@ -317,9 +318,13 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			res.Expected = res.Sent * int64(len(cons))
 		}
 		// Lost: sent messages no consumer received.
-		if !topic {
+		switch {
+		case o.Producers == 0: // draining: of the Count there, how many did not come
+			res.Expected = int64(o.Count)
+			res.Lost = max(0, res.Expected-int64(len(seen)))
+		case !topic:
 			res.Lost = res.Sent - int64(len(seen))
-		} else {
+		default:
 			res.Lost = max(0, res.Expected-res.Received)
 		}
 	}

@@ -42,7 +42,7 @@ func benchCommand() *cli.Command {
 				&cli.StringFlag{Name: "login", Usage: "CONNECT login"},
 				&cli.StringFlag{Name: "passcode", Usage: "CONNECT passcode"},
 				&cli.StringFlag{Name: "host", Usage: "CONNECT host header (RabbitMQ's virtual host: /)"},
-				&cli.IntFlag{Name: "producers", Value: 1},
+				&cli.IntFlag{Name: "producers", Value: 1, Usage: "0 with consumers: only drain --count messages already there"},
 				&cli.IntFlag{Name: "consumers", Value: 1},
 				&cli.IntFlag{Name: "size", Value: 1024, Usage: "message body bytes (at least 24)"},
 				&cli.IntFlag{Name: "count", Value: 10000, Usage: "messages in all; 0: run for --duration"},
