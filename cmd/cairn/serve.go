@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -135,6 +136,13 @@ func serve(c *cli.Context) error {
 			return cli.Exit("--redelivery: "+err.Error(), exitUsage)
 		}
 		rules = append(rules, r)
+	}
+	if lim := c.Int64("memory-limit-mb") << 20; lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// Ask the garbage collector to work harder as the heap nears twice
+		// the message memory limit plus room for the rest (per-message
+		// bookkeeping of paged messages, connections). A soft limit: it
+		// never fails an allocation. GOMEMLIMIT, if set, wins.
+		debug.SetMemoryLimit(2*lim + 200<<20)
 	}
 	dataDir := c.String("data")
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
