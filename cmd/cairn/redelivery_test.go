@@ -209,3 +209,49 @@ func TestServeStoreFull(t *testing.T) {
 		t.Fatalf("the held producer sent %d of 200 after a consumer drained the queue", n)
 	}
 }
+
+// TestServePagingAcrossKill9: with a 1 MiB memory limit, 3,000 persistent
+// 1 KiB messages are mostly paged; after a SIGKILL and a restart they all
+// come back, once each, in order.
+func TestServePagingAcrossKill9(t *testing.T) {
+	data := t.TempDir()
+	args := []string{"--memory-limit-mb", "1"}
+	p := startServe(t, data, args...)
+	c, err := gostomp.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("x", 1000)
+	const n = 3000
+	for i := range n {
+		if err := c.Send("/queue/paged", "text/plain", []byte(fmt.Sprintf("%05d-%s", i, pad)),
+			gostomp.SendOpt.Header("persistent", "true")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Send("/queue/paged", "text/plain", []byte("last"), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true")); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.cmd.Wait()
+	p = startServe(t, data, args...)
+	cc, err := gostomp.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Disconnect()
+	sub, err := cc.Subscribe("/queue/paged", gostomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		select {
+		case m := <-sub.C:
+			if m.Err != nil || !strings.HasPrefix(string(m.Body), fmt.Sprintf("%05d-", i)) {
+				t.Fatalf("delivery %d: %v %.6q", i, m.Err, m.Body)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d after the restart", i, n)
+		}
+	}
+}
