@@ -65,10 +65,8 @@ func (b *Broker) purge(ctx context.Context, name string, ev journal.RecordType) 
 		for _, f := range q.inflight {
 			held(f.e)
 		}
-		for _, refs := range q.pages {
-			for _, r := range refs {
-				seqs = append(seqs, r.seq)
-			}
+		for i := range q.pages {
+			q.pages[i].each(func(r pageRef) { seqs = append(seqs, r.seq) })
 		}
 		var recs []journal.Record
 		for len(seqs) > 0 {
@@ -87,7 +85,7 @@ func (b *Broker) purge(ctx context.Context, name string, ev journal.RecordType) 
 		}
 		n = len(q.pending) + len(q.delayed) + len(q.inflight) + q.paged
 		b.storeUsed(-q.pagedBytes)
-		q.pages, q.paged, q.pagedBytes = [10][]pageRef{}, 0, 0
+		q.pages, q.paged, q.pagedBytes, q.pageExtras = [10]refFIFO{}, 0, 0, nil
 		for _, e := range q.pending {
 			q.account(e.msg, -1)
 		}

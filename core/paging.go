@@ -22,13 +22,61 @@ import (
 // first the paged messages of the highest priority, and as soon as one
 // outranks the head of what it holds in memory.
 
-// pageRef is a paged message.
+// pageRef is a paged message: 24 bytes. What few paged messages have
+// besides (a redelivery count) is in the queue's pageExtra map.
 type pageRef struct {
-	seq, index   uint64 // index: the journal record of its enqueue (0: not known)
-	expires      int64
-	size         int32
+	seq, index uint64 // index: the journal record of its enqueue
+	size       int32
+}
+
+// pageExtra is what an entry carries that a pageRef has no room for.
+type pageExtra struct {
 	redeliveries uint32
 	redelivered  bool
+}
+
+// refFIFO is a queue of pageRefs in blocks of refBlock, so that a long one
+// neither doubles its array as it grows nor keeps what was read.
+type refFIFO struct {
+	blocks [][]pageRef
+	head   int // read position in blocks[0]
+	n      int
+}
+
+const refBlock = 4096
+
+func (f *refFIFO) push(r pageRef) {
+	if len(f.blocks) == 0 || len(f.blocks[len(f.blocks)-1]) == refBlock {
+		f.blocks = append(f.blocks, make([]pageRef, 0, refBlock))
+	}
+	last := &f.blocks[len(f.blocks)-1]
+	*last = append(*last, r)
+	f.n++
+}
+
+func (f *refFIFO) peek() pageRef { return f.blocks[0][f.head] }
+
+func (f *refFIFO) pop() {
+	f.head++
+	f.n--
+	if f.head == len(f.blocks[0]) {
+		f.blocks[0] = nil
+		f.blocks = f.blocks[1:]
+		f.head = 0
+	}
+}
+
+// each calls fn for every ref, oldest first.
+func (f *refFIFO) each(fn func(pageRef)) {
+	for i, b := range f.blocks {
+		from := 0
+		if i == 0 {
+			from = f.head
+		}
+		for _, r := range b[from:] {
+			fn(r)
+		}
+	}
 }
 
 // Paging tunables.
@@ -58,8 +106,13 @@ func (q *queue) mayPage(m *Message) bool {
 // page keeps e's message as a reference only.
 func (q *queue) page(e *entry) {
 	m := e.msg
-	q.pages[m.Priority] = append(q.pages[m.Priority], pageRef{seq: m.Seq, index: m.index, expires: m.Expires,
-		size: int32(m.Size()), redeliveries: e.redeliveries, redelivered: e.redelivered})
+	q.pages[m.Priority].push(pageRef{seq: m.Seq, index: m.index, size: int32(m.Size())})
+	if e.redelivered || e.redeliveries > 0 {
+		if q.pageExtras == nil {
+			q.pageExtras = map[uint64]pageExtra{}
+		}
+		q.pageExtras[m.Seq] = pageExtra{redeliveries: e.redeliveries, redelivered: e.redelivered}
+	}
 	q.paged++
 	q.pagedBytes += int64(m.Size())
 	q.b.storeUsed(int64(m.Size()))
@@ -71,7 +124,7 @@ func (q *queue) topPaged() int {
 		return -1
 	}
 	for p := len(q.pages) - 1; p >= 0; p-- {
-		if len(q.pages[p]) > 0 {
+		if q.pages[p].n > 0 {
 			return p
 		}
 	}
@@ -91,10 +144,11 @@ func (q *queue) refill() {
 		if !low && !outranks {
 			return
 		}
-		refs := q.pages[p]
-		n := min(len(refs), refillBatch)
+		refs := &q.pages[p]
+		n := min(refs.n, refillBatch)
 		loaded := 0
-		for _, r := range refs[:n] {
+		for range n {
+			r := refs.peek()
 			if q.pending.len() > 0 && q.overBudget(int(r.size)) && !outranks {
 				break // memory is full: read back more as these go out
 			}
@@ -104,16 +158,20 @@ func (q *queue) refill() {
 					"queue", q.name, "seq", r.seq, "index", r.index, "err", err)
 				break
 			}
+			refs.pop()
 			q.paged--
 			q.pagedBytes -= int64(r.size)
 			q.b.storeUsed(-int64(r.size))
 			q.account(m, 1)
 			q.mayExpire = q.mayExpire || m.Expires > 0
-			q.pending.push(&entry{msg: m, redelivered: r.redelivered, redeliveries: r.redeliveries})
+			e := &entry{msg: m}
+			if x, ok := q.pageExtras[r.seq]; ok {
+				e.redelivered, e.redeliveries = x.redelivered, x.redeliveries
+				delete(q.pageExtras, r.seq)
+			}
+			q.pending.push(e)
 			loaded++
 		}
-		clear(refs[:loaded])
-		q.pages[p] = refs[loaded:]
 		if loaded == 0 || loaded < n && !outranks {
 			return
 		}

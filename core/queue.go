@@ -181,10 +181,11 @@ type queue struct {
 	dequeued     int                      // messages acknowledged since start
 	bytes        int64                    // bytes of the messages held (waiting, delayed, in flight)
 	storedBytes  int64                    // of which persistent: what the journal holds for them
-	pages        [10][]pageRef            // paged messages by priority, oldest first (paging.go)
+	pages        [10]refFIFO              // paged messages by priority, oldest first (paging.go)
+	pageExtras   map[uint64]pageExtra     // for the few paged messages that were given back
 	paged        int                      // how many
 	pagedBytes   int64
-	expired      int                      // messages expired since start
+	expired      int // messages expired since start
 	policy       RedeliveryPolicy
 	delayed      delayed // given back, waiting out the policy's delay
 	delayTimer   *time.Timer
