@@ -60,3 +60,7 @@ status dir="./cairn-data":
 # takeover time after kill -9 of a master with N pending messages, warm and cold standby
 takeover n="1000000" rounds="3":
     bench/takeover/run {{n}} {{rounds}}
+
+# a 5M-message queue paged past a 256 MiB memory limit, beside one that fits in memory
+paging n="5000000" limit="256" m="500000":
+    bench/paging/run {{n}} {{limit}} {{m}}
