@@ -112,6 +112,8 @@ type Broker struct {
 	wild         map[string]*topic // wildcard topics (also in topics), by pattern; guarded by mu
 	store        storeGauge        // persistent bytes held, for StoreLimit
 	memUsed      atomic.Int64      // bytes of messages held in memory, for MemoryLimit
+	wildCount    atomic.Int32      // len(wild), read without the lock
+	durCount     atomic.Int32      // len(durables), read without the lock
 	durMu        sync.Mutex        // serializes creating and removing durable subscriptions
 	durables     map[durableKey]*durable
 	byTopic      map[string][]*durable
@@ -190,6 +192,7 @@ func (b *Broker) topic(name string) *topic {
 		t = newTopic(b, name)
 		if IsWildcard(name) {
 			b.wild[name] = t
+			b.wildCount.Add(1)
 		}
 		b.topics[name] = t
 	}
@@ -297,6 +300,9 @@ func IsWildcard(name string) bool {
 // wildcardTopics returns the wildcard topics (those subscribed to as
 // "news.>", say) whose pattern matches topic name, other than name itself.
 func (b *Broker) wildcardTopics(name string) []*topic {
+	if b.wildCount.Load() == 0 {
+		return nil // the usual case: no lock on the publish path
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []*topic

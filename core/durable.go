@@ -195,6 +195,9 @@ func (b *Broker) Durables() []DurableInfo {
 // withDurableCopies returns msgs with, after each topic message, a copy of
 // it for each durable subscription of its topic.
 func (b *Broker) withDurableCopies(msgs []*Message) []*Message {
+	if b.durCount.Load() == 0 {
+		return msgs // the usual case: no lock on the send path
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.durables) == 0 {
@@ -229,6 +232,7 @@ func (b *Broker) withDurableCopies(msgs []*Message) []*Message {
 // addDurableLocked and dropDurableLocked keep durables and byTopic; mu is held.
 func (b *Broker) addDurableLocked(d *durable) {
 	b.durables[d.key] = d
+	b.durCount.Store(int32(len(b.durables)))
 	b.byTopic[d.topic] = append(b.byTopic[d.topic], d)
 	if IsWildcard(d.topic) {
 		b.wildDurables[d.topic] = true
@@ -237,6 +241,7 @@ func (b *Broker) addDurableLocked(d *durable) {
 
 func (b *Broker) dropDurableLocked(d *durable) {
 	delete(b.durables, d.key)
+	b.durCount.Store(int32(len(b.durables)))
 	list := b.byTopic[d.topic]
 	for i, x := range list {
 		if x == d {
