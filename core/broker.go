@@ -109,12 +109,14 @@ type Broker struct {
 	proj    *projection // owned by maintenance (after Open)
 	dd      *dedup      // live duplicate suppression of SENDs
 
-	wild         map[string]*topic // wildcard topics (also in topics), by pattern; guarded by mu
-	store        storeGauge        // persistent bytes held, for StoreLimit
-	memUsed      atomic.Int64      // bytes of messages held in memory, for MemoryLimit
-	wildCount    atomic.Int32      // len(wild), read without the lock
-	durCount     atomic.Int32      // len(durables), read without the lock
-	durMu        sync.Mutex        // serializes creating and removing durable subscriptions
+	wild         map[string]*topic    // wildcard topics (also in topics), by pattern; guarded by mu
+	store        storeGauge           // persistent bytes held, for StoreLimit
+	memUsed      atomic.Int64         // bytes of messages held in memory, for MemoryLimit
+	wildCount    atomic.Int32         // len(wild), read without the lock
+	watchers     map[int]func(string) // WatchQueues; guarded by mu
+	nextWatch    int
+	durCount     atomic.Int32 // len(durables), read without the lock
+	durMu        sync.Mutex   // serializes creating and removing durable subscriptions
 	durables     map[durableKey]*durable
 	byTopic      map[string][]*durable
 	wildDurables map[string]bool // patterns in byTopic that are wildcards
@@ -180,8 +182,30 @@ func (b *Broker) queue(name string) *queue {
 	if q == nil || q.deleted.Load() {
 		q = newQueue(b, name)
 		b.queues[name] = q
+		for _, w := range b.watchers {
+			go w(name) // not under mu: a watcher subscribes
+		}
 	}
 	return q
+}
+
+// WatchQueues calls fn, on a goroutine of its own, with the name of every
+// queue made from now on, until stop is called. (Wildcard queue
+// subscriptions use it to follow queues that appear.)
+func (b *Broker) WatchQueues(fn func(name string)) (stop func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.watchers == nil {
+		b.watchers = map[int]func(string){}
+	}
+	b.nextWatch++
+	id := b.nextWatch
+	b.watchers[id] = fn
+	return func() {
+		b.mu.Lock()
+		delete(b.watchers, id)
+		b.mu.Unlock()
+	}
 }
 
 func (b *Broker) topic(name string) *topic {

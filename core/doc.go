@@ -36,6 +36,6 @@
 // purge and delete (evPurged, evDeleted) are in admin.go; Stats and
 // Browse serve the admin interface to come.
 //
-// Not built yet: paging, durable topic subscriptions, selectors,
-// wildcard, temporary destinations, noLocal.
+// Paging past a memory limit is in paging.go; durable subscriptions in
+// durable.go; selectors in the selector package.
 package core

@@ -68,8 +68,14 @@ type subscription struct {
 	ss      *session
 	id      string
 	destStr string
-	wild    bool // a wildcard topic: MESSAGE frames name the topic of each message
-	core    *core.Subscription
+	wild    bool               // a wildcard: MESSAGE frames name each message's destination
+	core    *core.Subscription // nil for a wildcard queue subscription (wildcard.go)
+
+	// A wildcard queue subscription's core subscriptions, one per queue.
+	mu        sync.Mutex
+	more      []*core.Subscription
+	closed    bool
+	stopWatch func()
 }
 
 // Deliver implements core.Consumer: it queues the MESSAGE without blocking.
@@ -84,8 +90,8 @@ func (s *subscription) Deliver(d core.Delivery) { s.ss.push(outItem{d: d, sub: s
 type burst struct {
 	sends []*core.Message
 	bytes int
-	acks  map[*subscription][]uint64
-	subs  []*subscription // acks' subscriptions, in first-ack order
+	acks  map[*core.Subscription][]uint64
+	subs  []*core.Subscription // acks' subscriptions, in first-ack order
 }
 
 const (
@@ -114,7 +120,7 @@ func (ss *session) flush() error {
 	}
 	var first error
 	for _, s := range b.subs {
-		if err := s.core.AckMany(context.Background(), b.acks[s]); err != nil && first == nil {
+		if err := s.AckMany(context.Background(), b.acks[s]); err != nil && first == nil {
 			first = brokerError(err)
 		}
 		delete(b.acks, s)
@@ -282,7 +288,7 @@ func (ss *session) cleanup() {
 	// none of those messages is handed to another consumer.
 	ss.acks.Wait()
 	for _, s := range ss.subs {
-		s.core.Close()
+		s.close()
 	}
 	for name := range ss.temps {
 		// Refused if another connection consumes from it; then it stays.
@@ -862,9 +868,14 @@ func (ss *session) subscribe(f *frame.Frame) error {
 	default:
 		return perr("bad-header", "activemq.exclusive %q is not true or false", x)
 	}
-	s := &subscription{ss: ss, id: id, destStr: destStr, wild: dest.Kind == core.Topic && core.IsWildcard(dest.Name)}
-	if dest.Kind == core.Queue && core.IsWildcard(dest.Name) {
-		return perr("bad-destination", "wildcard queue subscriptions (%s) are not supported; wildcards work on topics", destStr)
+	s := &subscription{ss: ss, id: id, destStr: destStr, wild: core.IsWildcard(dest.Name)}
+	if dest.Kind == core.Queue && s.wild {
+		if f.Header.Get("browser") == "true" || durableName(f) != "" {
+			return perr("bad-destination", "%s: a wildcard queue subscription cannot browse or be durable", destStr)
+		}
+		ss.subscribeQueues(s, dest.Name, opts)
+		ss.subs[id] = s
+		return nil
 	}
 	if f.Header.Get("browser") == "true" {
 		return ss.browse(s, dest)
@@ -930,7 +941,7 @@ func (ss *session) unsubscribe(f *frame.Frame) error {
 	}
 	if s != nil {
 		delete(ss.subs, id)
-		s.core.Close()
+		s.close()
 	}
 	if name != "" {
 		// With the subscription name, UNSUBSCRIBE ends the durable
@@ -970,8 +981,9 @@ func (ss *session) ack(f *frame.Frame) error {
 			candidates = append(candidates, s)
 		}
 	}
-	for _, s := range candidates {
-		if !s.core.Has(seq) {
+	for _, gs := range candidates {
+		s := gs.owner(seq)
+		if s == nil {
 			continue
 		}
 		if txid := f.Header.Get(frame.Transaction); txid != "" {
@@ -982,25 +994,25 @@ func (ss *session) ack(f *frame.Frame) error {
 			if f.Command == frame.NACK {
 				return perr("bad-header", "NACK cannot be part of a transaction")
 			}
-			tx.acks = append(tx.acks, core.TxAck{Sub: s.core, Seq: seq})
+			tx.acks = append(tx.acks, core.TxAck{Sub: s, Seq: seq})
 			return nil
 		}
 		switch {
 		case f.Command == frame.NACK && f.Header.Get(frame.Receipt) != "":
-			err = s.core.NackWait(seq) // the RECEIPT says the count is durable
+			err = s.NackWait(seq) // the RECEIPT says the count is durable
 		case f.Command == frame.NACK:
-			err = s.core.Nack(seq)
+			err = s.Nack(seq)
 		case batchable(f):
 			b := &ss.burst
 			if b.acks == nil {
-				b.acks = map[*subscription][]uint64{}
+				b.acks = map[*core.Subscription][]uint64{}
 			}
 			if _, ok := b.acks[s]; !ok {
 				b.subs = append(b.subs, s)
 			}
 			b.acks[s] = append(b.acks[s], seq)
 		default:
-			err = s.core.Ack(context.Background(), seq)
+			err = s.Ack(context.Background(), seq)
 		}
 		if err != nil {
 			return brokerError(err)

@@ -723,8 +723,7 @@ func TestTempDestinationsAndNoLocal(t *testing.T) {
 }
 
 // TestTopicWildcards: "*" matches one segment, ">" the rest; MESSAGE frames
-// name the topic each message was published to; a wildcard queue
-// subscription is refused.
+// name the topic each message was published to.
 func TestTopicWildcards(t *testing.T) {
 	n := start(t, t.TempDir(), stomp.Options{})
 	c := dial(t, n.addr)
@@ -748,10 +747,72 @@ func TestTopicWildcards(t *testing.T) {
 		t.Fatalf("prices.*.eur also got %s", m.Destination)
 	case <-time.After(50 * time.Millisecond):
 	}
-	if _, err := c.Subscribe("/queue/orders.*", gostomp.AckAuto); err != nil {
+}
+
+// TestQueueWildcards: a wildcard queue subscription consumes from every
+// matching queue, those there before and those made after; MESSAGE frames
+// name the queue; ACKs reach the right queue; UNSUBSCRIBE ends it all.
+func TestQueueWildcards(t *testing.T) {
+	n := start(t, t.TempDir(), stomp.Options{})
+	c := dial(t, n.addr)
+	send := func(q, body string) {
+		t.Helper()
+		if err := c.Send(q, "text/plain", []byte(body), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("/queue/orders.eu", "eu-1")
+	send("/queue/orders.eu.late", "not matched")
+	sub, err := c.Subscribe("/queue/orders.*", gostomp.AckClientIndividual)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if m := <-all.C; m == nil || m.Err == nil || !strings.Contains(m.Err.Error(), "wildcard queue") {
-		t.Fatalf("a wildcard queue subscription: %v", m)
+	next := func() *gostomp.Message {
+		t.Helper()
+		select {
+		case m := <-sub.C:
+			if m.Err != nil {
+				t.Fatal(m.Err)
+			}
+			return m
+		case <-time.After(5 * time.Second):
+			t.Fatal("no delivery")
+		}
+		return nil
+	}
+	if m := next(); string(m.Body) != "eu-1" || m.Destination != "/queue/orders.eu" {
+		t.Fatalf("got %q on %s", m.Body, m.Destination)
+	} else if err := c.Ack(m); err != nil {
+		t.Fatal(err)
+	}
+	send("/queue/orders.us", "us-1") // a queue made after the SUBSCRIBE
+	m := next()
+	if string(m.Body) != "us-1" || m.Destination != "/queue/orders.us" {
+		t.Fatalf("got %q on %s", m.Body, m.Destination)
+	}
+	if err := c.Ack(m); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		eu, _ := n.broker.QueueStats("orders.eu")
+		us, _ := n.broker.QueueStats("orders.us")
+		if eu.Depth() == 0 && us.Depth() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("acks did not reach their queues: %+v %+v", eu, us)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	send("/queue/orders.eu", "eu-2")
+	if st, _ := n.broker.QueueStats("orders.eu"); st.Consumers != 0 {
+		t.Fatalf("after UNSUBSCRIBE: %+v", st)
+	}
+	if st, _ := n.broker.QueueStats("orders.eu.late"); st.Pending != 1 {
+		t.Fatalf("orders.eu.late: %+v", st)
 	}
 }
