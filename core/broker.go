@@ -390,6 +390,10 @@ type Stats struct {
 	Expired      int
 	DeadLettered int // moved to the dead-letter queue
 	Consumers    int
+	// Producers is how many connections sent to it in the last minute
+	// (STOMP has no producer objects; ActiveMQ's STOMP producers are
+	// anonymous and count for no destination).
+	Producers int
 	// MemoryBytes is about what the messages held take in memory;
 	// JournalBytes what the persistent ones among them take in the journal
 	// (the same measure: the journal stores each message as it came).
@@ -465,7 +469,7 @@ func (b *Broker) QueueStats(name string) (Stats, bool) {
 	q.do(func() {
 		s = Stats{Destination: Destination{Queue, name}, Pending: q.pending.len() + q.paged, Paged: q.paged, Delayed: len(q.delayed),
 			InFlight: len(q.inflight) + len(q.acking), Enqueued: q.enqueued, Dequeued: q.dequeued, Expired: q.expired,
-			DeadLettered: q.deadLettered, Consumers: len(q.consumers), MemoryBytes: q.bytes, JournalBytes: q.storedBytes + q.pagedBytes}
+			DeadLettered: q.deadLettered, Consumers: len(q.consumers), Producers: q.activeProducers(), MemoryBytes: q.bytes, JournalBytes: q.storedBytes + q.pagedBytes}
 	})
 	return s, true
 }

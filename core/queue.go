@@ -178,6 +178,7 @@ type queue struct {
 	mayExpire    bool                     // a message with an expiry may be here: sweeps look
 	deleted      atomic.Bool              // removed by DeleteQueue: Broker.queue makes a new one
 	enqueued     int                      // messages that entered since start (not counting replay)
+	producers    map[uint64]int64         // sending connection -> its last send (Unix ms)
 	dequeued     int                      // messages acknowledged since start
 	bytes        int64                    // bytes of the messages held (waiting, delayed, in flight)
 	storedBytes  int64                    // of which persistent: what the journal holds for them
@@ -197,6 +198,18 @@ func newQueue(b *Broker, name string) *queue {
 		inflight: map[uint64]*flight{}, acking: map[uint64]*flight{}, policy: b.redeliveryPolicy(name)}
 }
 
+// activeProducers counts the connections that sent to q within the last
+// minute, and forgets the others.
+func (q *queue) activeProducers() int {
+	since := time.Now().Add(-time.Minute).UnixMilli()
+	for origin, at := range q.producers {
+		if at < since {
+			delete(q.producers, origin)
+		}
+	}
+	return len(q.producers)
+}
+
 // account adds (n = 1) or removes (n = -1) m from the byte counts.
 func (q *queue) account(m *Message, n int64) {
 	size := n * int64(m.Size())
@@ -211,6 +224,12 @@ func (q *queue) account(m *Message, n int64) {
 func (q *queue) enqueue(m *Message) {
 	q.post(func() {
 		q.enqueued++
+		if m.Origin != 0 {
+			if q.producers == nil {
+				q.producers = map[uint64]int64{}
+			}
+			q.producers[m.Origin] = m.Timestamp // stamped at send: no clock read here
+		}
 		if q.mayPage(m) {
 			q.page(&entry{msg: m})
 		} else {

@@ -42,6 +42,15 @@ func TestQueueStats(t *testing.T) {
 	if st.Dequeued != 1 || st.Delayed != 1 || st.Depth() != 2 || st.Consumers != 1 || st.MemoryBytes != 2*int64(a.Size()) {
 		t.Fatalf("after an ack and a NACK: %+v", st)
 	}
+	d, _ := core.ParseDestination("/queue/st")
+	for _, origin := range []uint64{7, 8, 7} {
+		if err := b.Send(context.Background(), &core.Message{Destination: d, Body: []byte("p"), Origin: origin}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, _ = b.QueueStats("st"); st.Producers != 2 {
+		t.Fatalf("producers: %+v", st)
+	}
 	names := []string{}
 	for _, q := range b.Queues() {
 		names = append(names, q.Destination.Name)
