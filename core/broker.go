@@ -112,6 +112,7 @@ type Broker struct {
 	wild         map[string]*topic    // wildcard topics (also in topics), by pattern; guarded by mu
 	store        storeGauge           // persistent bytes held, for StoreLimit
 	memUsed      atomic.Int64         // bytes of messages held in memory, for MemoryLimit
+	mem          storeGauge           // wakes senders waiting for memory (its room and closed)
 	wildCount    atomic.Int32         // len(wild), read without the lock
 	watchers     map[int]func(string) // WatchQueues; guarded by mu
 	nextWatch    int
@@ -254,6 +255,9 @@ func (b *Broker) SendMany(ctx context.Context, msgs []*Message) error {
 	if err := b.waitForStore(ctx, msgs); err != nil {
 		return err
 	}
+	if err := b.waitForMemory(ctx, msgs); err != nil {
+		return err
+	}
 	msgs = b.withDurableCopies(dropExpired(msgs))
 	msgs, release, err := b.dd.claim(ctx, msgs)
 	if err != nil {
@@ -353,10 +357,12 @@ func (b *Broker) Close() error {
 	}
 	b.closed = true
 	close(b.stopBg)
-	b.store.mu.Lock()
-	b.store.closed = true
-	b.store.mu.Unlock()
-	b.store.wake()
+	for _, g := range []*storeGauge{&b.store, &b.mem} {
+		g.mu.Lock()
+		g.closed = true
+		g.mu.Unlock()
+		g.wake()
+	}
 	qs := make([]*queue, 0, len(b.queues))
 	for _, q := range b.queues {
 		qs = append(qs, q)

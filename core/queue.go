@@ -214,7 +214,7 @@ func (q *queue) activeProducers() int {
 func (q *queue) account(m *Message, n int64) {
 	size := n * int64(m.Size())
 	q.bytes += size
-	q.b.memUsed.Add(size)
+	q.b.memoryFreed(size)
 	if m.Persistent {
 		q.storedBytes += size
 		q.b.storeUsed(size)

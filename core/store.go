@@ -56,32 +56,62 @@ func (b *Broker) waitForStore(ctx context.Context, msgs []*Message) error {
 	if !persistent {
 		return nil
 	}
-	for {
-		used := b.store.used.Load()
-		if used < lim {
-			return nil
-		}
-		if b.opts.StoreFullError {
-			return fmt.Errorf("%w: %d bytes of persistent messages held, the limit is %d", ErrStoreFull, used, lim)
-		}
-		b.store.mu.Lock()
-		if b.store.closed {
-			b.store.mu.Unlock()
+	if used := b.store.used.Load(); used >= lim && b.opts.StoreFullError {
+		return fmt.Errorf("%w: %d bytes of persistent messages held, the limit is %d", ErrStoreFull, used, lim)
+	}
+	return b.store.wait(ctx, lim, &b.store.used)
+}
+
+// waitForMemory holds a send of non-persistent queue messages back while
+// the broker's memory is at MemoryLimit: they cannot be paged to the
+// journal, so a producer that outruns every consumer is slowed instead of
+// growing the heap without bound (ActiveMQ's producer flow control).
+func (b *Broker) waitForMemory(ctx context.Context, msgs []*Message) error {
+	lim := b.opts.MemoryLimit
+	if lim <= 0 {
+		return nil
+	}
+	volatile := false
+	for _, m := range msgs {
+		volatile = volatile || !m.Persistent && m.Destination.Kind == Queue
+	}
+	if !volatile {
+		return nil
+	}
+	return b.mem.wait(ctx, lim, &b.memUsed)
+}
+
+// wait blocks until used falls below lim (or ctx ends, or the broker closes).
+func (g *storeGauge) wait(ctx context.Context, lim int64, used *atomic.Int64) error {
+	for used.Load() >= lim {
+		g.mu.Lock()
+		if g.closed {
+			g.mu.Unlock()
 			return ErrClosed
 		}
-		if b.store.room == nil {
-			b.store.room = make(chan struct{})
+		if g.room == nil {
+			g.room = make(chan struct{})
 		}
-		room := b.store.room
-		b.store.mu.Unlock()
-		if b.store.used.Load() < lim {
-			continue // room was made before we started waiting
+		room := g.room
+		g.mu.Unlock()
+		if used.Load() < lim {
+			return nil // room was made before we started waiting
 		}
 		select {
 		case <-room:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	return nil
+}
+
+// memoryFreed wakes senders waiting for memory when usage falls below the
+// limit.
+func (b *Broker) memoryFreed(delta int64) {
+	now := b.memUsed.Add(delta)
+	if lim := b.opts.MemoryLimit; lim > 0 && delta < 0 && now < lim && now-delta >= lim {
+		b.mem.wake()
 	}
 }
 

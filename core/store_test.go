@@ -67,3 +67,42 @@ func TestStoreLimit(t *testing.T) {
 		t.Fatalf("send to a full store: %v", err)
 	}
 }
+
+// TestMemoryFlowControl: non-persistent messages cannot be paged, so at the
+// memory limit their sender waits until a consumer makes room. (Sends the
+// queue has not yet taken in are not counted yet: the bound is the limit
+// plus what a destination queues ahead of its loop, 4,096 operations.)
+func TestMemoryFlowControl(t *testing.T) {
+	body := strings.Repeat("x", 1000)
+	one := (&core.Message{Body: []byte(body)}).Size()
+	b, stop := openOnWalWith(t, t.TempDir(), wal.Options{}, core.Options{MemoryLimit: int64(20 * one)})
+	defer stop()
+	d, _ := core.ParseDestination("/queue/volatile")
+	sent := make(chan int, 1)
+	go func() {
+		n := 0
+		for ; n < 10000; n++ {
+			if b.Send(context.Background(), &core.Message{Destination: d, Body: []byte(body)}) != nil {
+				break
+			}
+		}
+		sent <- n
+	}()
+	select {
+	case n := <-sent:
+		t.Fatalf("%d non-persistent messages went into a 20-message memory limit", n)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if st, _ := b.QueueStats("volatile"); st.Pending > 20+4096 {
+		t.Fatalf("the queue holds %d, past the limit and its loop's backlog", st.Pending)
+	}
+	sub, in := subscribe(t, b, "/queue/volatile", core.SubscribeOptions{Mode: core.AckClientIndividual})
+	for range 10000 {
+		if err := sub.Ack(context.Background(), in.next(t).Msg.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := <-sent; n != 10000 {
+		t.Fatalf("the held sender sent %d of 10000", n)
+	}
+}

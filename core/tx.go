@@ -28,6 +28,9 @@ func (b *Broker) Commit(ctx context.Context, sends []*Message, acks []TxAck) err
 	if err := b.waitForStore(ctx, sends); err != nil {
 		return err
 	}
+	if err := b.waitForMemory(ctx, sends); err != nil {
+		return err
+	}
 	sends = b.withDurableCopies(dropExpired(sends))
 	sends, release, err := b.dd.claim(ctx, sends)
 	if err != nil {
