@@ -816,3 +816,52 @@ func TestQueueWildcards(t *testing.T) {
 		t.Fatalf("orders.eu.late: %+v", st)
 	}
 }
+
+// TestExclusiveAndGroupsOverSTOMP: activemq.exclusive and JMSXGroupID
+// through real connections.
+func TestExclusiveAndGroupsOverSTOMP(t *testing.T) {
+	n := start(t, t.TempDir(), stomp.Options{})
+	p := dial(t, n.addr)
+	a, b := dial(t, n.addr), dial(t, n.addr)
+	ex, _ := a.Subscribe("/queue/ex", gostomp.AckAuto, gostomp.SubscribeOpt.Header("activemq.exclusive", "true"))
+	other, _ := b.Subscribe("/queue/ex", gostomp.AckAuto)
+	for i := range 5 {
+		p.Send("/queue/ex", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Receipt)
+	}
+	for i := range 5 {
+		if m := <-ex.C; string(m.Body) != fmt.Sprint(i) {
+			t.Fatalf("exclusive consumer got %q", m.Body)
+		}
+	}
+	select {
+	case m := <-other.C:
+		t.Fatalf("the non-exclusive consumer got %q", m.Body)
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	g1, _ := a.Subscribe("/queue/grp", gostomp.AckAuto)
+	g2, _ := b.Subscribe("/queue/grp", gostomp.AckAuto)
+	for i := range 20 {
+		group := fmt.Sprint("g", i%4)
+		p.Send("/queue/grp", "text/plain", []byte(fmt.Sprint(group, "-", i)), gostomp.SendOpt.Receipt,
+			gostomp.SendOpt.Header("JMSXGroupID", group))
+	}
+	owner := map[string]int{}
+	for got := 0; got < 20; got++ {
+		var m *gostomp.Message
+		who := 0
+		select {
+		case m = <-g1.C:
+			who = 1
+		case m = <-g2.C:
+			who = 2
+		case <-time.After(5 * time.Second):
+			t.Fatalf("only %d of 20 group messages", got)
+		}
+		g := m.Header.Get("JMSXGroupID")
+		if o, ok := owner[g]; ok && o != who {
+			t.Fatalf("group %s went to consumers %d and %d", g, o, who)
+		}
+		owner[g] = who
+	}
+}
