@@ -29,7 +29,7 @@ func StartServer(t testing.TB) *server.Server {
 		t.Fatal(err)
 	}
 	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
+	if !s.ReadyForConnections(30 * time.Second) {
 		t.Fatal("nats-server not ready")
 	}
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
@@ -64,11 +64,11 @@ func StartCluster(t testing.TB) []*server.Server {
 		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	}
 	for _, s := range servers {
-		if !s.ReadyForConnections(10 * time.Second) {
+		if !s.ReadyForConnections(30 * time.Second) {
 			t.Fatal("nats-server not ready")
 		}
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, s := range servers {
 			if s.JetStreamIsLeader() {
@@ -77,7 +77,7 @@ func StartCluster(t testing.TB) []*server.Server {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatal("no JetStream meta leader in 20s")
+	t.Fatal("no JetStream meta leader in 60s")
 	return nil
 }
 
