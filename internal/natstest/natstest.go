@@ -37,9 +37,30 @@ func StartServer(t testing.TB) *server.Server {
 }
 
 // StartCluster starts three routed JetStream servers and waits for a meta
-// leader.
+// leader. A cluster that does not come up (a port taken between FreePort
+// and the listen, on a busy machine) is shut down and started again on
+// other ports, three times at most.
 func StartCluster(t testing.TB) []*server.Server {
 	t.Helper()
+	var err error
+	for range 3 {
+		var servers []*server.Server
+		if servers, err = startCluster(t); err == nil {
+			t.Cleanup(func() {
+				for _, s := range servers {
+					s.Shutdown()
+					s.WaitForShutdown()
+				}
+			})
+			return servers
+		}
+		t.Logf("nats cluster: %v; starting again", err)
+	}
+	t.Fatal(err)
+	return nil
+}
+
+func startCluster(t testing.TB) ([]*server.Server, error) {
 	ports := make([]int, 3)
 	for i := range ports {
 		ports[i] = FreePort(t)
@@ -49,6 +70,12 @@ func StartCluster(t testing.TB) []*server.Server {
 		routes = append(routes, &url.URL{Scheme: "nats-route", Host: "127.0.0.1:" + strconv.Itoa(p)})
 	}
 	var servers []*server.Server
+	stop := func() {
+		for _, s := range servers {
+			s.Shutdown()
+			s.WaitForShutdown()
+		}
+	}
 	for i := range 3 {
 		s, err := server.NewServer(&server.Options{
 			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: -1, JetStream: true,
@@ -57,28 +84,29 @@ func StartCluster(t testing.TB) []*server.Server {
 			Routes:  routes,
 		})
 		if err != nil {
-			t.Fatal(err)
+			stop()
+			return nil, err
 		}
 		go s.Start()
 		servers = append(servers, s)
-		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	}
 	for _, s := range servers {
 		if !s.ReadyForConnections(30 * time.Second) {
-			t.Fatal("nats-server not ready")
+			stop()
+			return nil, fmt.Errorf("server %s not ready in 30s", s.Name())
 		}
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, s := range servers {
 			if s.JetStreamIsLeader() {
-				return servers
+				return servers, nil
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatal("no JetStream meta leader in 60s")
-	return nil
+	stop()
+	return nil, fmt.Errorf("no JetStream meta leader in 60s")
 }
 
 // FreePort returns a loopback port nobody listens on right now.
