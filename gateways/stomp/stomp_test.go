@@ -825,6 +825,13 @@ func TestExclusiveAndGroupsOverSTOMP(t *testing.T) {
 	a, b := dial(t, n.addr), dial(t, n.addr)
 	ex, _ := a.Subscribe("/queue/ex", gostomp.AckAuto, gostomp.SubscribeOpt.Header("activemq.exclusive", "true"))
 	other, _ := b.Subscribe("/queue/ex", gostomp.AckAuto)
+	// SUBSCRIBE gets no answer: a receipted frame after it on each
+	// connection means the broker has it.
+	for _, c := range []*gostomp.Conn{a, b} {
+		if err := c.Send("/queue/sync", "text/plain", nil, gostomp.SendOpt.Receipt); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i := range 5 {
 		p.Send("/queue/ex", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Receipt)
 	}
@@ -841,6 +848,11 @@ func TestExclusiveAndGroupsOverSTOMP(t *testing.T) {
 
 	g1, _ := a.Subscribe("/queue/grp", gostomp.AckAuto)
 	g2, _ := b.Subscribe("/queue/grp", gostomp.AckAuto)
+	for _, c := range []*gostomp.Conn{a, b} {
+		if err := c.Send("/queue/sync", "text/plain", nil, gostomp.SendOpt.Receipt); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i := range 20 {
 		group := fmt.Sprint("g", i%4)
 		p.Send("/queue/grp", "text/plain", []byte(fmt.Sprint(group, "-", i)), gostomp.SendOpt.Receipt,

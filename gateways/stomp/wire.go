@@ -233,16 +233,29 @@ var escaper11 = strings.NewReplacer("\\", "\\\\", "\n", "\\n", ":", "\\c")
 // writeHeader writes one header line, escaped for version (escape false:
 // as is). The common case, nothing to escape, copies the strings straight.
 func writeHeader(w *bufio.Writer, k, v, version string, escape bool) {
-	if escape && strings.ContainsAny(k, "\\\n:\r") {
+	if escape && needsEscape(k) {
 		k = escaperFor(version).Replace(k)
 	}
-	if escape && strings.ContainsAny(v, "\\\n:\r") {
+	if escape && needsEscape(v) {
 		v = escaperFor(version).Replace(v)
 	}
 	w.WriteString(k)
 	w.WriteByte(':')
 	w.WriteString(v)
 	w.WriteByte('\n')
+}
+
+// needsEscape reports whether s holds a byte STOMP escapes in headers. (A
+// plain loop: strings.ContainsAny builds a set on every call, and this runs
+// for every header of every MESSAGE.)
+func needsEscape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\', '\n', ':', '\r':
+			return true
+		}
+	}
+	return false
 }
 
 func escaperFor(version string) *strings.Replacer {
