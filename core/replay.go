@@ -109,6 +109,9 @@ func (rb *rebuild) apply(r journal.Record) error {
 	if r.Type == evAck || r.Type == evExpired || r.Type == evPurged {
 		_, seqs, _ := decodeAck(r.Data)
 		for _, s := range seqs {
+			if m := rb.bodies[s]; m != nil && !m.stub {
+				rb.mem -= int64(m.Size()) // gone: its room is free again
+			}
 			delete(rb.bodies, s)
 		}
 	}
