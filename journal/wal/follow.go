@@ -43,7 +43,6 @@ type Follower struct {
 	next      uint64 // the index of the next record to hand out
 	seg       uint64 // the first index of the segment being read, 0 before the first Poll
 	off       int64  // where, in it, the next batch starts
-	buf       []byte
 	batch     []journal.Record
 }
 
