@@ -45,18 +45,25 @@ type session struct {
 	txs       map[string]*transaction
 	burst     burst
 
+	// The writer role: whoever sets writing writes everything queued in
+	// out, then gives the role up when nothing more is. A delivery (pushed
+	// by a queue's goroutine) starts a writer goroutine; a frame the reader
+	// answers with (a RECEIPT, say) is written by the reader itself when no
+	// writer runs, so a receipted SEND costs no goroutine hand-off.
 	outMu     sync.Mutex
 	out       []outItem
+	spare     []outItem      // the previous batch's array, for the next
 	closing   bool           // no more frames are queued; the writer drains and closes
-	writing   bool           // a writer goroutine is running
+	writing   bool           // someone holds the writer role
 	sendEvery time.Duration  // our heart-beat interval
-	wroteAt   time.Time      // last write; used by whichever writer runs
+	wroteAt   time.Time      // last write
+	beats     *time.Timer    // sends heart-beats while nothing else is written
 	acks      sync.WaitGroup // auto acks being journaled
-	signal    chan struct{}  // a frame was queued, or closing was set
 	written   chan struct{}  // closed when the writer has finished
 }
 
-// outItem is a frame for the writer: a built one, or a delivery it builds.
+// outItem is a frame for the writer: a built one, a delivery it builds, or
+// (neither) a heart-beat.
 type outItem struct {
 	f   *frame.Frame
 	d   core.Delivery
@@ -138,7 +145,7 @@ func newSession(s *Server, c net.Conn) *session {
 	n := s.nextID.Add(1)
 	return &session{srv: s, conn: c, r: newReader(c, s.opts.Limits), version: "1.2", num: n, id: s.idPrefix + strconv.FormatUint(n, 10),
 		temps: map[string]bool{}, subs: map[string]*subscription{}, browsers: map[string]bool{}, txs: map[string]*transaction{},
-		signal: make(chan struct{}, 1), written: make(chan struct{})}
+		written: make(chan struct{})}
 }
 
 // push queues an item for the writer, unless the session is closing.
@@ -154,17 +161,53 @@ func (ss *session) push(it outItem) bool {
 	return true
 }
 
-// wakeLocked starts the writer, or signals it if it is running. outMu is held.
+// wakeLocked starts a writer unless one is running (it will see what was
+// queued before it gives up the role). outMu is held.
 func (ss *session) wakeLocked() {
 	if !ss.writing {
 		ss.writing = true
 		go ss.writeLoop()
+	}
+}
+
+// reply queues a frame from the reader goroutine. If no writer runs, the
+// reader takes the role and writes it at once; whatever is queued while it
+// writes goes to a writer goroutine. A client that does not read blocks
+// only its own reader this way, up to writeTimeout.
+func (ss *session) reply(f *frame.Frame) {
+	ss.outMu.Lock()
+	if ss.closing {
+		ss.outMu.Unlock()
 		return
 	}
-	select {
-	case ss.signal <- struct{}{}:
-	default:
+	ss.out = append(ss.out, outItem{f: f})
+	if ss.writing {
+		ss.outMu.Unlock()
+		return
 	}
+	ss.writing = true
+	ss.outMu.Unlock()
+	switch final, idle := ss.writeOnce(); {
+	case final:
+		ss.finished()
+	case !idle:
+		go ss.writeLoop()
+	}
+}
+
+// beat runs every half heart-beat interval: if nothing was written for an
+// interval, it queues a heart-beat.
+func (ss *session) beat() {
+	ss.outMu.Lock()
+	defer ss.outMu.Unlock()
+	if ss.closing {
+		return
+	}
+	if !ss.writing && time.Since(ss.wroteAt) >= ss.sendEvery {
+		ss.out = append(ss.out, outItem{})
+		ss.wakeLocked()
+	}
+	ss.beats.Reset(ss.sendEvery / 2)
 }
 
 // finish queues last (if any) as the final frame and tells the writer to
@@ -297,126 +340,114 @@ func (ss *session) cleanup() {
 	ss.subs, ss.txs = nil, nil
 }
 
-// writeLoop runs only while there is something to write (or heart-beats to
-// send): an idle connection without heart-beats has no writer goroutine.
-// push and finish start it. Its last run, once the session is closing and
+// writeLoop writes until nothing is queued: a connection with nothing to
+// write has no writer goroutine (heart-beats come from a timer). push and
+// finish start it. Its last run, once the session is closing and
 // everything queued is written, closes the connection and ss.written.
 func (ss *session) writeLoop() {
-	if ss.writeRun() {
-		ss.conn.Close()
-		close(ss.written)
+	for {
+		final, idle := ss.writeOnce()
+		if final {
+			ss.finished()
+			return
+		}
+		if idle {
+			return
+		}
 	}
 }
 
-// writeRun writes until the queue is empty; it reports whether the session
-// is over (true) or the writer just went idle (false).
-func (ss *session) writeRun() (final bool) {
+// finished ends the writer role for good.
+func (ss *session) finished() {
+	ss.conn.Close()
+	ss.outMu.Lock()
+	if ss.beats != nil {
+		ss.beats.Stop()
+	}
+	ss.outMu.Unlock()
+	close(ss.written)
+}
+
+// writeOnce writes everything queued with one flush, by the holder of the
+// writer role. It reports final when the session is over (closing and
+// drained, or the connection failed), and idle when it gave the role up
+// because nothing more is queued.
+func (ss *session) writeOnce() (final, idle bool) {
+	ss.outMu.Lock()
+	batch := ss.out
+	ss.out, ss.spare = ss.spare[:0], nil
+	closing := ss.closing
+	ss.outMu.Unlock()
+	if closing && len(batch) == 0 {
+		return true, false
+	}
 	// The write buffer is taken from a pool for each burst and given back
 	// after it, so an idle connection holds none.
-	var bw *bufio.Writer
-	var batch []outItem
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(ss.conn)
 	var autoAcks []outItem
-	var hb *time.Ticker
-	var hbC <-chan time.Time
-	for {
-		ss.outMu.Lock()
-		batch, ss.out = ss.out, batch[:0]
-		closing := ss.closing
-		every := ss.sendEvery
-		ss.outMu.Unlock()
-		if every > 0 && hb == nil {
-			hb = time.NewTicker(every / 2)
-			defer hb.Stop()
-			hbC = hb.C
-		}
-		if len(batch) > 0 && bw == nil {
-			bw = writers.Get().(*bufio.Writer)
-			bw.Reset(ss.conn)
-		}
-		for i := range batch {
-			it := &batch[i]
-			if it.f != nil {
-				writeFrame(bw, it.f, ss.version)
-			} else {
-				ss.writeMessage(bw, it)
-				if it.d.Sub != nil && it.d.Sub.Mode() == core.AckAuto { // (nil: a browse)
-					autoAcks = append(autoAcks, *it)
-				}
+	for i := range batch {
+		it := &batch[i]
+		switch {
+		case it.f != nil:
+			writeFrame(bw, it.f, ss.version)
+		case it.sub != nil:
+			ss.writeMessage(bw, it)
+			if it.d.Sub != nil && it.d.Sub.Mode() == core.AckAuto { // (nil: a browse)
+				autoAcks = append(autoAcks, *it)
 			}
-			*it = outItem{}
+		default:
+			bw.WriteByte('\n') // a heart-beat
 		}
-		if bw != nil {
-			ss.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-			err := bw.Flush()
-			bw.Reset(nil)
-			writers.Put(bw)
-			bw = nil
-			if err != nil {
-				ss.srv.opts.Logger.Debug("stomp: write", "session", ss.id, "err", err)
-				ss.conn.Close() // the reader sees it and cleans up
-				ss.drain()
-				return true
-			}
-			ss.wroteAt = time.Now()
-		}
-		if cap(batch) > 64 && len(batch) == 0 {
-			batch = nil // do not hold a large burst's array while idle
-		}
-		// Auto acks: one AckMany (one journal append) per subscription per
-		// burst, off the writer's path: nobody waits for an auto ack to be
-		// durable (a crash before it lands redelivers, marked redelivered),
-		// so the next burst need not wait for its fsync.
-		for len(autoAcks) > 0 {
-			sub := autoAcks[0].d.Sub
-			var seqs []uint64
-			rest := autoAcks[:0]
-			for _, it := range autoAcks {
-				if it.d.Sub == sub {
-					seqs = append(seqs, it.d.Msg.Seq)
-				} else {
-					rest = append(rest, it)
-				}
-			}
-			ss.acks.Add(1)
-			go func() {
-				defer ss.acks.Done()
-				if err := sub.AutoAck(context.Background(), seqs); err != nil && !errors.Is(err, core.ErrUnknownAck) {
-					ss.srv.opts.Logger.Error("stomp: auto ack", "session", ss.id, "err", err)
-				}
-			}()
-			clear(autoAcks[len(rest):])
-			autoAcks = rest
-		}
-		if closing && len(batch) == 0 {
-			return true
-		}
-		if closing {
-			continue
-		}
-		if every == 0 {
-			ss.outMu.Lock()
-			if len(ss.out) == 0 && !ss.closing {
-				ss.writing = false // idle: the next push starts a writer
-				ss.outMu.Unlock()
-				return false
-			}
-			ss.outMu.Unlock()
-			continue
-		}
-		select {
-		case <-ss.signal:
-		case <-hbC:
-			if time.Since(ss.wroteAt) >= every {
-				ss.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-				if _, err := ss.conn.Write([]byte{'\n'}); err != nil {
-					ss.conn.Close()
-					ss.drain()
-					return true
-				}
-				ss.wroteAt = time.Now()
-			}
-		}
+		*it = outItem{}
 	}
+	ss.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	err := bw.Flush()
+	bw.Reset(nil)
+	writers.Put(bw)
+	if err != nil {
+		ss.srv.opts.Logger.Debug("stomp: write", "session", ss.id, "err", err)
+		ss.conn.Close() // the reader sees it and cleans up
+		ss.drain()
+		return true, false
+	}
+	// Auto acks: one AckMany (one journal append) per subscription per
+	// burst, off the writer's path: nobody waits for an auto ack to be
+	// durable (a crash before it lands redelivers, marked redelivered),
+	// so the next burst need not wait for its fsync.
+	for len(autoAcks) > 0 {
+		sub := autoAcks[0].d.Sub
+		var seqs []uint64
+		rest := autoAcks[:0]
+		for _, it := range autoAcks {
+			if it.d.Sub == sub {
+				seqs = append(seqs, it.d.Msg.Seq)
+			} else {
+				rest = append(rest, it)
+			}
+		}
+		ss.acks.Add(1)
+		go func() {
+			defer ss.acks.Done()
+			if err := sub.AutoAck(context.Background(), seqs); err != nil && !errors.Is(err, core.ErrUnknownAck) {
+				ss.srv.opts.Logger.Error("stomp: auto ack", "session", ss.id, "err", err)
+			}
+		}()
+		clear(autoAcks[len(rest):])
+		autoAcks = rest
+	}
+	if cap(batch) > 64 {
+		batch = nil // do not hold a large burst's array while idle
+	}
+	ss.outMu.Lock()
+	defer ss.outMu.Unlock()
+	ss.spare = batch[:0]
+	ss.wroteAt = time.Now()
+	if len(ss.out) == 0 && !ss.closing {
+		ss.writing = false
+		return false, true
+	}
+	return false, false
 }
 
 // drain discards what is queued after the connection failed.
@@ -529,7 +560,7 @@ func batchable(f *frame.Frame) bool {
 }
 
 func (ss *session) receipt(id string) {
-	ss.push(outItem{f: frame.New(frame.RECEIPT, frame.ReceiptId, id)})
+	ss.reply(frame.New(frame.RECEIPT, frame.ReceiptId, id))
 }
 
 var versions = []string{"1.0", "1.1", "1.2"}
@@ -588,8 +619,11 @@ func (ss *session) connect(f *frame.Frame) error {
 	}
 	ss.outMu.Lock()
 	ss.sendEvery = time.Duration(send) * time.Millisecond
+	if ss.sendEvery > 0 && !ss.closing {
+		ss.beats = time.AfterFunc(ss.sendEvery/2, ss.beat)
+	}
 	ss.outMu.Unlock()
-	ss.push(outItem{f: resp})
+	ss.reply(resp)
 	return nil
 }
 
