@@ -65,8 +65,10 @@ func (b *Broker) purge(ctx context.Context, name string, ev journal.RecordType) 
 		for _, f := range q.inflight {
 			held(f.e)
 		}
-		for i := range q.pages {
-			q.pages[i].each(func(r pageRef) { seqs = append(seqs, r.seq) })
+		if q.pages != nil {
+			for i := range q.pages {
+				q.pages[i].each(func(r pageRef) { seqs = append(seqs, r.seq) })
+			}
 		}
 		var recs []journal.Record
 		for len(seqs) > 0 {
@@ -85,7 +87,7 @@ func (b *Broker) purge(ctx context.Context, name string, ev journal.RecordType) 
 		}
 		n = len(q.pending) + len(q.delayed) + len(q.inflight) + q.paged
 		b.storeUsed(-q.pagedBytes)
-		q.pages, q.paged, q.pagedBytes, q.pageExtras = [10]refFIFO{}, 0, 0, nil
+		q.pages, q.paged, q.pagedBytes, q.pageExtras = nil, 0, 0, nil
 		for _, e := range q.pending {
 			q.account(e.msg, -1)
 		}

@@ -106,6 +106,9 @@ func (q *queue) mayPage(m *Message) bool {
 // page keeps e's message as a reference only.
 func (q *queue) page(e *entry) {
 	m := e.msg
+	if q.pages == nil {
+		q.pages = new([10]refFIFO)
+	}
 	q.pages[m.Priority].push(pageRef{seq: m.Seq, index: m.index, size: int32(m.Size())})
 	if e.redelivered || e.redeliveries > 0 {
 		if q.pageExtras == nil {

@@ -182,7 +182,7 @@ type queue struct {
 	dequeued     int                      // messages acknowledged since start
 	bytes        int64                    // bytes of the messages held (waiting, delayed, in flight)
 	storedBytes  int64                    // of which persistent: what the journal holds for them
-	pages        [10]refFIFO              // paged messages by priority, oldest first (paging.go)
+	pages        *[10]refFIFO             // paged messages by priority, oldest first (paging.go); nil until one is
 	pageExtras   map[uint64]pageExtra     // for the few paged messages that were given back
 	paged        int                      // how many
 	pagedBytes   int64
@@ -194,8 +194,9 @@ type queue struct {
 }
 
 func newQueue(b *Broker, name string) *queue {
-	return &queue{loop: newLoop(), b: b, name: name, dest: Destination{Queue, name},
-		inflight: map[uint64]*flight{}, acking: map[uint64]*flight{}, policy: b.redeliveryPolicy(name)}
+	// The maps are made on first use: a destination per idle consumer
+	// (thousands) costs as little as can be.
+	return &queue{loop: newLoop(), b: b, name: name, dest: Destination{Queue, name}, policy: b.redeliveryPolicy(name)}
 }
 
 // activeProducers counts the connections that sent to q within the last
@@ -332,6 +333,9 @@ func (q *queue) ackBegin(s *Subscription, seqs []uint64) (held, persistent []uin
 			continue
 		}
 		delete(q.inflight, seq)
+		if q.acking == nil {
+			q.acking = map[uint64]*flight{}
+		}
 		q.acking[seq] = f
 		held = append(held, seq)
 		if f.e.msg.Persistent {
@@ -357,6 +361,9 @@ func (q *queue) ackEnd(s *Subscription, seqs []uint64, err error) {
 			continue
 		}
 		if slices.Contains(q.consumers, s) {
+			if q.inflight == nil {
+				q.inflight = map[uint64]*flight{}
+			}
 			q.inflight[seq] = f
 		} else {
 			q.giveBack(f, nil) // the journal has failed: no count to write
@@ -461,6 +468,9 @@ func (q *queue) dispatch() {
 			q.bound = bound
 		}
 		c.credit--
+		if q.inflight == nil {
+			q.inflight = map[uint64]*flight{}
+		}
 		q.inflight[e.msg.Seq] = &flight{e: e, sub: c}
 		c.deliver(e)
 		if q.paged > 0 && q.pending.len() < refillLow {

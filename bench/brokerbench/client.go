@@ -59,7 +59,8 @@ func dialClient(o *Options) (*client, error) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	c := &client{conn: conn, r: bufio.NewReaderSize(conn, 64<<10), w: bufio.NewWriterSize(conn, 64<<10)}
+	c := &client{conn: conn, w: bufio.NewWriterSize(conn, 64<<10)}
+	c.r = bufio.NewReaderSize(flushFirst{c}, 64<<10)
 	host := "localhost"
 	if o.Host != "" {
 		host = o.Host
@@ -90,6 +91,21 @@ func dialClient(o *Options) (*client, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// flushFirst reads the connection, first writing out what is buffered to
+// send: the read buffer asks for more only when it is empty, so frames
+// written (ACKs, say) go out in one write just before the client would
+// wait, never later.
+type flushFirst struct{ c *client }
+
+func (f flushFirst) Read(p []byte) (int, error) {
+	if f.c.w.Buffered() > 0 {
+		if err := f.c.w.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	return f.c.conn.Read(p)
 }
 
 // header writes one header; v is escaped as STOMP 1.2 asks.

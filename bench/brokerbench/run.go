@@ -244,17 +244,12 @@ func allDone(cons []*consumer) bool {
 }
 
 // consume reads MESSAGEs until the connection fails or its read is cut off.
-// With ack it ACKs each one; the ACKs go out in one write whenever nothing
-// more is buffered to read.
+// With ack it ACKs each one; the ACKs go out in one write before the next
+// wait for the broker (flushFirst).
 func (cn *consumer) consume(ack bool, size int) error {
 	c := cn.c
 	var f frameInfo
 	for {
-		if c.r.Buffered() == 0 && c.w.Buffered() > 0 {
-			if err := c.w.Flush(); err != nil {
-				return err
-			}
-		}
 		if err := c.read(&f); err != nil {
 			return err
 		}

@@ -144,8 +144,7 @@ type transaction struct {
 func newSession(s *Server, c net.Conn) *session {
 	n := s.nextID.Add(1)
 	return &session{srv: s, conn: c, r: newReader(c, s.opts.Limits), version: "1.2", num: n, id: s.idPrefix + strconv.FormatUint(n, 10),
-		temps: map[string]bool{}, subs: map[string]*subscription{}, browsers: map[string]bool{}, txs: map[string]*transaction{},
-		written: make(chan struct{})}
+		subs: map[string]*subscription{}, written: make(chan struct{})} // the other maps are made on first use
 }
 
 // push queues an item for the writer, unless the session is closing.
@@ -258,7 +257,11 @@ func (ss *session) serve() {
 	defer ss.cleanup()
 	ss.conn.SetReadDeadline(time.Now().Add(ss.srv.opts.ConnectTimeout))
 	for {
-		f, err := ss.r.read()
+		err := ss.r.wait()
+		var f *frame.Frame
+		if err == nil {
+			f, err = ss.r.read()
+		}
 		if err != nil {
 			ss.readFailed(err)
 			return
@@ -267,7 +270,7 @@ func (ss *session) serve() {
 			ss.conn.SetReadDeadline(time.Now().Add(time.Duration(float64(ss.readEvery) * ss.srv.opts.HeartBeatGrace)))
 		}
 		if f == nil {
-			if ss.r.br.Buffered() == 0 {
+			if ss.r.buffered() == 0 {
 				if err := ss.flush(); err != nil {
 					ss.finish(errorFrame(err, ""))
 					return
@@ -276,7 +279,7 @@ func (ss *session) serve() {
 			continue // a heart-beat
 		}
 		done, err := ss.handle(f)
-		if err == nil && (done || ss.r.br.Buffered() == 0 || ss.burst.bytes >= burstBytes || ss.burst.size() >= burstFrames) {
+		if err == nil && (done || ss.r.buffered() == 0 || ss.burst.bytes >= burstBytes || ss.burst.size() >= burstFrames) {
 			err = ss.flush()
 		}
 		if err != nil {
@@ -687,6 +690,9 @@ func (ss *session) parseDestination(s string) (core.Destination, error) {
 		}
 		d := core.TempDestination(t.kind, ss.id, name)
 		if t.kind == core.Queue {
+			if ss.temps == nil {
+				ss.temps = map[string]bool{}
+			}
 			ss.temps[d.Name] = true
 		}
 		return d, nil
@@ -952,6 +958,9 @@ func (ss *session) browse(s *subscription, dest core.Destination) error {
 	end := frame.New(frame.MESSAGE, frame.Destination, s.destStr, frame.Subscription, s.id,
 		frame.MessageId, "ID:cairn-browser-end", "browser", "end", frame.ContentLength, "0")
 	ss.push(outItem{f: end})
+	if ss.browsers == nil {
+		ss.browsers = map[string]bool{}
+	}
 	ss.browsers[s.id] = true // until UNSUBSCRIBE, so that the client may send it
 	return nil
 }
@@ -1065,6 +1074,9 @@ func (ss *session) transaction(f *frame.Frame) error {
 	case frame.BEGIN:
 		if ss.txs[txid] != nil {
 			return perr("duplicate-transaction", "transaction %q is already open", txid)
+		}
+		if ss.txs == nil {
+			ss.txs = map[string]*transaction{}
 		}
 		ss.txs[txid] = &transaction{}
 		return nil

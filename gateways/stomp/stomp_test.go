@@ -35,7 +35,7 @@ type node struct {
 	addr   string
 }
 
-func start(t *testing.T, dir string, opts stomp.Options) *node {
+func start(t testing.TB, dir string, opts stomp.Options) *node {
 	t.Helper()
 	l, err := wal.Open(dir, wal.Options{Logger: quiet})
 	if err != nil {

@@ -5,6 +5,8 @@ package stomp
 
 import (
 	"bufio"
+	"sync"
+	"syscall"
 	"bytes"
 	"errors"
 	"fmt"
@@ -58,17 +60,62 @@ var commands = map[string]bool{
 // never reads a header line or a body past the limits (that reader grows
 // its buffer without bound and allocates content-length bytes first).
 type reader struct {
-	br      *bufio.Reader
+	src     io.Reader
+	br      *bufio.Reader // nil while idle (see wait)
+	rc      syscall.RawConn
 	lim     Limits
 	version string // "1.0", "1.1" or "1.2": how header values are escaped
 }
 
-// readBufferSize is the reader's buffer. It is small, so that an idle
+// readBufferSize is the reader's buffer. It is small, so that a busy
 // connection costs little; longer header lines are gathered up to the limit.
 const readBufferSize = 1024
 
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
 func newReader(r io.Reader, lim Limits) *reader {
-	return &reader{br: bufio.NewReaderSize(r, readBufferSize), lim: lim, version: "1.2"}
+	rd := &reader{src: r, lim: lim, version: "1.2"}
+	if sc, ok := r.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil && canWait {
+			rd.rc = rc
+		}
+	}
+	if rd.rc == nil {
+		rd.br = bufio.NewReaderSize(r, readBufferSize)
+	}
+	return rd
+}
+
+// buffered is how many bytes are read and not yet used.
+func (r *reader) buffered() int {
+	if r.br == nil {
+		return 0
+	}
+	return r.br.Buffered()
+}
+
+// wait waits until the connection has something to read (or fails, or
+// its read deadline passes). With nothing buffered, the read buffer goes
+// back to a pool first: an idle connection holds no buffer, and waits in
+// a shallow frame of its goroutine's stack.
+func (r *reader) wait() error {
+	if r.rc == nil || r.buffered() > 0 {
+		return nil
+	}
+	if r.br != nil {
+		r.br.Reset(nil)
+		readers.Put(r.br)
+		r.br = nil
+	}
+	return waitReadable(r.rc)
+}
+
+// take makes sure the reader has its buffer.
+func (r *reader) take() {
+	if r.br == nil {
+		r.br = readers.Get().(*bufio.Reader)
+		r.br.Reset(r.src)
+	}
 }
 
 // line reads one line without its EOL (\n or \r\n), of at most
@@ -102,6 +149,7 @@ func (r *reader) line(what string) ([]byte, error) {
 
 // read returns the next frame, or nil for a heart-beat (an empty line).
 func (r *reader) read() (*frame.Frame, error) {
+	r.take()
 	cmd, err := r.line("the command line")
 	if err != nil {
 		return nil, err

@@ -1,0 +1,13 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build !linux
+
+package stomp
+
+import "syscall"
+
+// Elsewhere a connection keeps its read buffer while idle.
+const canWait = false
+
+func waitReadable(syscall.RawConn) error { return nil }
