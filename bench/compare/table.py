@@ -38,7 +38,7 @@ out = []
 out.append("# Cairn beside ActiveMQ and RabbitMQ")
 out.append("")
 out.append("Written by `bench/compare/run` on %s (%s cores). Each broker ran alone on loopback with a fresh data" % (datetime.date.today(), cores))
-out.append("directory, driven by `cairn bench broker` (go-stomp clients on the same machine). One run; the machine is")
+out.append("directory, driven by `cairn bench broker` (its own lean STOMP client, on the same machine). One run; the machine is")
 out.append("shared and noisy, so read ratios, not absolutes.")
 out.append("")
 head = "| scenario | measure | " + " | ".join(names[b] for b in brokers) + " | Cairn / ActiveMQ | target |"
@@ -54,6 +54,12 @@ for s, desc, key, unit, target in scen:
     if s in ("a", "d"):
         cells = [fmt(val(b, s, "p99_ms"), "p99_ms") for b in brokers]
         out.append("| (%s) | p99 latency, ms | %s | | |" % (s, " | ".join(cells)))
+disk = val("disk", "fsync", "appends_per_sec")
+ca = val("cairn", "a", "received_per_sec")
+if disk and ca:
+    out.append("")
+    out.append("This disk's single-writer fsync rate, measured in this run (`cairn bench journal`'s bare loop: one 1 KiB")
+    out.append("write and one fdatasync at a time on a growing file): %s/s. Cairn's (a) is %.0f%% of it." % ("{:,.0f}".format(disk), 100 * ca / disk))
 out.append("")
 out.append("Lost and duplicated messages (each broker, each scenario; topics count deliveries):")
 out.append("")
