@@ -5,14 +5,14 @@ package stomp
 
 import (
 	"bufio"
-	"sync"
-	"syscall"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 
 	"github.com/go-stomp/stomp/v3/frame"
 )
