@@ -62,8 +62,8 @@
 //     full. Every frame must decode, carry the next index, and fit the batch
 //     structure. The valid log ends after the last complete batch.
 //   - Damage there is a torn tail when the data ends inside an entry, or
-//     when the file ends in zero bytes that reach into the damaged entry and
-//     begin at the entry or at a 512-byte boundary (a size-extending write
+//     when the file ends in zero bytes that cover the damaged entry, or all
+//     of it from a 512-byte boundary inside it on (a size-extending write
 //     whose data never reached the disk), or when the last batch has no end
 //     frame. A torn tail is cut: the file is truncated after the last
 //     complete batch, later files are removed, every removed byte is kept in

@@ -93,7 +93,9 @@ func randomBatch(rng *rand.Rand) []journal.Record {
 // whether synced or not), sometimes with the last batch's bytes torn at a
 // random offset, as a power loss mid-write leaves them; the copy is then
 // opened as the journal, and must hold exactly the model, plus the torn
-// batch only if all of its bytes were there.
+// batch only if all of its bytes were there. A power loss after the appends
+// were confirmed takes the tail segment's unsynced bytes (powerLoss): the
+// sync ring must give every confirmed record back.
 func TestModel(t *testing.T) {
 	seeds := []uint64{1, 2, 3, 4}
 	steps := 1000
@@ -116,10 +118,11 @@ func runModel(t *testing.T, seed uint64, steps int) {
 	}
 	defer func() { l.Close() }()
 	m := &model{first: 1, live: map[uint64]bool{}}
-	var compactions, removed, crashes, torn, tornKept int
+	var compactions, removed, crashes, torn, tornKept, losses int
+	var restored uint64
 	defer func() {
-		t.Logf("%d steps: %d compactions freeing %d segments, %d crashes, %d torn batches (%d whole); log [%d, %d]",
-			steps, compactions, removed, crashes, torn, tornKept, m.first, m.last())
+		t.Logf("%d steps: %d compactions freeing %d segments, %d crashes, %d torn batches (%d whole), %d power losses (%d records restored); log [%d, %d]",
+			steps, compactions, removed, crashes, torn, tornKept, losses, restored, m.first, m.last())
 	}()
 	ctx := context.Background()
 	reopen := func(step int, at string) {
@@ -186,11 +189,17 @@ func runModel(t *testing.T, seed uint64, steps int) {
 				t.Fatalf("step %d: close: %v", step, err)
 			}
 			reopen(step, dir)
-		case op < 93: // crash: kill -9 leaves every write made
+		case op < 91: // crash: kill -9 leaves every write made
 			crash := clone(t, dir)
 			l.Close()
 			crashes++
 			reopen(step, crash)
+		case op < 95: // power loss: the tail segment keeps what was fsynced to it
+			crash := powerLoss(t, l, dir, rng)
+			l.Close()
+			losses++
+			reopen(step, crash)
+			restored += l.Recovery().Restored
 		default: // power loss in the middle of the last batch's write
 			before := clone(t, dir)
 			segsBefore := len(segmentFiles(t, dir))

@@ -153,11 +153,14 @@ func (w *walker) batch(f *journal.Frame) string {
 
 // fail records damage in the entry at [off, end). truncated says the data
 // ends inside the entry. Damage also counts as torn when the file ends in
-// zero bytes reaching into the entry, starting at the entry or at a sector
-// boundary: a size-extending write whose data never reached the disk.
+// zero bytes that cover the whole entry, or everything from a sector
+// boundary inside it: a size-extending write whose data never reached the
+// disk. (The zero run may begin a little before that boundary, where the
+// last bytes that did reach the disk happen to be zeros.)
 func (w *walker) fail(file int, off, end int64, data []byte, reason string, truncated bool) {
 	z := zeroTail(data)
-	torn := truncated || (z < max(end, off+1) && (z <= off || z%512 == 0))
+	sector := (z + 511) / 512 * 512 // the first sector boundary in the zero run
+	torn := truncated || z <= off || sector < max(end, off+1)
 	// A torn append can only be the last thing in the log.
 	torn = torn && file == len(w.files)-1
 	w.damage = &damage{file: file, off: off, index: w.next, reason: reason, torn: torn}

@@ -65,6 +65,10 @@ type Options struct {
 	// Locked says the caller already decides who writes this directory (a
 	// replication lease): Open does not take the directory lock itself.
 	Locked bool
+	// RingBytes is the size of the sync ring, DIR/RING (default 8 MiB),
+	// which makes group commits durable under SyncAlways (ring.go); a
+	// negative value fsyncs the tail segment for every group instead.
+	RingBytes int64
 	// Gate, if set, is called before every write to the directory (a batch,
 	// a segment seal, a snapshot, a truncation) and again before a batch is
 	// confirmed. An error from it fences the log: that write is not made or
@@ -89,6 +93,12 @@ func (o *Options) fill() error {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.RingBytes == 0 {
+		o.RingBytes = defaultRingSize
+	}
+	if o.RingBytes > 0 && (o.RingBytes < ringMinBytes || o.RingBytes%ringBlock != 0) {
+		return fmt.Errorf("wal: RingBytes %d is not a multiple of %d of at least %d", o.RingBytes, ringBlock, ringMinBytes)
+	}
 	if o.Sync > journal.SyncNever {
 		return fmt.Errorf("wal: unknown sync policy %d", o.Sync)
 	}
@@ -99,6 +109,9 @@ func (o *Options) fill() error {
 type Recovery struct {
 	First, Last uint64 // the log's range after recovery
 	Cut         *Cut   // non-nil if a torn tail (or, with Repair, corruption) was cut
+	// Restored counts the records the segments lacked (a power loss took
+	// them before they were fsynced there) and the sync ring gave back.
+	Restored uint64
 	Walked      int64  // bytes read to check the tail
 	Took        time.Duration
 }
@@ -130,11 +143,15 @@ type Log struct {
 	syncTimer *time.Timer
 
 	first, last, durable atomic.Uint64
+	ringTail             ringTail // what the ring held at Open; dropped once restored
 	failure              atomic.Pointer[error] // sticky: the first write or sync error
 
-	segMu sync.Mutex // guards man and tail, and orders manifest writes
+	segMu sync.Mutex // guards man, tail and tailDurable, and orders manifest writes
 	man   manifest
 	tail  segInfo // the segment being written
+	// tailDurable is how many of the tail segment's bytes are known to be
+	// fsynced to it; what lies beyond is durable only in the sync ring.
+	tailDurable int64
 
 	// Owned by the writer role.
 	next    uint64
@@ -144,6 +161,13 @@ type Log struct {
 	group   []*request
 	pending []segInfo // segments sealed by the batch being written
 	armed   bool      // syncTimer will fsync what is written
+	// The sync ring (nil unless SyncAlways), and the frames written since
+	// everything was last durable (lazy groups), which the next ring record
+	// carries; pendOver says they outgrew a ring record, so the next sync
+	// fsyncs the segment instead.
+	ring     *ring
+	pend     []byte
+	pendOver bool
 }
 
 var (
@@ -194,6 +218,10 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l := &Log{dir: dir, walDir: walDir, opts: opts, lock: lock}
 	var err error
+	if l.ringTail, err = readRing(dir, opts.MaxRecordBytes); err != nil {
+		lock.Release()
+		return nil, err
+	}
 	if opts.VerifyAll {
 		if err := l.verifyAll(); err != nil {
 			lock.Release()
@@ -217,6 +245,29 @@ func Open(dir string, opts Options) (*Log, error) {
 		lock.Release()
 		return nil, fmt.Errorf("wal: %s: tidwall/wal sees last index %d, the scan saw %d", walDir, twLast, l.next-1)
 	}
+	// After a kill -9 the tail's last records may be only in the page cache,
+	// durable through the old ring alone: fsync them before it is cleared.
+	err = l.restoreRing()
+	if err == nil {
+		if err = l.tw.Sync(); err != nil {
+			err = fmt.Errorf("wal: fsync the tail segment at open: %w", err)
+		}
+	}
+	if err != nil {
+		l.tw.Close()
+		lock.Release()
+		return nil, err
+	}
+	if opts.Sync == journal.SyncAlways && opts.RingBytes > 0 {
+		// Under a replication lease the old master may still hold the ring
+		// open: give this one a new file (as DetachTail does the tail).
+		if l.ring, err = openRing(dir, opts.RingBytes, opts.Locked); err != nil {
+			l.tw.Close()
+			lock.Release()
+			return nil, err
+		}
+	}
+	l.tailDurable = l.tail.bytes
 	l.durable.Store(l.next - 1)
 	l.recovery.First, l.recovery.Last = l.first.Load(), l.last.Load()
 	l.recovery.Took = time.Since(start)
@@ -443,7 +494,7 @@ func (l *Log) recover() error {
 	tf := walk[len(walk)-1]
 	l.man = *man
 	l.tail = segInfo{first: tf.first, last: max(last, tf.first-1), bytes: tf.size}
-	if last+1 < man.first {
+	if t := l.ringTail; last+1 < man.first && (t.empty() || t.first > last+1 || t.last+1 < man.first) {
 		return &journal.CorruptionError{Path: tf.path, Index: last + 1,
 			Reason: fmt.Sprintf("the log ends at %d, before its first index %d", last, man.first)}
 	}
@@ -576,9 +627,8 @@ func (l *Log) commit(group []*request) {
 		}
 		return
 	}
-	l.tb.Clear()
 	l.buf, l.offs = l.buf[:0], l.offs[:0]
-	idx := l.next
+	from, idx := l.next, l.next
 	for _, r := range group {
 		if err := checkMoved(r.recs, idx); err != nil {
 			r.err = err
@@ -592,18 +642,66 @@ func (l *Log) commit(group []*request) {
 		}
 		r.last = idx - 1
 	}
-	if idx == l.next {
+	if idx == from {
 		return // every request was refused
 	}
 	l.offs = append(l.offs, len(l.buf))
-	if err := l.gate(); err != nil {
-		l.fence(group, err)
+	if err := l.writeBuf(idx); err != nil {
+		var ge *gateError
+		if errors.As(err, &ge) {
+			l.fence(group, ge.cause)
+		} else {
+			l.fail(group, fmt.Errorf("write records %d-%d: %w", from, idx-1, err))
+		}
 		return
+	}
+	eager := false
+	for _, r := range group {
+		eager = eager || !r.lazy && r.err == nil
+	}
+	switch {
+	case l.opts.Sync == journal.SyncAlways && eager:
+		if err := l.syncWritten(); err != nil {
+			l.fail(group, fmt.Errorf("fsync records %d-%d: %w", from, idx-1, err))
+			return
+		}
+		if err := l.gate(); err != nil {
+			// Written, perhaps durable, but not confirmed: the writer that
+			// took over may not have replayed it.
+			l.fence(group, err)
+			return
+		}
+		l.durable.Store(idx - 1)
+	case l.opts.Sync != journal.SyncNever:
+		// SyncInterval, or only lazy records under SyncAlways: fsync soon.
+		l.keepPending()
+		if !l.armed {
+			l.syncTimer.Reset(l.opts.SyncInterval)
+			l.armed = true
+		}
+	}
+	l.last.Store(idx - 1)
+}
+
+// gateError is a Gate refusal met while writing: it fences the log rather
+// than failing it.
+type gateError struct{ cause error }
+
+func (e *gateError) Error() string { return "gate: " + e.cause.Error() }
+
+// writeBuf writes the frames in l.buf (l.offs holds their boundaries),
+// records l.next to end-1, through tidwall/wal, keeps the segment
+// bookkeeping (sealing segments in the manifest) and advances l.next. It
+// does not fsync the tail segment. The caller holds the writer role.
+func (l *Log) writeBuf(end uint64) error {
+	if err := l.gate(); err != nil {
+		return &gateError{err}
 	}
 	// Mirror tidwall/wal's segment rolls (its writeBatch): a new segment
 	// before the batch if the tail is over size, and after any entry that
 	// brings it to size.
 	tail := l.tail
+	l.tb.Clear()
 	l.pending = l.pending[:0]
 	if tail.bytes > int64(l.opts.SegmentBytes) {
 		l.pending = append(l.pending, tail)
@@ -621,18 +719,15 @@ func (l *Log) commit(group []*request) {
 		}
 	}
 	if err := l.tw.WriteBatch(&l.tb); err != nil {
-		l.fail(group, fmt.Errorf("write records %d-%d: %w", l.next, idx-1, err))
-		return
+		return err
 	}
 	if len(l.pending) > 0 {
-		// New segment files exist: make their directory entries durable,
-		// then record the sealed ones.
-		err := l.gate()
-		if err != nil {
-			l.fence(group, err)
-			return
+		// New segment files exist (tidwall/wal fsynced each one it sealed):
+		// make their directory entries durable, then record the sealed ones.
+		if err := l.gate(); err != nil {
+			return &gateError{err}
 		}
-		err = syncDir(l.walDir)
+		err := syncDir(l.walDir)
 		if err == nil {
 			l.segMu.Lock()
 			l.man.sealed = append(l.man.sealed, l.pending...)
@@ -640,39 +735,107 @@ func (l *Log) commit(group []*request) {
 			l.segMu.Unlock()
 		}
 		if err != nil {
-			l.fail(group, fmt.Errorf("seal segment: %w", err))
-			return
+			return fmt.Errorf("seal segment: %w", err)
 		}
 	}
 	l.segMu.Lock()
+	if tail.first != l.tail.first {
+		l.tailDurable = 0 // a new file; tidwall/wal fsynced the ones it sealed
+	}
 	l.tail = tail
 	l.segMu.Unlock()
-	l.next = idx
-	eager := false
-	for _, r := range group {
-		eager = eager || !r.lazy && r.err == nil
+	l.next = end
+	return nil
+}
+
+// syncWritten makes every record written so far durable, after a group
+// whose frames are in l.buf: with one sync ring record (those frames, after
+// any lazy ones before them) when it fits, otherwise by fsyncing the tail
+// segment, after which the ring starts over.
+func (l *Log) syncWritten() error {
+	if r := l.ring; r != nil && !l.pendOver && r.fits(len(l.pend)+len(l.buf)) {
+		first := l.durable.Load() + 1
+		err := r.write(first, int(l.next-first), l.pend, l.buf)
+		l.pend = l.pend[:0]
+		return err
 	}
-	switch {
-	case l.opts.Sync == journal.SyncAlways && eager:
-		if err := l.tw.Sync(); err != nil {
-			l.fail(group, fmt.Errorf("fsync records %d-%d: %w", group[0].first, idx-1, err))
-			return
-		}
-		if err := l.gate(); err != nil {
-			// Written, perhaps durable, but not confirmed: the writer that
-			// took over may not have replayed it.
-			l.fence(group, err)
-			return
-		}
-		l.durable.Store(idx - 1)
-	case l.opts.Sync != journal.SyncNever:
-		// SyncInterval, or only lazy records under SyncAlways: fsync soon.
-		if !l.armed {
-			l.syncTimer.Reset(l.opts.SyncInterval)
-			l.armed = true
-		}
+	return l.syncSegments()
+}
+
+// syncSegments fsyncs the tail segment: everything written is durable in
+// the segments, and the ring, if any, starts over.
+func (l *Log) syncSegments() error {
+	if err := l.tw.Sync(); err != nil {
+		return err
 	}
-	l.last.Store(idx - 1)
+	l.segMu.Lock()
+	l.tailDurable = l.tail.bytes
+	l.segMu.Unlock()
+	l.pend, l.pendOver = l.pend[:0], false
+	if l.ring != nil {
+		l.ring.restart()
+	}
+	return nil
+}
+
+// keepPending keeps a lazy group's frames (l.buf) for the next ring record,
+// or notes that they are too many for one.
+func (l *Log) keepPending() {
+	if l.ring == nil || l.pendOver {
+		return
+	}
+	if len(l.pend)+len(l.buf) > l.ring.maxPayload() {
+		l.pend, l.pendOver = l.pend[:0], true
+		return
+	}
+	l.pend = append(l.pend, l.buf...)
+}
+
+// restoreRing appends to the segments the records the sync ring holds
+// beyond them, and fsyncs them, before the ring is used again. Open calls
+// it once tidwall/wal is open.
+func (l *Log) restoreRing() error {
+	t := l.ringTail
+	l.ringTail = ringTail{}
+	last := l.next - 1
+	if t.empty() || t.last <= last {
+		return nil
+	}
+	if t.first > last+1 {
+		if !l.opts.Repair {
+			return fmt.Errorf("%w; `cairn journal repair %s` sets the ring aside (dropping records %d-%d)",
+				t.gapError(last), l.dir, t.first, t.last)
+		}
+		broken, err := setAsideRing(l.dir)
+		if err != nil {
+			return fmt.Errorf("wal: set the sync ring aside: %w", err)
+		}
+		l.opts.Logger.Warn("journal: set aside a sync ring that does not follow on from the segments",
+			"dir", l.dir, "last", last, "ring_first", t.first, "ring_last", t.last, "kept_in", broken)
+		return nil
+	}
+	frames := t.frames[last+1-t.first:]
+	// Segments that hold records end after a whole batch. (An empty log may
+	// start inside one: TruncateFront can move the first index there.)
+	f, _ := journal.DecodeFrame(frames[0], l.opts.MaxRecordBytes)
+	if last >= l.first.Load() && f.Flags&journal.FlagBatchStart == 0 {
+		return &journal.CorruptionError{Path: t.path, Index: last + 1,
+			Reason: fmt.Sprintf("the segments end at record %d, inside a batch the sync ring holds", last)}
+	}
+	l.buf, l.offs = l.buf[:0], l.offs[:0]
+	for _, f := range frames {
+		l.offs = append(l.offs, len(l.buf))
+		l.buf = append(l.buf, f...)
+	}
+	l.offs = append(l.offs, len(l.buf))
+	if err := l.writeBuf(t.last + 1); err != nil {
+		return fmt.Errorf("wal: restore records %d-%d from the sync ring: %w", last+1, t.last, err)
+	}
+	l.last.Store(t.last)
+	l.recovery.Restored = t.last - last
+	l.opts.Logger.Warn("journal: restored records the segments lacked from the sync ring",
+		"dir", l.dir, "first", last+1, "last", t.last)
+	return nil
 }
 
 func checkMoved(recs []journal.Record, first uint64) error {
@@ -689,7 +852,7 @@ func (l *Log) syncNow() error {
 	if err := l.failure.Load(); err != nil {
 		return *err
 	}
-	if err := l.tw.Sync(); err != nil {
+	if err := l.syncSegments(); err != nil {
 		l.fail(nil, fmt.Errorf("fsync: %w", err))
 		return *l.failure.Load()
 	}
@@ -943,6 +1106,15 @@ func (l *Log) Close() error {
 	var err error
 	if l.failure.Load() == nil {
 		err = l.tw.Sync()
+		if err == nil && l.ring != nil {
+			// Everything is in the segments: the ring holds nothing more.
+			err = l.ring.clear()
+		}
+	}
+	if l.ring != nil {
+		if cerr := l.ring.close(); err == nil {
+			err = cerr
+		}
 	}
 	if cerr := l.tw.Close(); err == nil && !errors.Is(cerr, twal.ErrClosed) {
 		err = cerr

@@ -11,9 +11,10 @@ import (
 	"github.com/cairnmq/cairn/journal/wal"
 )
 
-// testOptions keeps segments small so tests cross segment boundaries.
+// testOptions keeps segments and the sync ring small so tests cross segment
+// boundaries and the ring starts over often.
 func testOptions() wal.Options {
-	return wal.Options{SegmentBytes: 64 << 10, MaxRecordBytes: 32 << 10, MaxBatchBytes: 32 << 10}
+	return wal.Options{SegmentBytes: 64 << 10, MaxRecordBytes: 32 << 10, MaxBatchBytes: 32 << 10, RingBytes: 64 << 10}
 }
 
 func opener(dir string, opts wal.Options) journaltest.Opener {
