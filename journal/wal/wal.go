@@ -112,8 +112,8 @@ type Recovery struct {
 	// Restored counts the records the segments lacked (a power loss took
 	// them before they were fsynced there) and the sync ring gave back.
 	Restored uint64
-	Walked      int64  // bytes read to check the tail
-	Took        time.Duration
+	Walked   int64 // bytes read to check the tail
+	Took     time.Duration
 }
 
 // Log is a journal.Log on a directory. See the package comment.
@@ -143,7 +143,7 @@ type Log struct {
 	syncTimer *time.Timer
 
 	first, last, durable atomic.Uint64
-	ringTail             ringTail // what the ring held at Open; dropped once restored
+	ringTail             ringTail              // what the ring held at Open; dropped once restored
 	failure              atomic.Pointer[error] // sticky: the first write or sync error
 
 	segMu sync.Mutex // guards man, tail and tailDurable, and orders manifest writes
