@@ -315,7 +315,7 @@ func (q *queue) journalRedelivered(seqs []uint64) {
 	recs := []journal.Record{{Type: evRedelivered, Data: encodeAck(q.dest, seqs)}}
 	var err error
 	if la, ok := q.b.log.(journal.LazyAppender); ok {
-		_, _, err = la.AppendLazy(context.Background(), recs)
+		err = la.AppendLazy(context.Background(), recs)
 	} else {
 		_, _, err = q.b.log.Append(context.Background(), recs)
 	}

@@ -269,7 +269,7 @@ func (s *Subscription) ackMany(ctx context.Context, seqs []uint64, lazy bool) er
 	if len(persistent) > 0 {
 		recs := []journal.Record{{Type: evAck, Data: encodeAck(s.dest, persistent)}}
 		if la, ok := s.b.log.(journal.LazyAppender); ok && lazy {
-			_, _, err = la.AppendLazy(ctx, recs)
+			err = la.AppendLazy(ctx, recs)
 		} else {
 			_, _, err = s.b.log.Append(ctx, recs)
 		}

@@ -129,22 +129,25 @@ type Fencer interface {
 	Fence(ctx context.Context) (uint64, error)
 }
 
-// LazyAppender is implemented by logs that can take records which need not
-// be durable before the call returns: AppendLazy returns once the records
-// are written and ordered after everything appended before them; they
-// become durable with the next sync that any other Append (or the log's
-// interval) causes, at most the log's sync interval later. A crash before
-// that loses them and nothing after them. The broker uses it for
-// acknowledgements nobody waits for (auto acks), whose loss only means a
-// redelivery, so they do not cost an fsync of their own.
+// LazyAppender is implemented by logs that can take records nobody waits
+// for: AppendLazy queues them and returns at once. They are ordered after
+// everything appended before the call and before everything appended after
+// it, written with the next Append's group (or by the log's own timer, at
+// most the log's sync interval later), and made durable with that group's
+// sync (or the interval's). A crash before that loses them and nothing
+// before them. The broker uses it for acknowledgements nobody waits for
+// (auto acks), whose loss only means a redelivery, so they cost no write
+// or fsync of their own. The log keeps recs until it writes them: the
+// caller must not change them (or their Data) after the call.
 type LazyAppender interface {
-	AppendLazy(ctx context.Context, recs []Record) (first, last uint64, err error)
+	AppendLazy(ctx context.Context, recs []Record) error
 }
 
 // Syncer is implemented by logs whose sync policy can leave confirmed
 // records not yet on disk.
 type Syncer interface {
-	// Sync makes every confirmed record durable.
+	// Sync makes every record appended before the call durable, lazy ones
+	// (LazyAppender) included.
 	Sync() error
 	// DurableIndex is the highest index known to be durable.
 	DurableIndex() uint64

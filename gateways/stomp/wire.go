@@ -67,9 +67,12 @@ type reader struct {
 	version string // "1.0", "1.1" or "1.2": how header values are escaped
 }
 
-// readBufferSize is the reader's buffer. It is small, so that a busy
-// connection costs little; longer header lines are gathered up to the limit.
-const readBufferSize = 1024
+// readBufferSize is the reader's buffer, borrowed from a pool while there
+// is something to read (an idle connection holds none). 4 KiB takes a SEND
+// of a 1 KiB message, headers and all, in one read; longer header lines are
+// gathered up to the limit, and a body larger than the buffer is read
+// straight into its own slice.
+const readBufferSize = 4096
 
 var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
 

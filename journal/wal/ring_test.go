@@ -87,7 +87,7 @@ func TestRingPowerLoss(t *testing.T) {
 			recs[i] = journal.Record{Type: 1, Data: data}
 		}
 		if rng.IntN(5) == 0 {
-			_, _, err = l.AppendLazy(ctx, recs)
+			err = l.AppendLazy(ctx, recs)
 		} else {
 			_, _, err = l.Append(ctx, recs)
 		}

@@ -5,6 +5,7 @@ package wal_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -102,39 +103,75 @@ func TestSyncPolicies(t *testing.T) {
 	})
 }
 
-// Lazy appends under SyncAlways are written at once but fsynced only with
-// the next ordinary append, or by the interval timer.
+// Lazy appends under SyncAlways wait in the queue: the next ordinary
+// append writes them in its own group, before its records, and makes them
+// durable with it; without one, the timer writes and fsyncs them.
 func TestAppendLazy(t *testing.T) {
 	l, err := wal.Open(t.TempDir(), wal.Options{SyncInterval: time.Hour, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	rec := []journal.Record{{Type: 1, Data: []byte("r")}}
-	if _, _, err := l.Append(context.Background(), rec); err != nil {
+	ctx := context.Background()
+	if _, _, err := l.Append(ctx, []journal.Record{{Type: 1, Data: []byte("a")}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, last, err := l.AppendLazy(context.Background(), rec); err != nil || last != 2 {
-		t.Fatalf("AppendLazy: %d %v", last, err)
-	}
-	if l.LastIndex() != 2 || l.DurableIndex() != 1 {
-		t.Fatalf("after a lazy append: last %d durable %d, want 2 and 1", l.LastIndex(), l.DurableIndex())
-	}
-	if _, _, err := l.Append(context.Background(), rec); err != nil {
+	if err := l.AppendLazy(ctx, []journal.Record{{Type: 2, Data: []byte("lazy")}}); err != nil {
 		t.Fatal(err)
+	}
+	if l.LastIndex() != 1 || l.DurableIndex() != 1 {
+		t.Fatalf("after a lazy append: last %d durable %d, want 1 and 1 (it waits for a group)", l.LastIndex(), l.DurableIndex())
+	}
+	if f, last, err := l.Append(ctx, []journal.Record{{Type: 1, Data: []byte("b")}}); err != nil || f != 3 || last != 3 {
+		t.Fatalf("an ordinary append after it: [%d, %d] %v, want [3, 3]", f, last, err)
 	}
 	if l.DurableIndex() != 3 {
-		t.Fatalf("an ordinary append after it: durable %d, want 3", l.DurableIndex())
+		t.Fatalf("after the ordinary append: durable %d, want 3", l.DurableIndex())
 	}
+	if r, err := l.Read(2); err != nil || string(r.Data) != "lazy" {
+		t.Fatalf("record 2: %q %v, want the lazy one", r.Data, err)
+	}
+	// Sync writes what is queued and makes it durable (NackWait relies on it).
+	if err := l.AppendLazy(ctx, []journal.Record{{Type: 2, Data: []byte("lazy2")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(); err != nil || l.LastIndex() != 4 || l.DurableIndex() != 4 {
+		t.Fatalf("Sync after a lazy append: %v, last %d durable %d, want 4 and 4", err, l.LastIndex(), l.DurableIndex())
+	}
+	if err := l.AppendLazy(ctx, []journal.Record{{Type: 0}}); !errors.Is(err, journal.ErrInvalidRecord) {
+		t.Fatalf("a lazy append of an invalid record: %v", err)
+	}
+
 	l2, err := wal.Open(t.TempDir(), wal.Options{SyncInterval: 10 * time.Millisecond, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l2.Close()
-	l2.AppendLazy(context.Background(), rec)
-	for deadline := time.Now().Add(10 * time.Second); l2.DurableIndex() != 1; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("a lazy append was not fsynced by the interval timer")
+	for i := range 3 {
+		if err := l2.AppendLazy(ctx, []journal.Record{{Type: 1, Data: []byte{byte(i)}}}); err != nil {
+			t.Fatal(err)
 		}
 	}
+	for deadline := time.Now().Add(10 * time.Second); l2.LastIndex() != 3 || l2.DurableIndex() != 3; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("lazy appends were not written and fsynced by the timer: last %d durable %d", l2.LastIndex(), l2.DurableIndex())
+		}
+	}
+
+	// Close writes what is still queued.
+	dir := t.TempDir()
+	l3, err := wal.Open(dir, wal.Options{SyncInterval: time.Hour, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l3.AppendLazy(ctx, []journal.Record{{Type: 1, Data: []byte("c")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l3.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l3, err = wal.Open(dir, wal.Options{Logger: quiet}); err != nil || l3.LastIndex() != 1 {
+		t.Fatalf("reopen after a lazy append and Close: %v, last %d, want 1", err, l3.LastIndex())
+	}
+	l3.Close()
 }

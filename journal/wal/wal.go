@@ -141,6 +141,10 @@ type Log struct {
 	closed    bool
 	twClosed  bool // tidwall/wal is closed; owned by the writer role
 	syncTimer *time.Timer
+	// lazyTimer writes lazy records that no Append has taken along within
+	// SyncInterval; lazyArmed says it is set.
+	lazyTimer *time.Timer
+	lazyArmed atomic.Bool
 
 	first, last, durable atomic.Uint64
 	ringTail             ringTail              // what the ring held at Open; dropped once restored
@@ -183,7 +187,7 @@ var (
 // Append allocates nothing of its own.
 type request struct {
 	recs        []journal.Record
-	lazy        bool // AppendLazy: no fsync of its own
+	lazy        bool // AppendLazy: no write or fsync of its own; nobody waits (the committer recycles it)
 	bytes       int
 	first, last uint64
 	err         error
@@ -274,6 +278,8 @@ func Open(dir string, opts Options) (*Log, error) {
 	l.wtok = make(chan struct{}, 1)
 	l.syncTimer = time.AfterFunc(time.Hour, l.timedSync)
 	l.syncTimer.Stop()
+	l.lazyTimer = time.AfterFunc(time.Hour, l.timedLazy)
+	l.lazyTimer.Stop()
 	return l, nil
 }
 
@@ -509,46 +515,10 @@ func (l *Log) recover() error {
 
 // Append implements journal.Log.
 func (l *Log) Append(ctx context.Context, recs []journal.Record) (uint64, uint64, error) {
-	return l.append(ctx, recs, false)
-}
-
-// AppendLazy implements journal.LazyAppender: under SyncAlways the records
-// are written with the next group and fsynced by the next group that holds
-// an ordinary Append, or at most SyncInterval later.
-func (l *Log) AppendLazy(ctx context.Context, recs []journal.Record) (uint64, uint64, error) {
-	return l.append(ctx, recs, true)
-}
-
-func (l *Log) append(ctx context.Context, recs []journal.Record, lazy bool) (uint64, uint64, error) {
-	if err := journal.ValidateBatch(recs, l.opts.MaxRecordBytes); err != nil {
+	req, err := l.enqueue(ctx, recs, false)
+	if err != nil {
 		return 0, 0, err
 	}
-	size := 0
-	for i := range recs {
-		n := journal.FrameSize(&recs[i])
-		size += n + uvarintLen(n)
-	}
-	if size > l.opts.SegmentBytes {
-		return 0, 0, fmt.Errorf("%w: batch of %d bytes is larger than a segment (%d)", journal.ErrInvalidRecord, size, l.opts.SegmentBytes)
-	}
-	if err := l.failure.Load(); err != nil {
-		return 0, 0, *err
-	}
-	if err := ctx.Err(); err != nil {
-		return 0, 0, err
-	}
-	req := requests.Get().(*request)
-	req.recs, req.bytes, req.lazy = recs, size, lazy
-	l.closeMu.RLock()
-	if l.closed {
-		l.closeMu.RUnlock()
-		requests.Put(req)
-		return 0, 0, journal.ErrClosed
-	}
-	l.qmu.Lock()
-	l.queue = append(l.queue, req)
-	l.qmu.Unlock()
-	l.closeMu.RUnlock()
 	for waiting := true; waiting; {
 		select {
 		case <-req.done:
@@ -569,6 +539,55 @@ func (l *Log) append(ctx context.Context, recs []journal.Record, lazy bool) (uin
 	return first, last, err
 }
 
+// AppendLazy implements journal.LazyAppender: the records wait in the queue
+// for the next group (or lazyTimer), so they cost no write of their own,
+// and no fsync: under SyncAlways the next group with an ordinary Append
+// makes them durable, or syncTimer does, SyncInterval after they are
+// written.
+func (l *Log) AppendLazy(ctx context.Context, recs []journal.Record) error {
+	if _, err := l.enqueue(ctx, recs, true); err != nil {
+		return err
+	}
+	if l.lazyArmed.CompareAndSwap(false, true) {
+		l.lazyTimer.Reset(l.opts.SyncInterval)
+	}
+	return nil
+}
+
+// enqueue checks recs and queues them for the writer role.
+func (l *Log) enqueue(ctx context.Context, recs []journal.Record, lazy bool) (*request, error) {
+	if err := journal.ValidateBatch(recs, l.opts.MaxRecordBytes); err != nil {
+		return nil, err
+	}
+	size := 0
+	for i := range recs {
+		n := journal.FrameSize(&recs[i])
+		size += n + uvarintLen(n)
+	}
+	if size > l.opts.SegmentBytes {
+		return nil, fmt.Errorf("%w: batch of %d bytes is larger than a segment (%d)", journal.ErrInvalidRecord, size, l.opts.SegmentBytes)
+	}
+	if err := l.failure.Load(); err != nil {
+		return nil, *err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	req := requests.Get().(*request)
+	req.recs, req.bytes, req.lazy = recs, size, lazy
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed {
+		req.recs = nil
+		requests.Put(req)
+		return nil, journal.ErrClosed
+	}
+	l.qmu.Lock()
+	l.queue = append(l.queue, req)
+	l.qmu.Unlock()
+	return req, nil
+}
+
 func uvarintLen(n int) int {
 	k := 1
 	for n >= 0x80 {
@@ -579,9 +598,9 @@ func uvarintLen(n int) int {
 }
 
 // commitQueued commits the oldest queued requests, up to MaxBatchBytes
-// (at least one), with one write and (under SyncAlways) one fsync. The
-// caller holds the writer role. It reports whether there was any.
-func (l *Log) commitQueued() bool {
+// (at least one), with one write and (under SyncAlways) one sync. The
+// caller holds the writer role. It returns how many it committed.
+func (l *Log) commitQueued() int {
 	l.qmu.Lock()
 	n, size := 0, 0
 	for n < len(l.queue) && (n == 0 || size+l.queue[n].bytes <= l.opts.MaxBatchBytes) {
@@ -593,11 +612,36 @@ func (l *Log) commitQueued() bool {
 	clear(l.queue[rest:])
 	l.queue = l.queue[:rest]
 	l.qmu.Unlock()
-	if len(group) == 0 {
-		return false
+	if len(group) > 0 {
+		l.commit(group)
 	}
-	l.commit(group)
-	return true
+	return len(group)
+}
+
+// timedLazy is lazyTimer's: it writes the lazy records queued before it,
+// with whatever is queued among them.
+func (l *Log) timedLazy() {
+	l.lazyArmed.Store(false)
+	l.wtok <- struct{}{}
+	defer func() { <-l.wtok }()
+	if !l.twClosed {
+		l.commitQueuedNow()
+	}
+}
+
+// commitQueuedNow commits every request queued before the call (and what
+// shares a group with them). The caller holds the writer role.
+func (l *Log) commitQueuedNow() {
+	l.qmu.Lock()
+	n := len(l.queue)
+	l.qmu.Unlock()
+	for n > 0 {
+		k := l.commitQueued()
+		if k == 0 {
+			return
+		}
+		n -= k
+	}
 }
 
 // timedSync is syncTimer's fsync, under SyncInterval or of lazy records.
@@ -616,7 +660,12 @@ func (l *Log) timedSync() {
 func (l *Log) commit(group []*request) {
 	defer func() {
 		for _, r := range group {
-			r.done <- struct{}{}
+			if r.lazy {
+				r.recs, r.err = nil, nil // nobody waits: an error is sticky and logged
+				requests.Put(r)
+			} else {
+				r.done <- struct{}{}
+			}
 		}
 		clear(group)
 		l.group = group[:0]
@@ -892,7 +941,8 @@ func (l *Log) fail(group []*request, err error) {
 	}
 }
 
-// Sync implements journal.Syncer: it makes every confirmed record durable.
+// Sync implements journal.Syncer: it writes the lazy records still queued
+// and makes every record appended before the call durable.
 func (l *Log) Sync() error {
 	l.closeMu.RLock()
 	if l.closed {
@@ -902,6 +952,7 @@ func (l *Log) Sync() error {
 	defer l.closeMu.RUnlock()
 	l.wtok <- struct{}{}
 	defer func() { <-l.wtok }()
+	l.commitQueuedNow()
 	return l.syncNow()
 }
 
@@ -1100,8 +1151,9 @@ func (l *Log) Close() error {
 	l.closeMu.Unlock()
 	// Nothing more is queued: take the writer role from whoever holds it,
 	// commit what is left, fsync and close.
+	l.lazyTimer.Stop()
 	l.wtok <- struct{}{}
-	for l.commitQueued() {
+	for l.commitQueued() > 0 {
 	}
 	var err error
 	if l.failure.Load() == nil {
