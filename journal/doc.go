@@ -53,6 +53,23 @@
 // first index: TruncateFront writes the manifest first, then deletes the
 // segment files wholly before the new first index, and never rewrites one.
 //
+// The sync ring, DIR/RING, makes group commits durable under SyncAlways
+// (the byte layout is in wal/ring.go). It is a file of fixed size (8 MiB by
+// default) whose blocks were all written with zeros when it was made. A
+// group is written to its segment without an fsync and then, with every
+// record written since everything was last durable, to the ring as one
+// record of whole 4 KiB blocks with one O_DSYNC write. An fsync of the
+// growing tail segment must also commit the file's new size and blocks in
+// the filesystem's journal; a write over blocks that already exist commits
+// only the data (on this project's ext4 disks, about 1.5 times the rate).
+// When the ring has no room left, or a group is larger than a quarter of
+// it, the tail segment is fsynced instead, and the ring starts over at
+// offset 0 with the next lap. Sealed segments are fsynced when sealed. Each
+// Open gives the ring a new random nonce; under a replication lease it
+// makes a new file, so that a deposed master still holding the old one
+// writes where nobody reads. A clean Close writes a zero block at offset 0:
+// the ring then holds nothing.
+//
 // Crash rules, applied by Open:
 //
 //   - Sealed segments never change. One that is missing, or whose size is not
@@ -76,6 +93,16 @@
 //     them); every Read and every replay checks each frame's CRC and index,
 //     so damage there is reported precisely when it is read, never returned
 //     as data.
+//   - The ring is read from offset 0: each record of the same nonce and lap
+//     whose first index follows on from the one before, with a good CRC and
+//     frames that decode. After the segments' own recovery, the ring's
+//     records beyond their end (what a power loss took from the tail
+//     segment before it was fsynced) are appended to them and fsynced, and
+//     reported (Recovery.Restored). The tail segment is then fsynced in any
+//     case, before the ring is cleared: after a kill -9 its last records
+//     may be in the page cache only. A ring that starts after the segments
+//     end is a gap no crash makes: Open refuses it, naming the records
+//     missing; Repair sets the ring aside as RING.<time>.broken.
 //   - After any failed write, fsync or manifest update the log refuses all
 //     appends (ErrFailed) until it is closed and reopened, which re-runs
 //     these rules; tidwall/wal's in-memory state may be ahead of the disk
@@ -84,8 +111,9 @@
 //     holder's pid, host and start time; a second opener is refused with
 //     them.
 //
-// Sync policies: SyncAlways (default) fsyncs each group commit before any
-// appender in it returns; SyncInterval returns after the write and fsyncs at
+// Sync policies: SyncAlways (default) makes each group commit durable (in
+// the ring, or by an fsync of the tail segment) before any appender in it
+// returns; SyncInterval returns after the write and fsyncs at
 // most every SyncInterval, so a power loss or kernel crash can lose what was
 // confirmed in the last interval (a process crash loses nothing, the data is
 // in the page cache); SyncNever leaves flushing to the kernel, segment rolls

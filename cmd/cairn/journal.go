@@ -144,6 +144,10 @@ func verify(c *cli.Context) error {
 	if rep.LockedBy != nil {
 		fmt.Fprintf(out, "note: the journal is open by %s; a tail being written may look torn\n", rep.LockedBy)
 	}
+	if rep.Restorable > 0 {
+		fmt.Fprintf(out, "note: the sync ring holds records %d-%d, which the segments lack (a power loss took them before their fsync); opening the journal restores them\n",
+			rep.RingLast-rep.Restorable+1, rep.RingLast)
+	}
 	switch {
 	case rep.Damage == nil:
 		fmt.Fprintf(out, "ok: %s: records %d-%d (%d records, %s in %d segments)\n", dir, rep.First, rep.Last, rep.Records, human(rep.Bytes), len(rep.Segments))

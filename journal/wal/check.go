@@ -39,6 +39,37 @@ type Report struct {
 	// LockedBy is set when a process held the journal open during the check;
 	// a tail being written may then look torn.
 	LockedBy *dirlock.Holder
+	// RingFirst and RingLast are the records the sync ring holds (RingLast <
+	// RingFirst: none). Restorable counts those after Last, which a power
+	// loss took from the tail segment and opening the journal appends back.
+	RingFirst, RingLast, Restorable uint64
+}
+
+// checkRing fills the report's ring fields from the ring in dir, once
+// r.Last is known. A ring that cannot follow on from Last is damage.
+func (r *Report) checkRing(dir string, maxRecord int) error {
+	t, err := readRing(dir, maxRecord)
+	var ce *journal.CorruptionError
+	if errors.As(err, &ce) {
+		if r.Damage == nil {
+			r.Damage = ce
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	r.RingFirst, r.RingLast = t.first, t.last
+	switch {
+	case t.empty() || t.last <= r.Last:
+	case t.first > r.Last+1:
+		if r.Damage == nil {
+			r.Damage = t.gapError(r.Last).(*journal.CorruptionError)
+		}
+	default:
+		r.Restorable = t.last - r.Last
+	}
+	return nil
 }
 
 // Check reads every record of the journal in dir without changing anything,
@@ -79,7 +110,7 @@ func Check(dir string, maxRecord int, visit func(*journal.Frame) error) (*Report
 		r.Last = first - 1
 	}
 	r.Snapshot, _, _ = loadSnapshot(dir, func(string, ...any) {})
-	return r, nil
+	return r, r.checkRing(dir, maxRecord)
 }
 
 // plan lists what Check walks and checks the manifest against the files.
@@ -188,7 +219,7 @@ func repairLocked(dir string, maxRecord int) (*Report, error) {
 	}
 	if w.damage == nil {
 		r.Last = w.parsed
-		return r, nil
+		return r, r.setAsideStrandedRing(dir, maxRecord)
 	}
 	r.Damage = w.corruption().(*journal.CorruptionError)
 	r.Torn = w.damage.torn
@@ -216,5 +247,36 @@ func repairLocked(dir string, maxRecord int) (*Report, error) {
 	}
 	man.sealed = keep
 	r.Last = w.good.last
-	return r, writeManifest(dir, man)
+	if err := writeManifest(dir, man); err != nil {
+		return r, err
+	}
+	return r, r.setAsideStrandedRing(dir, maxRecord)
+}
+
+// setAsideStrandedRing sets the sync ring aside if it no longer follows on
+// from the log's end (r.Last), as after a cut: its records are dropped with
+// everything after the cut, and kept in a .broken file.
+func (r *Report) setAsideStrandedRing(dir string, maxRecord int) error {
+	damage := r.Damage
+	r.Damage = nil
+	err := r.checkRing(dir, maxRecord)
+	gap := r.Damage
+	if damage != nil {
+		r.Damage = damage
+	}
+	if err != nil || r.RingLast < r.RingFirst || r.RingFirst <= r.Last+1 {
+		return err
+	}
+	broken, err := setAsideRing(dir)
+	if err != nil {
+		return err
+	}
+	if r.Cut == nil {
+		r.Damage = gap
+		r.Cut = &Cut{Path: filepath.Join(dir, ringName), FirstDropped: r.RingFirst, Reason: gap.Reason}
+	}
+	r.Cut.LastDropped = max(r.Cut.LastDropped, r.RingLast)
+	r.Cut.Broken = append(r.Cut.Broken, broken)
+	r.RingFirst, r.RingLast = 1, 0
+	return nil
 }

@@ -102,12 +102,19 @@ func TestRingPowerLoss(t *testing.T) {
 		}
 		durable := l.DurableIndex()
 		crash := powerLoss(t, l, dir, rng)
+		rep, err := wal.Check(crash, opts.MaxRecordBytes, nil)
+		if err != nil {
+			t.Fatalf("step %d: check after power loss: %v", step, err)
+		}
 		c, err := wal.Open(crash, opts)
 		if err != nil {
 			t.Fatalf("step %d: open after power loss: %v", step, err)
 		}
 		losses++
 		restored += c.Recovery().Restored
+		if rep.Restorable != c.Recovery().Restored {
+			t.Fatalf("step %d: check said the ring would restore %d records, open restored %d", step, rep.Restorable, c.Recovery().Restored)
+		}
 		if c.LastIndex() < durable {
 			t.Fatalf("step %d: after power loss the log ends at %d; %d were confirmed durable", step, c.LastIndex(), durable)
 		}
@@ -198,6 +205,20 @@ func TestRingGap(t *testing.T) {
 	if !errors.Is(err, journal.ErrCorrupt) || !strings.Contains(err.Error(), "sync ring continues from") {
 		t.Fatalf("open with a gap before the ring: %v", err)
 	}
+	if rep, err := wal.Check(crash, opts.MaxRecordBytes, nil); err != nil || rep.Damage == nil || !strings.Contains(rep.Damage.Reason, "sync ring continues from") {
+		t.Fatalf("check of a gap before the ring: %+v %v", rep, err)
+	}
+	// Offline repair sets the ring aside, and the journal opens.
+	offline := clone(t, crash)
+	if rep, err := wal.Repair(offline, opts.MaxRecordBytes); err != nil || rep.Cut == nil || len(rep.Cut.Broken) != 1 {
+		t.Fatalf("repair of a gap before the ring: %+v %v", rep, err)
+	}
+	if c, err := wal.Open(offline, opts); err != nil {
+		t.Fatalf("open after repair: %v", err)
+	} else {
+		c.Close()
+	}
+	// So does Open with Repair.
 	opts.Repair = true
 	c, err := wal.Open(crash, opts)
 	if err != nil {
