@@ -84,7 +84,7 @@ func openRing(dir string, size int64, fresh bool) (*ring, error) {
 	fi, err := os.Lstat(path)
 	if fresh || err != nil || !fi.Mode().IsRegular() || fi.Size() != size {
 		if err := makeRing(path, size); err != nil {
-			return nil, fmt.Errorf("wal: make sync ring %s: %w", path, err)
+			return nil, fmt.Errorf("wal: make the sync ring: %w", err)
 		}
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|ringOpenFlags, 0)
@@ -100,32 +100,9 @@ func openRing(dir string, size int64, fresh bool) (*ring, error) {
 	return r, nil
 }
 
-// makeRing writes a zero-filled ring to a temporary file and renames it
-// into place (journal/doc.go: replace files atomically).
+// makeRing writes a zero-filled ring and renames it into place.
 func makeRing(path string, size int64) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	zero := make([]byte, min(size, 1<<20))
-	for off := int64(0); off < size && err == nil; off += int64(len(zero)) {
-		_, err = f.Write(zero[:min(int64(len(zero)), size-off)])
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return writeFileAtomic(path, make([]byte, size))
 }
 
 // maxPayload is the most frame bytes one ring record takes; a group with
