@@ -249,6 +249,15 @@ func (b *Broker) Send(ctx context.Context, m *Message) error {
 // costs one group commit, not one each. When it returns nil they are all
 // durable and delivered to their destinations.
 func (b *Broker) SendMany(ctx context.Context, msgs []*Message) error {
+	return b.SendConfirmed(ctx, msgs, nil)
+}
+
+// SendConfirmed is SendMany that calls confirmed (unless nil) once msgs
+// are durable and queued to their destinations, before it hands them on to
+// consumers where it can: a listener writes the producer's RECEIPT there,
+// so that the producer's next message is on its way while this one is
+// dispatched. confirmed must not wait on the broker.
+func (b *Broker) SendConfirmed(ctx context.Context, msgs []*Message, confirmed func()) error {
 	if b.isClosed() {
 		return ErrClosed
 	}
@@ -273,7 +282,7 @@ func (b *Broker) SendMany(ctx context.Context, msgs []*Message) error {
 		setIndexes(msgs, first)
 	}
 	release(true)
-	b.deliver(msgs)
+	b.deliver(msgs, confirmed)
 	return nil
 }
 
@@ -300,17 +309,48 @@ func (b *Broker) enqueueRecords(recs []journal.Record, msgs []*Message) []journa
 	return recs
 }
 
-// deliver hands sent messages to their destinations, in order.
-func (b *Broker) deliver(msgs []*Message) {
+// deliver hands sent messages to their destinations, in order, and calls
+// confirmed (unless nil) once each is queued there. With confirmed, a queue
+// whose loop is idle is claimed (loop.claim) rather than posted to: nothing
+// can overtake the message there, and once confirmed has run, this
+// goroutine takes it in and dispatches it itself. On a small machine that
+// saves the producer's receipt a thread wake-up, and the message a
+// goroutine start.
+func (b *Broker) deliver(msgs []*Message, confirmed func()) {
+	type heldMsg struct {
+		q *queue
+		m *Message
+	}
+	var held []heldMsg
 	for _, m := range msgs {
 		if m.Destination.Kind == Topic {
 			b.topic(m.Destination.Name).publish(m)
 			for _, w := range b.wildcardTopics(m.Destination.Name) {
 				w.publish(m)
 			}
-		} else {
-			b.queue(m.Destination.Name).enqueue(m)
+			continue
 		}
+		q := b.queue(m.Destination.Name)
+		if confirmed != nil && (slices.ContainsFunc(held, func(h heldMsg) bool { return h.q == q }) || q.claim()) {
+			held = append(held, heldMsg{q, m})
+			continue
+		}
+		q.enqueue(m)
+	}
+	if confirmed != nil {
+		confirmed()
+	}
+	for i, h := range held {
+		if slices.ContainsFunc(held[:i], func(o heldMsg) bool { return o.q == h.q }) {
+			continue // taken in with the first of its queue
+		}
+		h.q.runClaimed(func() {
+			for _, o := range held[i:] {
+				if o.q == h.q {
+					h.q.add(o.m)
+				}
+			}
+		})
 	}
 }
 

@@ -145,3 +145,50 @@ func TestGroupWaitsForItsConsumer(t *testing.T) {
 		t.Fatalf("consumer 1 got %q, want a2", d.Msg.Body)
 	}
 }
+
+// SendConfirmed calls confirmed once the message is durable and queued,
+// before any consumer has it; an operation on the queue that starts while
+// confirmed runs sees the message (it queues behind it), and the consumer
+// gets it once confirmed returns.
+func TestSendConfirmed(t *testing.T) {
+	l, err := wal.Open(t.TempDir(), wal.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	b, err := core.Open(core.Options{Journal: l, Logger: quiet, MaintainEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	_, in := subscribe(t, b, "/queue/c", core.SubscribeOptions{Mode: core.AckClientIndividual, Prefetch: 10})
+	d, _ := core.ParseDestination("/queue/c")
+	for i := range 3 { // the first finds the loop idle; later ones may not
+		m := &core.Message{Destination: d, Persistent: true, Body: fmt.Appendf(nil, "m%d", i), Priority: 4}
+		stats := make(chan core.Stats, 1)
+		calls := 0
+		err := b.SendConfirmed(context.Background(), []*core.Message{m}, func() {
+			calls++
+			if l.DurableIndex() < l.LastIndex() || l.LastIndex() == 0 {
+				t.Errorf("confirmed before durable: durable %d, last %d", l.DurableIndex(), l.LastIndex())
+			}
+			if len(in) != 0 {
+				t.Errorf("a consumer had message %d before confirmed", i)
+			}
+			go func() {
+				s, _ := b.QueueStats("c")
+				stats <- s
+			}()
+			time.Sleep(20 * time.Millisecond) // the stats operation queues meanwhile
+		})
+		if err != nil || calls != 1 {
+			t.Fatalf("SendConfirmed: %v, confirmed called %d times", err, calls)
+		}
+		if got := string(in.next(t).Msg.Body); got != string(m.Body) {
+			t.Fatalf("delivered %q, want %q", got, m.Body)
+		}
+		if s := <-stats; s.Depth() != i+1 {
+			t.Fatalf("stats taken while confirmed ran: depth %d, want %d (the message queued first)", s.Depth(), i+1)
+		}
+	}
+}

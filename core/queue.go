@@ -21,12 +21,18 @@ import (
 // goroutine. At most maxQueued operations wait; posting more blocks the
 // poster (a producer outrunning a destination is slowed, not buffered
 // without bound).
+//
+// The role of running the loop may also be taken by a caller on its own
+// goroutine, when the loop is idle (claim, do, runOrPost): the operation then
+// costs no goroutine start and no wake-up of another thread, which on a
+// small machine is most of what one operation costs. Operations posted
+// meanwhile queue behind it and go to a goroutine when it is done.
 type loop struct {
 	mu      sync.Mutex
-	cond    sync.Cond // signalled when ops drain or the goroutine ends
+	cond    sync.Cond // signalled when ops drain or the role is given up
 	ops     []func()
 	spare   []func()
-	running bool
+	running bool // someone holds the role: the goroutine, or a caller
 	stopped bool
 	quit    chan struct{} // closed by stop
 }
@@ -82,9 +88,57 @@ func (l *loop) run() {
 	l.mu.Unlock()
 }
 
+// claim takes the role of running the loop for the caller if the loop is
+// idle (nothing queued, no goroutine), and reports whether it did. The
+// caller must then call runClaimed soon, without waiting on anything first.
+func (l *loop) claim() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.running || l.stopped || len(l.ops) > 0 {
+		return false
+	}
+	l.running = true
+	return true
+}
+
+// runClaimed runs f as the holder of the role (see claim), then gives the role
+// up: to a goroutine if operations were queued meanwhile.
+func (l *loop) runClaimed(f func()) {
+	l.mu.Lock()
+	stopped := l.stopped
+	l.mu.Unlock()
+	if !stopped {
+		f()
+	}
+	l.mu.Lock()
+	if len(l.ops) > 0 && !l.stopped {
+		go l.run() // the role passes on: running stays true
+	} else {
+		l.running = false
+		l.spare = nil
+		l.cond.Broadcast()
+	}
+	l.mu.Unlock()
+}
+
+// runOrPost runs f at once on the caller's goroutine if the loop is idle,
+// and posts it otherwise. It reports false, and drops f, if the loop has
+// stopped.
+func (l *loop) runOrPost(f func()) bool {
+	if l.claim() {
+		l.runClaimed(f)
+		return true
+	}
+	return l.post(f)
+}
+
 // do runs f on the loop and waits for it; if the loop stops first, f may
-// not run.
+// not run. An idle loop runs f on the caller's goroutine.
 func (l *loop) do(f func()) {
+	if l.claim() {
+		l.runClaimed(f)
+		return
+	}
 	ran := make(chan struct{})
 	if l.post(func() { f(); close(ran) }) {
 		select {
@@ -223,23 +277,26 @@ func (q *queue) account(m *Message, n int64) {
 }
 
 func (q *queue) enqueue(m *Message) {
-	q.post(func() {
-		q.enqueued++
-		if m.Origin != 0 {
-			if q.producers == nil {
-				q.producers = map[uint64]int64{}
-			}
-			q.producers[m.Origin] = m.Timestamp // stamped at send: no clock read here
+	q.post(func() { q.add(m) })
+}
+
+// add takes a sent message in; on the loop.
+func (q *queue) add(m *Message) {
+	q.enqueued++
+	if m.Origin != 0 {
+		if q.producers == nil {
+			q.producers = map[uint64]int64{}
 		}
-		if q.mayPage(m) {
-			q.page(&entry{msg: m})
-		} else {
-			q.account(m, 1)
-			q.mayExpire = q.mayExpire || m.Expires > 0
-			q.pending.push(&entry{msg: m})
-		}
-		q.dispatch()
-	})
+		q.producers[m.Origin] = m.Timestamp // stamped at send: no clock read here
+	}
+	if q.mayPage(m) {
+		q.page(&entry{msg: m})
+	} else {
+		q.account(m, 1)
+		q.mayExpire = q.mayExpire || m.Expires > 0
+		q.pending.push(&entry{msg: m})
+	}
+	q.dispatch()
 }
 
 func (q *queue) addConsumer(s *Subscription) {

@@ -274,11 +274,19 @@ func (s *Subscription) ackMany(ctx context.Context, seqs []uint64, lazy bool) er
 			_, _, err = s.b.log.Append(ctx, recs)
 		}
 	}
-	s.q.post(func() { s.q.ackEnd(s, held, err) })
+	s.q.runOrPost(func() { s.q.ackEnd(s, held, err) })
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return unknown
+}
+
+// AutoAckWaits reports whether AutoAck may wait on the journal: it does
+// when the journal cannot take records lazily (journal.LazyAppender), and
+// then a listener should not call it on a path that others wait for.
+func (b *Broker) AutoAckWaits() bool {
+	_, lazy := b.log.(journal.LazyAppender)
+	return !lazy
 }
 
 // Nack gives the delivery of seq (in client mode, and every earlier one)

@@ -76,6 +76,6 @@ func (b *Broker) Commit(ctx context.Context, sends []*Message, acks []TxAck) err
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	b.deliver(sends)
+	b.deliver(sends, nil)
 	return nil
 }

@@ -414,10 +414,13 @@ func (ss *session) writeOnce() (final, idle bool) {
 		ss.drain()
 		return true, false
 	}
-	// Auto acks: one AckMany (one journal append) per subscription per
-	// burst, off the writer's path: nobody waits for an auto ack to be
-	// durable (a crash before it lands redelivers, marked redelivered),
-	// so the next burst need not wait for its fsync.
+	// Auto acks: one AutoAck (one journal append) per subscription per
+	// burst. Nobody waits for an auto ack to be durable (a crash before it
+	// lands redelivers, marked redelivered), and the journal takes them
+	// lazily when it can: then they are done here, which costs no
+	// goroutine; otherwise off the writer's path, so that the next burst
+	// need not wait for a sync.
+	inline := !ss.srv.broker.AutoAckWaits()
 	for len(autoAcks) > 0 {
 		sub := autoAcks[0].d.Sub
 		var seqs []uint64
@@ -429,13 +432,20 @@ func (ss *session) writeOnce() (final, idle bool) {
 				rest = append(rest, it)
 			}
 		}
-		ss.acks.Add(1)
-		go func() {
-			defer ss.acks.Done()
+		ack := func() {
 			if err := sub.AutoAck(context.Background(), seqs); err != nil && !errors.Is(err, core.ErrUnknownAck) {
 				ss.srv.opts.Logger.Error("stomp: auto ack", "session", ss.id, "err", err)
 			}
-		}()
+		}
+		if inline {
+			ack()
+		} else {
+			ss.acks.Add(1)
+			go func() {
+				defer ss.acks.Done()
+				ack()
+			}()
+		}
 		clear(autoAcks[len(rest):])
 		autoAcks = rest
 	}
@@ -518,7 +528,7 @@ func (ss *session) handle(f *frame.Frame) (done bool, err error) {
 	case frame.CONNECT, frame.STOMP:
 		return false, ss.connect(f)
 	case frame.SEND:
-		err = ss.send(f)
+		err = ss.send(f, &receipt)
 	case frame.SUBSCRIBE:
 		if receipt != "" {
 			// The RECEIPT goes out before any MESSAGE of the new subscription.
@@ -741,7 +751,10 @@ func (ss *session) sendDestinations(f *frame.Frame) ([]core.Destination, error) 
 	return out, nil
 }
 
-func (ss *session) send(f *frame.Frame) error {
+// send carries out a SEND. Once the message is durable it writes the
+// RECEIPT asked for (and clears *receipt) before the message is handed to
+// consumers; otherwise handle writes it.
+func (ss *session) send(f *frame.Frame, receipt *string) error {
 	dests, err := ss.sendDestinations(f)
 	if err != nil {
 		return err
@@ -798,7 +811,12 @@ func (ss *session) send(f *frame.Frame) error {
 		ss.burst.bytes += len(m.Body) * len(msgs)
 		return nil
 	}
-	if err := ss.srv.broker.SendMany(context.Background(), msgs); err != nil {
+	var confirmed func()
+	if id := *receipt; id != "" {
+		confirmed = func() { ss.receipt(id) }
+		*receipt = ""
+	}
+	if err := ss.srv.broker.SendConfirmed(context.Background(), msgs, confirmed); err != nil {
 		return brokerError(err)
 	}
 	return nil
