@@ -7,13 +7,23 @@ import "syscall"
 
 const canWait = true
 
-// waitReadable blocks until fd has data or an end to report, without
-// reading it: a one-byte peek that would block means "not yet", and the
-// runtime's poller waits (honouring the connection's read deadline).
-func waitReadable(rc syscall.RawConn) error {
-	return rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
+// waitReadable blocks until the connection has data or an end to report,
+// and reads what it has into the reader's buffer: when the runtime's
+// poller says the descriptor is ready, the buffer (from the pool) reads it
+// without blocking; would-block gives the buffer back and waits again
+// (honouring the connection's read deadline). An error or the end of the
+// stream is left for the next ordinary read to find.
+func waitReadable(r *reader) error {
+	src := r.src.(*connSource)
+	return r.rc.Read(func(fd uintptr) bool {
+		r.take()
+		src.fd, src.raw = int(fd), true
+		_, err := r.br.Peek(1)
+		src.raw = false
+		if err == syscall.EAGAIN || err == syscall.EWOULDBLOCK {
+			r.release()
+			return false
+		}
+		return true
 	})
 }

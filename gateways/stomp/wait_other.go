@@ -5,9 +5,7 @@
 
 package stomp
 
-import "syscall"
-
 // Elsewhere a connection keeps its read buffer while idle.
 const canWait = false
 
-func waitReadable(syscall.RawConn) error { return nil }
+func waitReadable(*reader) error { return nil }

@@ -85,8 +85,38 @@ func newReader(r io.Reader, lim Limits) *reader {
 	}
 	if rd.rc == nil {
 		rd.br = bufio.NewReaderSize(r, readBufferSize)
+	} else {
+		rd.src = &connSource{r: r}
 	}
 	return rd
+}
+
+// connSource is what a waiting reader's buffer reads from: the connection,
+// or, while wait has the descriptor ready (raw), the descriptor itself
+// without blocking, so that the read that finds data is the one that takes
+// it in.
+type connSource struct {
+	r   io.Reader
+	fd  int
+	raw bool
+}
+
+func (c *connSource) Read(p []byte) (int, error) {
+	if !c.raw {
+		return c.r.Read(p)
+	}
+	for {
+		n, err := syscall.Read(c.fd, p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
 }
 
 // buffered is how many bytes are read and not yet used.
@@ -105,12 +135,17 @@ func (r *reader) wait() error {
 	if r.rc == nil || r.buffered() > 0 {
 		return nil
 	}
+	r.release()
+	return waitReadable(r)
+}
+
+// release gives an empty buffer back to the pool.
+func (r *reader) release() {
 	if r.br != nil {
 		r.br.Reset(nil)
 		readers.Put(r.br)
 		r.br = nil
 	}
-	return waitReadable(r.rc)
 }
 
 // take makes sure the reader has its buffer.
