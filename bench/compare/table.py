@@ -38,8 +38,9 @@ out = []
 out.append("# Cairn beside ActiveMQ and RabbitMQ")
 out.append("")
 out.append("Written by `bench/compare/run` on %s (%s cores). Each broker ran alone on loopback with a fresh data" % (datetime.date.today(), cores))
-out.append("directory, driven by `cairn bench broker` (its own lean STOMP client, on the same machine). One run; the machine is")
-out.append("shared and noisy, so read ratios, not absolutes.")
+out.append("directory, driven by `cairn bench broker` (its own lean STOMP client, on the same machine). Before (a), (b) and (c)")
+out.append("each broker was warmed up by a shorter, unrecorded pass of the same three (a JVM compiles its hot paths in the")
+out.append("first thousands of messages). One run; the machine is shared and noisy, so read ratios, not absolutes.")
 out.append("")
 head = "| scenario | measure | " + " | ".join(names[b] for b in brokers) + " | Cairn / ActiveMQ | target |"
 out.append(head)
