@@ -123,7 +123,11 @@ func seqsOf(ds []delivered) []uint64 {
 	return seqs
 }
 
-// Subscribe adds a subscription to dest. Deliveries start at once.
+// Subscribe adds a subscription to dest. Deliveries start at once: when
+// Subscribe returns, the subscription is registered, and gets every
+// message sent to dest from then on (a topic keeps nothing for a
+// subscriber that is not there yet). c may get its first deliveries
+// before Subscribe returns.
 func (b *Broker) Subscribe(dest Destination, opts SubscribeOptions, c Consumer) (*Subscription, error) {
 	if b.isClosed() {
 		return nil, ErrClosed
@@ -142,10 +146,10 @@ func (b *Broker) Subscribe(dest Destination, opts SubscribeOptions, c Consumer) 
 	switch dest.Kind {
 	case Queue:
 		s.q = b.queue(dest.Name)
-		s.q.post(func() { s.q.addConsumer(s) })
+		s.q.do(func() { s.q.addConsumer(s) })
 	case Topic:
 		s.t = b.topic(dest.Name)
-		s.t.post(func() { s.t.addSubscriber(s) })
+		s.t.do(func() { s.t.addSubscriber(s) })
 	default:
 		return nil, fmt.Errorf("bad destination kind %d", dest.Kind)
 	}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
@@ -83,10 +84,42 @@ type subscription struct {
 	more      []*core.Subscription
 	closed    bool
 	stopWatch func()
+
+	// Until open, deliveries wait here: the SUBSCRIBE's RECEIPT goes out
+	// only once the subscription is registered (so it misses nothing sent
+	// after), and before any MESSAGE of it.
+	holding atomic.Bool
+	held    []outItem // under mu
 }
 
 // Deliver implements core.Consumer: it queues the MESSAGE without blocking.
-func (s *subscription) Deliver(d core.Delivery) { s.ss.push(outItem{d: d, sub: s}) }
+func (s *subscription) Deliver(d core.Delivery) {
+	if s.holding.Load() {
+		s.mu.Lock()
+		if s.holding.Load() {
+			s.held = append(s.held, outItem{d: d, sub: s})
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+	}
+	s.ss.push(outItem{d: d, sub: s})
+}
+
+// open ends the hold once the subscription is registered: the RECEIPT
+// asked for goes out first, then what was delivered meanwhile.
+func (s *subscription) open(receipt string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if receipt != "" {
+		s.ss.push(outItem{f: frame.New(frame.RECEIPT, frame.ReceiptId, receipt)})
+	}
+	for _, it := range s.held {
+		s.ss.push(it)
+	}
+	s.held = nil
+	s.holding.Store(false)
+}
 
 // burst holds unreceipted, untransacted SENDs and ACKs read back to back.
 // They are carried out together when the client pauses (nothing more is
@@ -530,15 +563,8 @@ func (ss *session) handle(f *frame.Frame) (done bool, err error) {
 	case frame.SEND:
 		err = ss.send(f, &receipt)
 	case frame.SUBSCRIBE:
-		if receipt != "" {
-			// The RECEIPT goes out before any MESSAGE of the new subscription.
-			if err := ss.checkSubscribe(f); err != nil {
-				return false, err
-			}
-			ss.receipt(receipt)
-			receipt = ""
-		}
-		err = ss.subscribe(f)
+		err = ss.subscribe(f, receipt) // it writes the RECEIPT (see subscription.open)
+		receipt = ""
 	case frame.UNSUBSCRIBE:
 		err = ss.unsubscribe(f)
 	case frame.ACK, frame.NACK:
@@ -884,7 +910,9 @@ func (ss *session) checkSubscribe(f *frame.Frame) error {
 	return nil
 }
 
-func (ss *session) subscribe(f *frame.Frame) error {
+// subscribe carries out a SUBSCRIBE. Its RECEIPT, if asked for, goes out
+// once the subscription is registered, and before any of its MESSAGEs.
+func (ss *session) subscribe(f *frame.Frame, receipt string) error {
 	if err := ss.checkSubscribe(f); err != nil {
 		return err
 	}
@@ -927,15 +955,21 @@ func (ss *session) subscribe(f *frame.Frame) error {
 		return perr("bad-header", "activemq.exclusive %q is not true or false", x)
 	}
 	s := &subscription{ss: ss, id: id, destStr: destStr, wild: core.IsWildcard(dest.Name)}
+	s.holding.Store(true)
 	if dest.Kind == core.Queue && s.wild {
 		if f.Header.Get("browser") == "true" || durableName(f) != "" {
 			return perr("bad-destination", "%s: a wildcard queue subscription cannot browse or be durable", destStr)
 		}
 		ss.subscribeQueues(s, dest.Name, opts)
 		ss.subs[id] = s
+		s.open(receipt)
 		return nil
 	}
 	if f.Header.Get("browser") == "true" {
+		if dest.Kind != core.Queue {
+			return perr("bad-destination", "browser:true needs a queue, not %s", s.destStr)
+		}
+		s.open(receipt)
 		return ss.browse(s, dest)
 	}
 	var cs *core.Subscription
@@ -956,17 +990,15 @@ func (ss *session) subscribe(f *frame.Frame) error {
 	}
 	s.core = cs
 	ss.subs[id] = s
+	s.open(receipt)
 	return nil
 }
 
-// browse answers a SUBSCRIBE with browser:true: a MESSAGE for each message
-// the queue holds, taking none, then one with browser:end. ActiveMQ shows a
+// browse answers a SUBSCRIBE with browser:true (to a queue): a MESSAGE for
+// each message the queue holds, taking none, then one with browser:end. ActiveMQ shows a
 // browser at most 400 messages by default (maxBrowsePageSize); this shows
 // them all.
 func (ss *session) browse(s *subscription, dest core.Destination) error {
-	if dest.Kind != core.Queue {
-		return perr("bad-destination", "browser:true needs a queue, not %s", s.destStr)
-	}
 	msgs, _ := ss.srv.broker.Browse(dest.Name)
 	for _, m := range msgs {
 		if !ss.push(outItem{d: core.Delivery{Msg: m}, sub: s}) {

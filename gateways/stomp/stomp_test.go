@@ -877,3 +877,56 @@ func TestExclusiveAndGroupsOverSTOMP(t *testing.T) {
 		owner[g] = who
 	}
 }
+
+// A SUBSCRIBE's RECEIPT means the subscription is registered: a topic
+// message sent by anyone once the RECEIPT is in reaches it. And the RECEIPT
+// comes before any MESSAGE of the new subscription, even when a queue has
+// messages waiting. (The RECEIPT once went out before the subscription
+// was made, and a busy broker lost the first topic messages.)
+func TestSubscribeReceiptMeansSubscribed(t *testing.T) {
+	n := start(t, t.TempDir(), stomp.Options{})
+	const connect = "CONNECT\naccept-version:1.2\nhost:x\n\n\x00"
+	sub, sr := raw(t, n.addr)
+	pub, pr := raw(t, n.addr)
+	for _, c := range []net.Conn{sub, pub} {
+		io.WriteString(c, connect)
+	}
+	for _, r := range []*bufio.Reader{sr, pr} {
+		if cmd, h := readFrame(t, r); cmd != "CONNECTED" {
+			t.Fatalf("CONNECT: %s %v", cmd, h)
+		}
+	}
+	const rounds = 200
+	pub.SetDeadline(time.Now().Add(20 * time.Second))
+	for i := range rounds {
+		fmt.Fprintf(sub, "SUBSCRIBE\nid:%d\ndestination:/topic/r%d\nreceipt:s%d\n\n\x00", i, i, i)
+		if cmd, h := readFrame(t, sr); cmd != "RECEIPT" || h["receipt-id"] != fmt.Sprintf("s%d", i) {
+			t.Fatalf("round %d: want the SUBSCRIBE's RECEIPT, got %s %v", i, cmd, h)
+		}
+		fmt.Fprintf(pub, "SEND\ndestination:/topic/r%d\nreceipt:p%d\n\nm%d\x00", i, i, i)
+		if cmd, h := readFrame(t, pr); cmd != "RECEIPT" {
+			t.Fatalf("round %d: SEND: %s %v", i, cmd, h)
+		}
+		sub.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if cmd, h := readFrame(t, sr); cmd != "MESSAGE" || h["subscription"] != fmt.Sprint(i) {
+			t.Fatalf("round %d: the topic message sent after the RECEIPT: got %s %v", i, cmd, h)
+		}
+	}
+	// A queue with messages waiting: RECEIPT first, then the MESSAGEs.
+	sub.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := range 3 {
+		fmt.Fprintf(pub, "SEND\ndestination:/queue/waiting\nreceipt:q%d\n\nq%d\x00", i, i)
+		if cmd, _ := readFrame(t, pr); cmd != "RECEIPT" {
+			t.Fatalf("SEND to the queue: %s", cmd)
+		}
+	}
+	io.WriteString(sub, "SUBSCRIBE\nid:q\ndestination:/queue/waiting\nreceipt:sq\n\n\x00")
+	if cmd, h := readFrame(t, sr); cmd != "RECEIPT" || h["receipt-id"] != "sq" {
+		t.Fatalf("want the RECEIPT before the waiting MESSAGEs, got %s %v", cmd, h)
+	}
+	for i := range 3 {
+		if cmd, h := readFrame(t, sr); cmd != "MESSAGE" || h["subscription"] != "q" {
+			t.Fatalf("waiting message %d: got %s %v", i, cmd, h)
+		}
+	}
+}
