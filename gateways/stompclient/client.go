@@ -452,13 +452,23 @@ func (s *Subscription) pump(gs *gostomp.Subscription, gen uint64) {
 	}
 }
 
-// Ack acknowledges m. For a message that came on a connection since lost it
-// returns ErrStale: the broker has it back and delivers it again.
-func (s *Subscription) Ack(m *gostomp.Message) error {
+// Ack acknowledges m. For a message that came on a connection since lost
+// (before or while the ACK is sent) it returns ErrStale: the broker has it
+// back and delivers it again.
+func (s *Subscription) Ack(m *gostomp.Message) error { return s.settle(m, m.Conn.Ack) }
+
+// settle sends m's ACK or NACK on the connection m came on.
+func (s *Subscription) settle(m *gostomp.Message, send func(*gostomp.Message) error) error {
 	if !s.c.live(m) {
 		return ErrStale
 	}
-	return m.Conn.Ack(m)
+	err := send(m)
+	if err != nil && (errors.Is(err, gostomp.ErrClosedUnexpectedly) || !s.c.live(m)) {
+		// The connection went while the frame was sent: the message is
+		// still unacknowledged on it, so the broker has it back.
+		return ErrStale
+	}
+	return err
 }
 
 // AckWait acknowledges m and returns once the broker has confirmed it (the
@@ -487,12 +497,7 @@ func (s *Subscription) AckWait(m *gostomp.Message) error {
 }
 
 // Nack gives m back to the broker, like Ack for a lost connection.
-func (s *Subscription) Nack(m *gostomp.Message) error {
-	if !s.c.live(m) {
-		return ErrStale
-	}
-	return m.Conn.Nack(m)
-}
+func (s *Subscription) Nack(m *gostomp.Message) error { return s.settle(m, m.Conn.Nack) }
 
 // live reports whether m came on the current connection.
 func (c *Client) live(m *gostomp.Message) bool {
