@@ -17,8 +17,12 @@
 // atomic journal batch. Open rebuilds the state by replaying the journal.
 // Non-persistent messages stay in memory, as in ActiveMQ.
 //
-// Each destination runs its own goroutine (a loop) that owns its state;
-// nothing funnels every destination through one goroutine. Journal appends
+// Each destination runs its operations one at a time (a loop) on a
+// goroutine that owns its state while it runs; nothing funnels every
+// destination through one goroutine. An operation that finds its loop idle
+// runs on the caller's goroutine instead of starting one (loop.claim): a
+// receipted SEND is journaled, its RECEIPT written, and the message
+// dispatched, all on the producer's connection goroutine. Journal appends
 // happen on the caller's goroutine (a connection's), so group commit
 // batches them across connections; a destination's goroutine waits on the
 // journal only to move its dispatch bound, once per DispatchLookahead
