@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 	"time"
 
@@ -49,6 +50,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "store-limit-mb", EnvVars: []string{"CAIRN_STORE_LIMIT_MB"}, Usage: "MiB of persistent messages held at most; at the limit persistent SENDs wait for room (0: no limit)"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "store-full-error", EnvVars: []string{"CAIRN_STORE_FULL_ERROR"}, Usage: "at the store limit, refuse persistent SENDs with ERROR code store-full instead of holding them"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "cpu-profile", EnvVars: []string{"CAIRN_CPU_PROFILE"}, Usage: "write a CPU profile (go tool pprof) to this file until shutdown"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "trace", EnvVars: []string{"CAIRN_TRACE"}, Usage: "write a Go execution trace (go tool trace: every goroutine's runs, waits and syscalls) to this file until shutdown; it grows by megabytes a second under load"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "wait", Value: true, EnvVars: []string{"CAIRN_WAIT"}, Usage: "when another broker holds the journal, wait as its standby and take over when it goes (false: exit at once)"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "warm", Value: true, EnvVars: []string{"CAIRN_WARM"}, Usage: "while standby, follow the journal so that a takeover replays only its last records (costs the memory of the master's pending messages)"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "lease-ttl", Value: 5 * time.Second, EnvVars: []string{"CAIRN_LEASE_TTL"}, Usage: "a master that cannot renew its journal lease for this long stops writing, and a standby takes over shortly after"}),
@@ -128,6 +130,16 @@ func serve(c *cli.Context) error {
 			return cli.Exit(fmt.Sprintf("--cpu-profile: %v", err), exitFailure)
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	if path := c.String("trace"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("--trace: %v", err), exitUsage)
+		}
+		if err := trace.Start(f); err != nil {
+			return cli.Exit(fmt.Sprintf("--trace: %v", err), exitFailure)
+		}
+		defer func() { trace.Stop(); f.Close() }()
 	}
 	var rules []core.RedeliveryRule
 	for _, spec := range c.StringSlice("redelivery") {

@@ -5,6 +5,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -345,5 +346,40 @@ func TestServeConfigAndSIGTERM(t *testing.T) {
 		if !strings.Contains(logs.String(), want) {
 			t.Fatalf("log lacks %q:\n%s", want, logs.String())
 		}
+	}
+}
+
+// TestServeProfiles: --cpu-profile and --trace write a CPU profile and an
+// execution trace that are complete once a SIGTERM has stopped the broker.
+func TestServeProfiles(t *testing.T) {
+	dir := t.TempDir()
+	prof, tr := filepath.Join(dir, "cpu.pprof"), filepath.Join(dir, "exec.trace")
+	p := startServe(t, filepath.Join(dir, "data"), "--cpu-profile", prof, "--trace", tr)
+	c, err := gostomp.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		if err := c.Send("/queue/prof", "text/plain", []byte("x"), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Disconnect()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v\n%s", err, p.log())
+	}
+	b, err := os.ReadFile(prof)
+	if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b { // a gzipped profile.proto
+		t.Fatalf("CPU profile: %v, %d bytes", err, len(b))
+	}
+	b, err = os.ReadFile(tr)
+	if err != nil || !bytes.HasPrefix(b, []byte("go 1.")) || len(b) < 1000 {
+		t.Fatalf("execution trace: %v, %d bytes, starts %q", err, len(b), b[:min(len(b), 16)])
+	}
+	// The trace is whole: go tool trace can parse it to the end.
+	out, err := exec.Command("go", "tool", "trace", "-d=parsed", tr).CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("ring).write")) && !bytes.Contains(out, []byte("wal.(*Log)")) {
+		t.Fatalf("go tool trace: %v\n%.2000s", err, out)
 	}
 }
