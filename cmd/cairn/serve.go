@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -121,25 +122,24 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("--sync: %v", err), exitUsage)
 	}
-	if path := c.String("cpu-profile"); path != "" {
+	for _, p := range []struct {
+		flag  string
+		start func(io.Writer) error
+		stop  func()
+	}{{"cpu-profile", pprof.StartCPUProfile, pprof.StopCPUProfile}, {"trace", trace.Start, trace.Stop}} {
+		path := c.String(p.flag)
+		if path == "" {
+			continue
+		}
 		f, err := os.Create(path)
 		if err != nil {
-			return cli.Exit(fmt.Sprintf("--cpu-profile: %v", err), exitUsage)
+			return cli.Exit(fmt.Sprintf("--%s: %v", p.flag, err), exitUsage)
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return cli.Exit(fmt.Sprintf("--cpu-profile: %v", err), exitFailure)
+		if err := p.start(f); err != nil {
+			f.Close()
+			return cli.Exit(fmt.Sprintf("--%s: %v", p.flag, err), exitFailure)
 		}
-		defer func() { pprof.StopCPUProfile(); f.Close() }()
-	}
-	if path := c.String("trace"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			return cli.Exit(fmt.Sprintf("--trace: %v", err), exitUsage)
-		}
-		if err := trace.Start(f); err != nil {
-			return cli.Exit(fmt.Sprintf("--trace: %v", err), exitFailure)
-		}
-		defer func() { trace.Stop(); f.Close() }()
+		defer func() { p.stop(); f.Close() }()
 	}
 	var rules []core.RedeliveryRule
 	for _, spec := range c.StringSlice("redelivery") {
