@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
@@ -60,6 +61,9 @@ type session struct {
 	wroteAt   time.Time      // last write
 	beats     *time.Timer    // sends heart-beats while nothing else is written
 	acks      sync.WaitGroup // auto acks being journaled
+	pend      []byte         // what replyNow could not write at once: the writer writes it first
+	replies   int            // frames the reader queued since the writer last took the queue
+	drained   sync.Cond      // on outMu: the writer took the queue, or the session is closing
 	written   chan struct{}  // closed when the writer has finished
 }
 
@@ -176,8 +180,10 @@ type transaction struct {
 
 func newSession(s *Server, c net.Conn) *session {
 	n := s.nextID.Add(1)
-	return &session{srv: s, conn: c, r: newReader(c, s.opts.Limits), version: "1.2", num: n, id: s.idPrefix + strconv.FormatUint(n, 10),
+	ss := &session{srv: s, conn: c, r: newReader(c, s.opts.Limits), version: "1.2", num: n, id: s.idPrefix + strconv.FormatUint(n, 10),
 		subs: map[string]*subscription{}, written: make(chan struct{})} // the other maps are made on first use
+	ss.drained.L = &ss.outMu
+	return ss
 }
 
 // push queues an item for the writer, unless the session is closing.
@@ -207,18 +213,9 @@ func (ss *session) wakeLocked() {
 // writes goes to a writer goroutine. A client that does not read blocks
 // only its own reader this way, up to writeTimeout.
 func (ss *session) reply(f *frame.Frame) {
-	ss.outMu.Lock()
-	if ss.closing {
-		ss.outMu.Unlock()
+	if !ss.queueReply(f) {
 		return
 	}
-	ss.out = append(ss.out, outItem{f: f})
-	if ss.writing {
-		ss.outMu.Unlock()
-		return
-	}
-	ss.writing = true
-	ss.outMu.Unlock()
 	switch final, idle := ss.writeOnce(); {
 	case final:
 		ss.finished()
@@ -226,6 +223,100 @@ func (ss *session) reply(f *frame.Frame) {
 		go ss.writeLoop()
 	}
 }
+
+// queueReply queues f for the writer, or, when no writer runs, takes the
+// writer role for the caller (true) with f queued.
+func (ss *session) queueReply(f *frame.Frame) (writer bool) {
+	ss.outMu.Lock()
+	defer ss.outMu.Unlock()
+	if ss.closing {
+		return false
+	}
+	ss.out = append(ss.out, outItem{f: f})
+	if ss.writing {
+		ss.replies++ // holdBack bounds these
+		return false
+	}
+	ss.writing = true
+	return true
+}
+
+// replyNow is reply for a frame written where others may wait on the
+// reader: a SEND's RECEIPT, written while its queue is held for the
+// message's dispatch. It never waits on the socket: it tries one write that
+// does not block, and leaves what did not go (all of it, for a client that
+// has stopped reading) to a writer goroutine.
+func (ss *session) replyNow(f *frame.Frame) {
+	if ss.r.rc == nil {
+		ss.push(outItem{f: f})
+		return
+	}
+	if !ss.queueReply(f) {
+		return
+	}
+	ss.outMu.Lock()
+	batch := ss.out
+	ss.out = ss.out[len(ss.out):] // just f: nothing else is queued when the role was free
+	ss.outMu.Unlock()
+	bw := writers.Get().(*bufio.Writer)
+	sink := byteSink(make([]byte, 0, 64))
+	bw.Reset(&sink)
+	for i := range batch {
+		writeFrame(bw, batch[i].f, ss.version)
+		batch[i] = outItem{}
+	}
+	bw.Flush()
+	bw.Reset(nil)
+	writers.Put(bw)
+	n := 0
+	ss.r.rc.Write(func(fd uintptr) bool {
+		for n < len(sink) {
+			k, err := syscall.Write(int(fd), sink[n:])
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil || k <= 0 {
+				break // would block, or failed: the writer goroutine finds out
+			}
+			n += k
+		}
+		return true // never wait here
+	})
+	ss.outMu.Lock()
+	if n > 0 {
+		ss.wroteAt = time.Now()
+	}
+	if n == len(sink) && len(ss.out) == 0 && !ss.closing {
+		ss.writing = false
+		ss.outMu.Unlock()
+		return
+	}
+	ss.pend = append(ss.pend, sink[n:]...)
+	ss.outMu.Unlock()
+	go ss.writeLoop() // with the role
+}
+
+// byteSink collects what is written to it.
+type byteSink []byte
+
+func (b *byteSink) Write(p []byte) (int, error) {
+	*b = append(*b, p...)
+	return len(p), nil
+}
+
+// holdBack stops the reader while too many of its frames wait for the
+// writer (a client that sends receipted frames and reads nothing): its
+// connection then reads no more, as when the reader itself waits on the
+// socket, rather than piling replies up in memory.
+func (ss *session) holdBack() {
+	ss.outMu.Lock()
+	for ss.replies >= maxQueuedReplies && !ss.closing {
+		ss.drained.Wait()
+	}
+	ss.outMu.Unlock()
+}
+
+const maxQueuedReplies = 1024
 
 // beat runs every half heart-beat interval: if nothing was written for an
 // interval, it queues a heart-beat.
@@ -251,6 +342,7 @@ func (ss *session) finish(last *frame.Frame) {
 			ss.out = append(ss.out, outItem{f: last})
 		}
 		ss.closing = true
+		ss.drained.Broadcast()
 		ss.wakeLocked()
 	}
 	ss.outMu.Unlock()
@@ -322,6 +414,7 @@ func (ss *session) serve() {
 		if done {
 			return
 		}
+		ss.holdBack()
 	}
 }
 
@@ -410,17 +503,20 @@ func (ss *session) finished() {
 // because nothing more is queued.
 func (ss *session) writeOnce() (final, idle bool) {
 	ss.outMu.Lock()
-	batch := ss.out
-	ss.out, ss.spare = ss.spare[:0], nil
+	batch, pend := ss.out, ss.pend
+	ss.out, ss.spare, ss.pend = ss.spare[:0], nil, nil
+	ss.replies = 0
+	ss.drained.Broadcast()
 	closing := ss.closing
 	ss.outMu.Unlock()
-	if closing && len(batch) == 0 {
+	if closing && len(batch) == 0 && len(pend) == 0 {
 		return true, false
 	}
 	// The write buffer is taken from a pool for each burst and given back
 	// after it, so an idle connection holds none.
 	bw := writers.Get().(*bufio.Writer)
 	bw.Reset(ss.conn)
+	bw.Write(pend)
 	var autoAcks []outItem
 	for i := range batch {
 		it := &batch[i]
@@ -453,7 +549,7 @@ func (ss *session) writeOnce() (final, idle bool) {
 	// lazily when it can: then they are done here, which costs no
 	// goroutine; otherwise off the writer's path, so that the next burst
 	// need not wait for a sync.
-	inline := !ss.srv.broker.AutoAckWaits()
+	inline := len(autoAcks) > 0 && !ss.srv.broker.AutoAckWaits()
 	for len(autoAcks) > 0 {
 		sub := autoAcks[0].d.Sub
 		var seqs []uint64
@@ -500,6 +596,7 @@ func (ss *session) writeOnce() (final, idle bool) {
 func (ss *session) drain() {
 	ss.outMu.Lock()
 	ss.closing = true
+	ss.drained.Broadcast()
 	ss.out = nil
 	ss.outMu.Unlock()
 }
@@ -839,7 +936,7 @@ func (ss *session) send(f *frame.Frame, receipt *string) error {
 	}
 	var confirmed func()
 	if id := *receipt; id != "" {
-		confirmed = func() { ss.receipt(id) }
+		confirmed = func() { ss.replyNow(frame.New(frame.RECEIPT, frame.ReceiptId, id)) }
 		*receipt = ""
 	}
 	if err := ss.srv.broker.SendConfirmed(context.Background(), msgs, confirmed); err != nil {

@@ -5,6 +5,7 @@ package stomp_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/cairnmq/cairn/core"
 	"github.com/cairnmq/cairn/gateways/stomp"
+	"github.com/cairnmq/cairn/journal"
 	"github.com/cairnmq/cairn/journal/journaltest"
 	"github.com/cairnmq/cairn/journal/wal"
 )
@@ -927,6 +929,89 @@ func TestSubscribeReceiptMeansSubscribed(t *testing.T) {
 	for i := range 3 {
 		if cmd, h := readFrame(t, sr); cmd != "MESSAGE" || h["subscription"] != "q" {
 			t.Fatalf("waiting message %d: got %s %v", i, cmd, h)
+		}
+	}
+}
+
+// smallSendBuffers makes every accepted connection's send buffer small,
+// so that a client that does not read fills it quickly.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(4096)
+	}
+	return c, err
+}
+
+// A producer that sends receipted SENDs and never reads its RECEIPTs fills
+// its socket; that holds up only itself: its queue still takes a new
+// consumer, which gets the queue's messages.
+func TestUnreadReceiptsHoldOnlyTheirConnection(t *testing.T) {
+	l, err := wal.Open(t.TempDir(), wal.Options{Logger: quiet, Sync: journal.SyncNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := core.Open(core.Options{Journal: l, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := stomp.NewServer(b, stomp.Options{Logger: quiet})
+	go srv.Serve(smallSendBuffers{ln})
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Close(ctx)
+		b.Close()
+		l.Close()
+	}()
+	const connect = "CONNECT\naccept-version:1.2\nhost:x\n\n\x00"
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, r := raw(t, ln.Addr().String())
+		io.WriteString(c, connect)
+		if cmd, h := readFrame(t, r); cmd != "CONNECTED" {
+			t.Fatalf("CONNECT: %s %v", cmd, h)
+		}
+		return c, r
+	}
+	// Three such producers, each on its own queue: the RECEIPT a broker
+	// gets stuck writing may be one written while the message's queue is
+	// held for its dispatch (the case this is about), or not, depending on
+	// timing.
+	const queues = 3
+	for q := range queues {
+		deaf, _ := dial()
+		defer deaf.Close() // before the broker stops: its writer waits on this socket
+		deaf.(*net.TCPConn).SetReadBuffer(4096)
+		// 3,000 receipted SENDs, never reading a RECEIPT: about 75 KB of
+		// RECEIPTs, far more than the two small socket buffers hold.
+		var flood bytes.Buffer
+		for i := range 3000 {
+			fmt.Fprintf(&flood, "SEND\ndestination:/queue/shared%d\npersistent:true\nreceipt:%d\n\nx\x00", q, i)
+		}
+		go func() {
+			deaf.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			deaf.Write(flood.Bytes())
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // the broker takes what it can meanwhile
+	for q := range queues {
+		c, cr := dial()
+		defer c.Close() // before the broker stops: it has more to write to this one
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		fmt.Fprintf(c, "SUBSCRIBE\nid:0\ndestination:/queue/shared%d\nack:auto\nreceipt:sub\n\n\x00", q)
+		if cmd, h := readFrame(t, cr); cmd != "RECEIPT" {
+			t.Fatalf("a new consumer of queue %d: %s %v", q, cmd, h)
+		}
+		for i := range 100 {
+			if cmd, h := readFrame(t, cr); cmd != "MESSAGE" {
+				t.Fatalf("queue %d, message %d: %s %v", q, i, cmd, h)
+			}
 		}
 	}
 }
