@@ -213,7 +213,7 @@ func (ss *session) wakeLocked() {
 // writes goes to a writer goroutine. A client that does not read blocks
 // only its own reader this way, up to writeTimeout.
 func (ss *session) reply(f *frame.Frame) {
-	if !ss.queueReply(f) {
+	if !ss.queueReply(f, true) {
 		return
 	}
 	switch final, idle := ss.writeOnce(); {
@@ -225,19 +225,22 @@ func (ss *session) reply(f *frame.Frame) {
 }
 
 // queueReply queues f for the writer, or, when no writer runs, takes the
-// writer role for the caller (true) with f queued.
-func (ss *session) queueReply(f *frame.Frame) (writer bool) {
+// writer role for the caller (true), with f queued if queue is set.
+func (ss *session) queueReply(f *frame.Frame, queue bool) (writer bool) {
 	ss.outMu.Lock()
 	defer ss.outMu.Unlock()
 	if ss.closing {
 		return false
 	}
-	ss.out = append(ss.out, outItem{f: f})
 	if ss.writing {
+		ss.out = append(ss.out, outItem{f: f})
 		ss.replies++ // holdBack bounds these
 		return false
 	}
 	ss.writing = true
+	if queue {
+		ss.out = append(ss.out, outItem{f: f})
+	}
 	return true
 }
 
@@ -251,20 +254,13 @@ func (ss *session) replyNow(f *frame.Frame) {
 		ss.push(outItem{f: f})
 		return
 	}
-	if !ss.queueReply(f) {
+	if !ss.queueReply(f, false) {
 		return
 	}
-	ss.outMu.Lock()
-	batch := ss.out
-	ss.out = ss.out[len(ss.out):] // just f: nothing else is queued when the role was free
-	ss.outMu.Unlock()
 	bw := writers.Get().(*bufio.Writer)
 	sink := byteSink(make([]byte, 0, 64))
 	bw.Reset(&sink)
-	for i := range batch {
-		writeFrame(bw, batch[i].f, ss.version)
-		batch[i] = outItem{}
-	}
+	writeFrame(bw, f, ss.version)
 	bw.Flush()
 	bw.Reset(nil)
 	writers.Put(bw)
