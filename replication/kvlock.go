@@ -243,23 +243,27 @@ func (l *kvLease) Release() error {
 	return err
 }
 
-// ReadKVLease reads the lease entry of key in bucket, for status.
+// ReadKVLease reads the lease entry of key in bucket, for status. It asks
+// the bucket's stream leader: a KV Get may be answered by any replica
+// (buckets allow direct gets), and one that lags would show a takeover's
+// previous holder, or no holder at all.
 func ReadKVLease(ctx context.Context, nc *nats.Conn, bucket, key string) (LeaseInfo, uint64, error) {
-	js, err := njs.New(nc)
+	js, err := nc.JetStream()
 	if err != nil {
 		return LeaseInfo{}, 0, err
 	}
-	kv, err := js.KeyValue(ctx, bucket)
-	if err != nil {
-		return LeaseInfo{}, 0, err
-	}
-	e, err := kv.Get(ctx, key)
-	if errors.Is(err, njs.ErrKeyNotFound) {
+	m, err := js.GetLastMsg("KV_"+bucket, "$KV."+bucket+"."+key, nats.Context(ctx)) // not a direct get
+	switch {
+	case errors.Is(err, nats.ErrMsgNotFound):
 		return LeaseInfo{}, 0, nil
-	}
-	if err != nil {
+	case errors.Is(err, nats.ErrStreamNotFound):
+		return LeaseInfo{}, 0, fmt.Errorf("%w: %s", njs.ErrBucketNotFound, bucket)
+	case err != nil:
 		return LeaseInfo{}, 0, err
 	}
-	info, err := parseLease(e.Value())
-	return info, e.Revision(), err
+	if op := m.Header.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+		return LeaseInfo{}, 0, nil // released
+	}
+	info, err := parseLease(m.Data)
+	return info, m.Sequence, err
 }

@@ -86,4 +86,11 @@ func TestKVLocker(t *testing.T) {
 	if err != nil || info.ID != "c" || info.Epoch != c.Epoch() || rev < c.Epoch() {
 		t.Fatalf("lease entry %+v rev %d, %v", info, rev, err)
 	}
+	// Released, the lease shows no holder.
+	if err := c.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if info, _, err := ReadKVLease(context.Background(), natstest.Connect(t, servers...), "CAIRN_LEASES", "J1"); err != nil || info.ID != "" {
+		t.Fatalf("lease entry after release: %+v, %v", info, err)
+	}
 }
