@@ -309,8 +309,16 @@ func (b *Broker) enqueueRecords(recs []journal.Record, msgs []*Message) []journa
 	return recs
 }
 
+// publish hands a message to its topic and the wildcard topics that match.
+func (b *Broker) publish(m *Message) {
+	b.topic(m.Destination.Name).publish(m)
+	for _, w := range b.wildcardTopics(m.Destination.Name) {
+		w.publish(m)
+	}
+}
+
 // deliver hands sent messages to their destinations, in order, and calls
-// confirmed (unless nil) once each is queued there. With confirmed, a queue
+// confirmed (unless nil) once each is queued there (then topics go first). With confirmed, a queue
 // whose loop is idle is claimed (loop.claim) rather than posted to: nothing
 // can overtake the message there, and once confirmed has run, this
 // goroutine takes it in and dispatches it itself. On a small machine that
@@ -322,11 +330,19 @@ func (b *Broker) deliver(msgs []*Message, confirmed func()) {
 		m *Message
 	}
 	var held []heldMsg
+	if confirmed != nil {
+		// Topics first: a publish may wait on a slow subscriber, which
+		// must not hold up a claimed queue.
+		for _, m := range msgs {
+			if m.Destination.Kind == Topic {
+				b.publish(m)
+			}
+		}
+	}
 	for _, m := range msgs {
 		if m.Destination.Kind == Topic {
-			b.topic(m.Destination.Name).publish(m)
-			for _, w := range b.wildcardTopics(m.Destination.Name) {
-				w.publish(m)
+			if confirmed == nil {
+				b.publish(m)
 			}
 			continue
 		}
