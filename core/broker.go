@@ -321,9 +321,10 @@ func (b *Broker) publish(m *Message) {
 // confirmed (unless nil) once each is queued there (then topics go first). With confirmed, a queue
 // whose loop is idle is claimed (loop.claim) rather than posted to: nothing
 // can overtake the message there, and once confirmed has run, this
-// goroutine takes it in and dispatches it itself. On a small machine that
-// saves the producer's receipt a thread wake-up, and the message a
-// goroutine start.
+// goroutine takes it in and dispatches it itself, and hands it to
+// consumers that can take it so (LaterConsumer) to send on this goroutine
+// too. On a small machine that saves the producer's receipt a thread
+// wake-up, and the message a goroutine start or two.
 func (b *Broker) deliver(msgs []*Message, confirmed func()) {
 	type heldMsg struct {
 		q *queue
@@ -356,17 +357,23 @@ func (b *Broker) deliver(msgs []*Message, confirmed func()) {
 	if confirmed != nil {
 		confirmed()
 	}
+	var flushes []LaterConsumer
 	for i, h := range held {
 		if slices.ContainsFunc(held[:i], func(o heldMsg) bool { return o.q == h.q }) {
 			continue // taken in with the first of its queue
 		}
 		h.q.runClaimed(func() {
+			h.q.flushes = &flushes
 			for _, o := range held[i:] {
 				if o.q == h.q {
 					h.q.add(o.m)
 				}
 			}
+			h.q.flushes = nil
 		})
+	}
+	for _, c := range flushes {
+		c.Flush()
 	}
 }
 

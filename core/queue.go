@@ -223,8 +223,9 @@ type queue struct {
 	inflight  map[uint64]*flight
 	acking    map[uint64]*flight // acknowledged, the ack not yet durable
 	consumers []*Subscription
-	next      int    // round-robin position
-	bound     uint64 // journaled dispatch bound: messages up to it may have been delivered
+	next      int              // round-robin position
+	bound     uint64           // journaled dispatch bound: messages up to it may have been delivered
+	flushes   *[]LaterConsumer // set while a producer's goroutine runs the loop: see LaterConsumer
 
 	groups       map[string]*Subscription // message group -> the consumer it is pinned to
 	exclusives   int                      // consumers that asked to be exclusive

@@ -6,6 +6,7 @@ package core
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/cairnmq/cairn/core/selector"
@@ -54,6 +55,17 @@ type Delivery struct {
 // bounded by the subscription's prefetch (for topics, plus the backlog).
 type Consumer interface {
 	Deliver(Delivery)
+}
+
+// A LaterConsumer can also take a delivery to send at the next Flush.
+// When a producer's goroutine dispatches a message itself (SendConfirmed,
+// on an idle queue), it delivers that way and calls Flush once the queue is
+// released, so that the message goes out on that goroutine too, with no
+// hand-off to another. Flush must not wait.
+type LaterConsumer interface {
+	Consumer
+	DeliverLater(Delivery)
+	Flush()
 }
 
 // SubscribeOptions configure a subscription.
@@ -172,7 +184,17 @@ func (s *Subscription) deliver(e *entry) {
 	s.live[e.msg.Seq] = e.msg.Persistent && s.q != nil
 	s.order = append(s.order, e.msg.Seq)
 	s.mu.Unlock()
-	s.consumer.Deliver(Delivery{Msg: e.msg, Sub: s, Redelivered: e.redelivered, Redeliveries: e.redeliveries})
+	d := Delivery{Msg: e.msg, Sub: s, Redelivered: e.redelivered, Redeliveries: e.redeliveries}
+	if s.q != nil && s.q.flushes != nil {
+		if lc, ok := s.consumer.(LaterConsumer); ok {
+			lc.DeliverLater(d)
+			if !slices.Contains(*s.q.flushes, lc) {
+				*s.q.flushes = append(*s.q.flushes, lc)
+			}
+			return
+		}
+	}
+	s.consumer.Deliver(d)
 }
 
 // take removes the deliveries an ACK or NACK of seq covers: seq alone,

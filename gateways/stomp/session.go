@@ -61,7 +61,8 @@ type session struct {
 	wroteAt   time.Time      // last write
 	beats     *time.Timer    // sends heart-beats while nothing else is written
 	acks      sync.WaitGroup // auto acks being journaled
-	pend      []byte         // what replyNow could not write at once: the writer writes it first
+	pend      []byte         // what writeNow could not write at once: the writer writes it first,
+	pendAcks  []outItem      // then auto-acks these deliveries, which are in pend
 	replies   int            // frames the reader queued since the writer last took the queue
 	drained   sync.Cond      // on outMu: the writer took the queue, or the session is closing
 	written   chan struct{}  // closed when the writer has finished
@@ -98,16 +99,35 @@ type subscription struct {
 
 // Deliver implements core.Consumer: it queues the MESSAGE without blocking.
 func (s *subscription) Deliver(d core.Delivery) {
-	if s.holding.Load() {
-		s.mu.Lock()
-		if s.holding.Load() {
-			s.held = append(s.held, outItem{d: d, sub: s})
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
+	if !s.hold(d) {
+		s.ss.push(outItem{d: d, sub: s})
 	}
-	s.ss.push(outItem{d: d, sub: s})
+}
+
+// DeliverLater implements core.LaterConsumer: it queues the MESSAGE for
+// Flush, without starting a writer.
+func (s *subscription) DeliverLater(d core.Delivery) {
+	if !s.hold(d) {
+		s.ss.pushLater(outItem{d: d, sub: s})
+	}
+}
+
+// Flush implements core.LaterConsumer (see session.flushNow).
+func (s *subscription) Flush() { s.ss.flushNow() }
+
+// hold keeps d while the subscription is not yet open, and reports
+// whether it did.
+func (s *subscription) hold(d core.Delivery) bool {
+	if !s.holding.Load() {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.holding.Load() {
+		return false
+	}
+	s.held = append(s.held, outItem{d: d, sub: s})
+	return true
 }
 
 // open ends the hold once the subscription is registered: the RECEIPT
@@ -199,6 +219,16 @@ func (ss *session) push(it outItem) bool {
 	return true
 }
 
+// pushLater queues an item for flushNow, unless the session is closing.
+// It starts no writer: flushNow (or whichever writer runs first) writes it.
+func (ss *session) pushLater(it outItem) {
+	ss.outMu.Lock()
+	if !ss.closing {
+		ss.out = append(ss.out, it)
+	}
+	ss.outMu.Unlock()
+}
+
 // wakeLocked starts a writer unless one is running (it will see what was
 // queued before it gives up the role). outMu is held.
 func (ss *session) wakeLocked() {
@@ -246,58 +276,97 @@ func (ss *session) queueReply(f *frame.Frame, queue bool) (writer bool) {
 
 // replyNow is reply for a frame written where others may wait on the
 // reader: a SEND's RECEIPT, written while its queue is held for the
-// message's dispatch. It never waits on the socket: it tries one write that
-// does not block, and leaves what did not go (all of it, for a client that
-// has stopped reading) to a writer goroutine.
+// message's dispatch. It never waits on the socket (see writeNow).
 func (ss *session) replyNow(f *frame.Frame) {
 	if ss.r.rc == nil {
 		ss.push(outItem{f: f})
 		return
 	}
-	if !ss.queueReply(f, false) {
-		return
+	if ss.queueReply(f, false) {
+		ss.writeNow([]outItem{{f: f}})
 	}
-	bw := writers.Get().(*bufio.Writer)
-	sink := byteSink(make([]byte, 0, 64))
-	bw.Reset(&sink)
-	writeFrame(bw, f, ss.version)
-	bw.Flush()
-	bw.Reset(nil)
-	writers.Put(bw)
-	n := 0
-	ss.r.rc.Write(func(fd uintptr) bool {
-		for n < len(sink) {
-			k, err := syscall.Write(int(fd), sink[n:])
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil || k <= 0 {
-				break // would block, or failed: the writer goroutine finds out
-			}
-			n += k
-		}
-		return true // never wait here
-	})
+}
+
+// flushNow writes what is queued (deliveries queued with pushLater), on the caller's
+// goroutine, when no writer runs: a producer's goroutine that dispatched a
+// message itself (core.Broker.SendConfirmed) writes it to the consumer too,
+// with no hand-off to a writer goroutine. It never waits on the socket.
+func (ss *session) flushNow() {
 	ss.outMu.Lock()
-	if n > 0 {
-		ss.wroteAt = time.Now()
-	}
-	if n == len(sink) && len(ss.out) == 0 && !ss.closing {
-		ss.writing = false
+	if ss.writing || len(ss.out) == 0 {
 		ss.outMu.Unlock()
 		return
 	}
-	ss.pend = append(ss.pend, sink[n:]...)
+	if ss.closing || ss.r.rc == nil {
+		ss.wakeLocked()
+		ss.outMu.Unlock()
+		return
+	}
+	ss.writing = true
+	batch := ss.out
+	ss.out, ss.spare = ss.spare[:0], nil
+	ss.outMu.Unlock()
+	ss.writeNow(batch)
+}
+
+// writeNow writes batch as the writer role's holder with one write that
+// does not wait: what the socket does not take goes to a writer goroutine
+// (all of it, for a client that has stopped reading), and so do the auto
+// acks of the deliveries in it.
+func (ss *session) writeNow(batch []outItem) {
+	nb := nbWriter{rc: ss.r.rc}
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(&nb)
+	autoAcks := ss.compose(bw, batch, nil)
+	bw.Flush()
+	bw.Reset(nil)
+	writers.Put(bw)
+	if len(nb.rest) == 0 {
+		ss.autoAck(autoAcks)
+		if _, idle := ss.written1(batch); !idle {
+			go ss.writeLoop()
+		}
+		return
+	}
+	ss.outMu.Lock()
+	if nb.n > 0 {
+		ss.wroteAt = time.Now()
+	}
+	ss.pend, ss.pendAcks = nb.rest, autoAcks
 	ss.outMu.Unlock()
 	go ss.writeLoop() // with the role
 }
 
-// byteSink collects what is written to it.
-type byteSink []byte
+// nbWriter writes to a connection's descriptor without ever waiting: from
+// the first write the socket does not take whole, it keeps what is left.
+type nbWriter struct {
+	rc   syscall.RawConn
+	n    int    // bytes written
+	rest []byte // bytes not written, in order
+}
 
-func (b *byteSink) Write(p []byte) (int, error) {
-	*b = append(*b, p...)
-	return len(p), nil
+func (w *nbWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if len(w.rest) == 0 {
+		k := 0
+		w.rc.Write(func(fd uintptr) bool {
+			for k < len(p) {
+				m, err := syscall.Write(int(fd), p[k:])
+				if err == syscall.EINTR {
+					continue
+				}
+				if err != nil || m <= 0 {
+					break // would block, or failed: the writer goroutine finds out
+				}
+				k += m
+			}
+			return true // never wait here
+		})
+		w.n += k
+		p = p[k:]
+	}
+	w.rest = append(w.rest, p...)
+	return n, nil
 }
 
 // holdBack stops the reader while too many of its frames wait for the
@@ -499,8 +568,8 @@ func (ss *session) finished() {
 // because nothing more is queued.
 func (ss *session) writeOnce() (final, idle bool) {
 	ss.outMu.Lock()
-	batch, pend := ss.out, ss.pend
-	ss.out, ss.spare, ss.pend = ss.spare[:0], nil, nil
+	batch, pend, autoAcks := ss.out, ss.pend, ss.pendAcks
+	ss.out, ss.spare, ss.pend, ss.pendAcks = ss.spare[:0], nil, nil, nil
 	ss.replies = 0
 	ss.drained.Broadcast()
 	closing := ss.closing
@@ -513,22 +582,7 @@ func (ss *session) writeOnce() (final, idle bool) {
 	bw := writers.Get().(*bufio.Writer)
 	bw.Reset(ss.conn)
 	bw.Write(pend)
-	var autoAcks []outItem
-	for i := range batch {
-		it := &batch[i]
-		switch {
-		case it.f != nil:
-			writeFrame(bw, it.f, ss.version)
-		case it.sub != nil:
-			ss.writeMessage(bw, it)
-			if it.d.Sub != nil && it.d.Sub.Mode() == core.AckAuto { // (nil: a browse)
-				autoAcks = append(autoAcks, *it)
-			}
-		default:
-			bw.WriteByte('\n') // a heart-beat
-		}
-		*it = outItem{}
-	}
+	autoAcks = ss.compose(bw, batch, autoAcks)
 	ss.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	err := bw.Flush()
 	bw.Reset(nil)
@@ -539,12 +593,38 @@ func (ss *session) writeOnce() (final, idle bool) {
 		ss.drain()
 		return true, false
 	}
-	// Auto acks: one AutoAck (one journal append) per subscription per
-	// burst. Nobody waits for an auto ack to be durable (a crash before it
-	// lands redelivers, marked redelivered), and the journal takes them
-	// lazily when it can: then they are done here, which costs no
-	// goroutine; otherwise off the writer's path, so that the next burst
-	// need not wait for a sync.
+	ss.autoAck(autoAcks)
+	return ss.written1(batch)
+}
+
+// compose writes batch's frames into w, clearing batch, and returns
+// autoAcks with the deliveries to auto-ack subscriptions appended.
+func (ss *session) compose(w *bufio.Writer, batch []outItem, autoAcks []outItem) []outItem {
+	for i := range batch {
+		it := &batch[i]
+		switch {
+		case it.f != nil:
+			writeFrame(w, it.f, ss.version)
+		case it.sub != nil:
+			ss.writeMessage(w, it)
+			if it.d.Sub != nil && it.d.Sub.Mode() == core.AckAuto { // (nil: a browse)
+				autoAcks = append(autoAcks, *it)
+			}
+		default:
+			w.WriteByte('\n') // a heart-beat
+		}
+		*it = outItem{}
+	}
+	return autoAcks
+}
+
+// autoAck acknowledges deliveries written to auto-ack subscriptions: one
+// AutoAck (one journal append) per subscription. Nobody waits for an auto
+// ack to be durable (a crash before it lands redelivers, marked
+// redelivered), and the journal takes them lazily when it can: then they
+// are done here, which costs no goroutine; otherwise off the writer's
+// path, so that the next burst need not wait for a sync.
+func (ss *session) autoAck(autoAcks []outItem) {
 	inline := len(autoAcks) > 0 && !ss.srv.broker.AutoAckWaits()
 	for len(autoAcks) > 0 {
 		sub := autoAcks[0].d.Sub
@@ -574,6 +654,12 @@ func (ss *session) writeOnce() (final, idle bool) {
 		clear(autoAcks[len(rest):])
 		autoAcks = rest
 	}
+}
+
+// written1 ends a burst written by the writer role's holder: it keeps
+// batch's array for the next, and gives the role up (idle) if nothing more
+// is queued.
+func (ss *session) written1(batch []outItem) (final, idle bool) {
 	if cap(batch) > 64 {
 		batch = nil // do not hold a large burst's array while idle
 	}

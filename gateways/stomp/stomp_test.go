@@ -1015,3 +1015,77 @@ func TestUnreadReceiptsHoldOnlyTheirConnection(t *testing.T) {
 		}
 	}
 }
+
+// A consumer that stops reading fills its socket; the producer, whose
+// goroutine writes the consumer's MESSAGEs itself when it can (flushNow),
+// is not held up by it: every SEND still gets its RECEIPT. Once the
+// consumer reads again it gets every message, whole and in order, and its
+// auto acks empty the queue.
+func TestDeafConsumerHoldsOnlyItself(t *testing.T) {
+	l, err := wal.Open(t.TempDir(), wal.Options{Logger: quiet, Sync: journal.SyncNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := core.Open(core.Options{Journal: l, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := stomp.NewServer(b, stomp.Options{Logger: quiet})
+	go srv.Serve(smallSendBuffers{ln})
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Close(ctx)
+		b.Close()
+		l.Close()
+	}()
+	const connect = "CONNECT\naccept-version:1.2\nhost:x\n\n\x00"
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, r := raw(t, ln.Addr().String())
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		io.WriteString(c, connect)
+		if cmd, h := readFrame(t, r); cmd != "CONNECTED" {
+			t.Fatalf("CONNECT: %s %v", cmd, h)
+		}
+		return c, r
+	}
+	deaf, dr := dial()
+	defer deaf.Close()
+	deaf.(*net.TCPConn).SetReadBuffer(4096)
+	io.WriteString(deaf, "SUBSCRIBE\nid:0\ndestination:/queue/deaf\nack:auto\nreceipt:s\n\n\x00")
+	if cmd, h := readFrame(t, dr); cmd != "RECEIPT" {
+		t.Fatalf("SUBSCRIBE: %s %v", cmd, h)
+	}
+	// 500 KiB of messages, far more than the consumer's small socket
+	// buffers hold; each SEND waits for its RECEIPT.
+	const n = 500
+	body := strings.Repeat("x", 1024)
+	p, pr := dial()
+	p.SetDeadline(time.Now().Add(10 * time.Second))
+	for i := range n {
+		fmt.Fprintf(p, "SEND\ndestination:/queue/deaf\npersistent:true\nseq:%d\nreceipt:%d\n\n%s\x00", i, i, body)
+		if cmd, h := readFrame(t, pr); cmd != "RECEIPT" || h["receipt-id"] != fmt.Sprint(i) {
+			t.Fatalf("SEND %d: %s %v", i, cmd, h)
+		}
+	}
+	deaf.(*net.TCPConn).SetReadBuffer(1 << 20) // reading again, at full speed
+	for i := range n {
+		cmd, h := readFrame(t, dr)
+		if cmd != "MESSAGE" || h["seq"] != fmt.Sprint(i) || h["content-length"] != "1024" {
+			t.Fatalf("message %d: %s %v", i, cmd, h)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		s, _ := b.QueueStats("deaf")
+		if s.Depth() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue still holds %+v after every message was read (auto acks lost)", s)
+		}
+	}
+}
