@@ -318,13 +318,13 @@ func (b *Broker) publish(m *Message) {
 }
 
 // deliver hands sent messages to their destinations, in order, and calls
-// confirmed (unless nil) once each is queued there (then topics go first). With confirmed, a queue
-// whose loop is idle is claimed (loop.claim) rather than posted to: nothing
-// can overtake the message there, and once confirmed has run, this
-// goroutine takes it in and dispatches it itself, and hands it to
-// consumers that can take it so (LaterConsumer) to send on this goroutine
-// too. On a small machine that saves the producer's receipt a thread
-// wake-up, and the message a goroutine start or two.
+// confirmed (unless nil) once each is queued there (then topics go first).
+// With confirmed, a queue whose loop is idle is claimed (loop.claim)
+// rather than posted to: nothing can overtake the message there, and once
+// confirmed has run, this goroutine takes it in, dispatches it, and hands
+// it to consumers that can take it so (LaterConsumer) to write on this
+// goroutine too. On a small machine that saves the producer's receipt a
+// thread wake-up, and the message a goroutine start or two.
 func (b *Broker) deliver(msgs []*Message, confirmed func()) {
 	type heldMsg struct {
 		q *queue
