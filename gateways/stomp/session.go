@@ -287,10 +287,11 @@ func (ss *session) replyNow(f *frame.Frame) {
 	}
 }
 
-// flushNow writes what is queued (deliveries queued with pushLater), on the caller's
-// goroutine, when no writer runs: a producer's goroutine that dispatched a
-// message itself (core.Broker.SendConfirmed) writes it to the consumer too,
-// with no hand-off to a writer goroutine. It never waits on the socket.
+// flushNow writes what is queued (deliveries queued with pushLater) on the
+// caller's goroutine, when no writer runs: a producer's goroutine that
+// dispatched a message itself (core.Broker.SendConfirmed) writes it to the
+// consumer too, with no hand-off to a writer goroutine. It never waits on
+// the socket.
 func (ss *session) flushNow() {
 	ss.outMu.Lock()
 	if ss.writing || len(ss.out) == 0 {
