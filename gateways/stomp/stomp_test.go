@@ -945,15 +945,16 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 	return c, err
 }
 
-// A producer that sends receipted SENDs and never reads its RECEIPTs fills
-// its socket; that holds up only itself: its queue still takes a new
-// consumer, which gets the queue's messages.
-func TestUnreadReceiptsHoldOnlyTheirConnection(t *testing.T) {
+// startSmallBuffers starts a broker on a journal that never syncs (these
+// tests are about sockets, not disks) behind a listener whose connections
+// have small send buffers.
+func startSmallBuffers(t *testing.T) (addr string, b *core.Broker) {
+	t.Helper()
 	l, err := wal.Open(t.TempDir(), wal.Options{Logger: quiet, Sync: journal.SyncNever})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := core.Open(core.Options{Journal: l, Logger: quiet})
+	b, err = core.Open(core.Options{Journal: l, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -963,22 +964,33 @@ func TestUnreadReceiptsHoldOnlyTheirConnection(t *testing.T) {
 	}
 	srv := stomp.NewServer(b, stomp.Options{Logger: quiet})
 	go srv.Serve(smallSendBuffers{ln})
-	defer func() {
+	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Close(ctx)
 		b.Close()
 		l.Close()
-	}()
-	const connect = "CONNECT\naccept-version:1.2\nhost:x\n\n\x00"
-	dial := func() (net.Conn, *bufio.Reader) {
-		c, r := raw(t, ln.Addr().String())
-		io.WriteString(c, connect)
-		if cmd, h := readFrame(t, r); cmd != "CONNECTED" {
-			t.Fatalf("CONNECT: %s %v", cmd, h)
-		}
-		return c, r
+	})
+	return ln.Addr().String(), b
+}
+
+// connectRaw opens a raw connection to addr and CONNECTs with STOMP 1.2.
+func connectRaw(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, r := raw(t, addr)
+	io.WriteString(c, "CONNECT\naccept-version:1.2\nhost:x\n\n\x00")
+	if cmd, h := readFrame(t, r); cmd != "CONNECTED" {
+		t.Fatalf("CONNECT: %s %v", cmd, h)
 	}
+	return c, r
+}
+
+// A producer that sends receipted SENDs and never reads its RECEIPTs fills
+// its socket; that holds up only itself: its queue still takes a new
+// consumer, which gets the queue's messages.
+func TestUnreadReceiptsHoldOnlyTheirConnection(t *testing.T) {
+	addr, _ := startSmallBuffers(t)
+	dial := func() (net.Conn, *bufio.Reader) { return connectRaw(t, addr) }
 	// Three such producers, each on its own queue: the RECEIPT a broker
 	// gets stuck writing may be one written while the message's queue is
 	// held for its dispatch (the case this is about), or not, depending on
@@ -1022,35 +1034,10 @@ func TestUnreadReceiptsHoldOnlyTheirConnection(t *testing.T) {
 // consumer reads again it gets every message, whole and in order, and its
 // auto acks empty the queue.
 func TestDeafConsumerHoldsOnlyItself(t *testing.T) {
-	l, err := wal.Open(t.TempDir(), wal.Options{Logger: quiet, Sync: journal.SyncNever})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := core.Open(core.Options{Journal: l, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := stomp.NewServer(b, stomp.Options{Logger: quiet})
-	go srv.Serve(smallSendBuffers{ln})
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Close(ctx)
-		b.Close()
-		l.Close()
-	}()
-	const connect = "CONNECT\naccept-version:1.2\nhost:x\n\n\x00"
+	addr, b := startSmallBuffers(t)
 	dial := func() (net.Conn, *bufio.Reader) {
-		c, r := raw(t, ln.Addr().String())
+		c, r := connectRaw(t, addr)
 		c.SetDeadline(time.Now().Add(20 * time.Second))
-		io.WriteString(c, connect)
-		if cmd, h := readFrame(t, r); cmd != "CONNECTED" {
-			t.Fatalf("CONNECT: %s %v", cmd, h)
-		}
 		return c, r
 	}
 	deaf, dr := dial()
