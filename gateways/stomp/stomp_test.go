@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -72,12 +73,39 @@ func (n *node) stop() {
 
 func dial(t *testing.T, addr string, opts ...func(*gostomp.Conn) error) *gostomp.Conn {
 	t.Helper()
+	opts = append([]func(*gostomp.Conn) error{gostomp.ConnOpt.UnsubscribeReceiptTimeout(2 * time.Second)}, opts...)
 	c, err := gostomp.Dial("tcp", addr, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.MustDisconnect() })
 	return c
+}
+
+// unsubscribe unsubscribes sub and waits for the broker's RECEIPT.
+// go-stomp's Unsubscribe can miss the wake-up of a RECEIPT that comes back
+// at once (it broadcasts its condition without holding the lock) and then
+// waits out its timeout; so a timeout counts when the RECEIPT did close the
+// subscription's channel. Without a RECEIPT, go-stomp puts an error on the
+// channel and leaves it open.
+func unsubscribe(t *testing.T, sub *gostomp.Subscription) {
+	t.Helper()
+	err := sub.Unsubscribe()
+	if errors.Is(err, &gostomp.ErrUnsubscribeReceiptTimeout) {
+		for {
+			select {
+			case _, ok := <-sub.C:
+				if !ok {
+					return // closed by the RECEIPT
+				}
+			case <-time.After(time.Second):
+				t.Fatal(err)
+			}
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func recv(t *testing.T, sub *gostomp.Subscription) *gostomp.Message {
@@ -496,9 +524,7 @@ func TestNackUnsubscribeDisconnect(t *testing.T) {
 		t.Fatalf("after NACK: %q redelivered=%q", m.Body, m.Header.Get("redelivered"))
 	}
 	c.Ack(m)
-	if err := sub.Unsubscribe(); err != nil {
-		t.Fatal(err)
-	}
+	unsubscribe(t, sub)
 	c.Send("/queue/n", "text/plain", []byte("later"), gostomp.SendOpt.Receipt)
 	if st, _ := n.broker.QueueStats("n"); st.Consumers != 0 || st.Pending != 1 {
 		t.Fatalf("after UNSUBSCRIBE: %+v", st)
@@ -655,9 +681,7 @@ func TestBrowse(t *testing.T) {
 		if fmt.Sprint(got) != "[1 0 2]" {
 			t.Fatalf("browsed %v, want [1 0 2]", got)
 		}
-		if err := sub.Unsubscribe(); err != nil {
-			t.Fatal(err)
-		}
+		unsubscribe(t, sub)
 	}
 	if st, _ := n.broker.QueueStats("br"); st.Pending != 3 {
 		t.Fatalf("after browsing: %+v", st)
@@ -807,9 +831,7 @@ func TestQueueWildcards(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := sub.Unsubscribe(); err != nil {
-		t.Fatal(err)
-	}
+	unsubscribe(t, sub)
 	send("/queue/orders.eu", "eu-2")
 	if st, _ := n.broker.QueueStats("orders.eu"); st.Consumers != 0 {
 		t.Fatalf("after UNSUBSCRIBE: %+v", st)
