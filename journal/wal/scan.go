@@ -205,7 +205,12 @@ func (c *Cut) String() string {
 // no safe cut point is known.
 func (w *walker) planCut() *Cut {
 	d := w.damage
-	if !w.goodKnown && w.started {
+	if !w.goodKnown && w.started && !d.torn {
+		// Corruption inside the batch the walk began in, which started in a
+		// segment compaction removed: no boundary to cut at that keeps the
+		// batch whole. (A torn tail there is cut where the walk began: that
+		// batch never became whole on disk, and the sync ring gives back
+		// whatever of it was confirmed.)
 		return nil
 	}
 	c := &Cut{
