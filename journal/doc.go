@@ -84,7 +84,11 @@
 //     whose data never reached the disk), or when the last batch has no end
 //     frame. A torn tail is cut: the file is truncated after the last
 //     complete batch, later files are removed, every removed byte is kept in
-//     DIR/<segment>.<time>.broken, and Open reports the records dropped.
+//     DIR/<segment>.<time>.broken, and Open reports the records dropped. When
+//     the torn batch began in a segment that compaction removed, there is no
+//     complete batch before it to cut after: the cut goes back to where the
+//     first segment read begins (that batch never became whole on disk; the
+//     ring gives back what of it was confirmed).
 //   - Anything else is corruption: Open refuses it with the file, byte
 //     offset and index, unless Options.Repair is set, in which case it is cut
 //     the same way (with everything after it). `cairn journal repair` does
