@@ -246,6 +246,7 @@ func (c *Client) connect(addr string) (net.Conn, *gostomp.Conn, error) {
 	opts := []func(*gostomp.Conn) error{
 		gostomp.ConnOpt.Host(c.opts.Host),
 		gostomp.ConnOpt.RcvReceiptTimeout(c.opts.ReceiptTimeout),
+		gostomp.ConnOpt.UnsubscribeReceiptTimeout(c.opts.ReceiptTimeout),
 		gostomp.ConnOpt.MsgSendTimeout(c.opts.ReceiptTimeout),
 		gostomp.ConnOpt.Logger(debugLogger{c.opts.Logger}),
 	}
@@ -338,6 +339,7 @@ type Subscription struct {
 	opts    []func(*frame.Frame) error
 	out     chan *gostomp.Message
 	stop    chan struct{}
+	ended   chan struct{} // closed when the pump is done
 	once    sync.Once
 	mu      sync.Mutex
 	current *gostomp.Subscription
@@ -351,7 +353,8 @@ func (c *Client) Subscribe(destination string, mode gostomp.AckMode, headers ...
 	if len(headers)%2 != 0 {
 		return nil, fmt.Errorf("stompclient: headers come in name, value pairs; got %d strings", len(headers))
 	}
-	s := &Subscription{c: c, dest: destination, mode: mode, out: make(chan *gostomp.Message), stop: make(chan struct{})}
+	s := &Subscription{c: c, dest: destination, mode: mode, out: make(chan *gostomp.Message), stop: make(chan struct{}),
+		ended: make(chan struct{})}
 	s.C = s.out
 	for i := 0; i < len(headers); i += 2 {
 		s.opts = append(s.opts, gostomp.SubscribeOpt.Header(headers[i], headers[i+1]))
@@ -379,6 +382,7 @@ func (c *Client) Subscribe(destination string, mode gostomp.AckMode, headers ...
 // bounds the queue.
 func (s *Subscription) pump(gs *gostomp.Subscription, gen uint64) {
 	defer s.c.wg.Done()
+	defer close(s.ended)
 	defer close(s.out)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -426,8 +430,15 @@ func (s *Subscription) pump(gs *gostomp.Subscription, gen uint64) {
 		}
 		select {
 		case <-ctx.Done():
+			s.drain(gs)
 			return
 		case m, ok := <-in:
+			if ctx.Err() != nil {
+				if !ok {
+					return // the subscription's end, or the connection's
+				}
+				continue // stopping: drain takes it from here
+			}
 			if ok && m.Err == nil {
 				queue = append(queue, m)
 				continue
@@ -506,7 +517,41 @@ func (c *Client) live(m *gostomp.Message) bool {
 	return m.Conn != nil && m.Conn == c.conn
 }
 
-// Unsubscribe ends the subscription.
+// drain reads what the broker still delivers to gs once the subscription
+// is being ended, until go-stomp closes its channel (the UNSUBSCRIBE's
+// RECEIPT came, or the connection went), the client closes, or a receipt
+// timeout passes. go-stomp hands MESSAGEs and that RECEIPT to the
+// subscription through one 16-slot channel: unread, the RECEIPT cannot get
+// through, and the whole connection stalls. What is read here is not
+// acknowledged: the broker has it back when the subscription ends.
+func (s *Subscription) drain(gs *gostomp.Subscription) {
+	if gs == nil {
+		return
+	}
+	select {
+	case <-s.stop:
+	default:
+		return // the client is closing: it disconnects
+	}
+	timer := time.NewTimer(s.c.opts.ReceiptTimeout + time.Second)
+	defer timer.Stop()
+	for {
+		select {
+		case _, ok := <-gs.C:
+			if !ok {
+				return
+			}
+		case <-timer.C:
+			return
+		case <-s.c.quit:
+			return
+		}
+	}
+}
+
+// Unsubscribe ends the subscription. It returns once the broker has
+// confirmed it (or the connection it was on is gone): while it waits,
+// what the broker still delivers is dropped, unacknowledged.
 func (s *Subscription) Unsubscribe() error {
 	s.once.Do(func() { close(s.stop) })
 	s.mu.Lock()
@@ -515,10 +560,20 @@ func (s *Subscription) Unsubscribe() error {
 	s.c.mu.Lock()
 	live := s.c.conn != nil && s.c.gen == gen
 	s.c.mu.Unlock()
-	if gs != nil && live {
-		return gs.Unsubscribe()
+	if gs == nil || !live {
+		return nil
 	}
-	return nil
+	done := make(chan error, 1)
+	go func() { done <- gs.Unsubscribe() }()
+	select {
+	case err := <-done:
+		return err
+	case <-s.ended:
+		// The pump saw the channel closed: the RECEIPT came. go-stomp's
+		// Unsubscribe may still be waiting out its timeout here: it can
+		// miss the wake-up of a RECEIPT that comes back at once.
+		return nil
+	}
 }
 
 // Close disconnects and stops every subscription.

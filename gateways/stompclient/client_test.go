@@ -263,3 +263,75 @@ func TestAckOnConnectionLostMeanwhile(t *testing.T) {
 		}
 	}
 }
+
+// TestUnsubscribeWhileMessagesFlow: Unsubscribe returns promptly while the
+// broker is still delivering to the subscription, and the connection stays
+// usable. go-stomp hands a subscription's RECEIPT and its MESSAGEs to one
+// goroutine through a 16-slot channel: once nobody reads that channel, the
+// RECEIPT that ends the subscription cannot get through, and the whole
+// connection stalls.
+func TestUnsubscribeWhileMessagesFlow(t *testing.T) {
+	addrs := freeAddrs(t, 1)
+	k := startBroker(t, t.TempDir(), addrs[0])
+	defer k.crash()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := stompclient.Dial(ctx, stompclient.Options{Addrs: addrs, Logger: quiet, ReceiptTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sub, err := c.Subscribe("/queue/flow", gostomp.AckClientIndividual)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A producer on a connection of its own keeps the queue fed.
+	p, err := gostomp.Dial("tcp", addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.MustDisconnect()
+	stop := make(chan struct{})
+	produced := make(chan int)
+	go func() {
+		n := 0
+		defer func() { produced <- n }()
+		for ; n < 200000; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if p.Send("/queue/flow", "text/plain", []byte("x")) != nil {
+				return
+			}
+		}
+	}()
+	for range 10 {
+		select {
+		case m := <-sub.C:
+			if err := sub.Ack(m); err != nil {
+				t.Fatal(err)
+			}
+		case <-ctx.Done():
+			t.Fatal("no message")
+		}
+	}
+	unsubscribed := make(chan error, 1)
+	go func() { unsubscribed <- sub.Unsubscribe() }()
+	select {
+	case err := <-unsubscribed:
+		if err != nil {
+			t.Fatalf("unsubscribe: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Unsubscribe did not return within 15s while messages flowed")
+	}
+	close(stop)
+	t.Logf("%d messages produced", <-produced)
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	if err := c.Send(sctx, "/queue/after", []byte("x")); err != nil {
+		t.Fatalf("the connection after Unsubscribe: %v", err)
+	}
+}
