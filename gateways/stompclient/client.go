@@ -569,9 +569,11 @@ func (s *Subscription) Unsubscribe() error {
 	case err := <-done:
 		return err
 	case <-s.ended:
-		// The pump saw the channel closed: the RECEIPT came. go-stomp's
-		// Unsubscribe may still be waiting out its timeout here: it can
-		// miss the wake-up of a RECEIPT that comes back at once.
+		// The pump saw the channel closed: the RECEIPT came (without one,
+		// go-stomp's wait, bounded by ReceiptTimeout, answers first; the
+		// pump's drain waits a second longer). go-stomp's Unsubscribe may
+		// still be waiting here: it can miss the wake-up of a RECEIPT that
+		// comes back at once.
 		return nil
 	}
 }

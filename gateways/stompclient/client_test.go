@@ -195,14 +195,7 @@ func TestFailover(t *testing.T) {
 // TestPermanentError: an ERROR about the frame itself is returned, not
 // retried forever.
 func TestPermanentError(t *testing.T) {
-	addrs := freeAddrs(t, 1)
-	k := startBroker(t, t.TempDir(), addrs[0])
-	defer k.crash()
-	c, err := stompclient.Dial(context.Background(), stompclient.Options{Addrs: addrs, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, _ := oneBroker(t, stompclient.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.Send(ctx, "/nowhere/x", []byte("x")); err == nil || ctx.Err() != nil {
@@ -212,6 +205,24 @@ func TestPermanentError(t *testing.T) {
 	if err := c.Send(ctx, "/queue/ok", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// oneBroker starts a broker and a client of it with opts (its address
+// list and logger filled in); both end with the test.
+func oneBroker(t *testing.T, opts stompclient.Options) (*stompclient.Client, string) {
+	t.Helper()
+	addrs := freeAddrs(t, 1)
+	k := startBroker(t, t.TempDir(), addrs[0])
+	t.Cleanup(k.crash)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	opts.Addrs, opts.Logger = addrs, quiet
+	c, err := stompclient.Dial(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, addrs[0]
 }
 
 // TestDialNone: no broker answers: Dial gives up when ctx ends.
@@ -228,16 +239,9 @@ func TestDialNone(t *testing.T) {
 // unacknowledged on a connection that is gone), not go-stomp's error. The
 // failover test met this once under the race detector.
 func TestAckOnConnectionLostMeanwhile(t *testing.T) {
-	addrs := freeAddrs(t, 1)
-	k := startBroker(t, t.TempDir(), addrs[0])
-	defer k.crash()
+	c, _ := oneBroker(t, stompclient.Options{RetryMax: time.Hour})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := stompclient.Dial(ctx, stompclient.Options{Addrs: addrs, Logger: quiet, RetryMax: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	sub, err := c.Subscribe("/queue/lost", gostomp.AckClientIndividual)
 	if err != nil {
 		t.Fatal(err)
@@ -271,22 +275,15 @@ func TestAckOnConnectionLostMeanwhile(t *testing.T) {
 // RECEIPT that ends the subscription cannot get through, and the whole
 // connection stalls.
 func TestUnsubscribeWhileMessagesFlow(t *testing.T) {
-	addrs := freeAddrs(t, 1)
-	k := startBroker(t, t.TempDir(), addrs[0])
-	defer k.crash()
+	c, addr := oneBroker(t, stompclient.Options{ReceiptTimeout: 5 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := stompclient.Dial(ctx, stompclient.Options{Addrs: addrs, Logger: quiet, ReceiptTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	sub, err := c.Subscribe("/queue/flow", gostomp.AckClientIndividual)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A producer on a connection of its own keeps the queue fed.
-	p, err := gostomp.Dial("tcp", addrs[0])
+	p, err := gostomp.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
