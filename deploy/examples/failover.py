@@ -12,6 +12,8 @@ What stomp.py does not do by itself, and this shows:
   * It does not restore subscriptions: subscribe again after every connect().
   * A SEND whose RECEIPT did not come before the drop may or may not have been stored: send it again,
     with the same _AMQ_DUPL_ID header, so that Cairn stores it only once.
+  * A broker that dies during connect() (a master killed mid-handshake) can make connect() raise
+    OSError or NotConnectedException, not only ConnectFailedException: retry on all three.
   * Its default reconnect_attempts_max is 3, fewer than a takeover may need: use -1 (keep trying)
     with a short sleep cap.
 A message delivered but not acked before the drop comes again with redelivered:true.
@@ -59,7 +61,11 @@ def connect(conn, watcher, after=None):
             if after:
                 after()
             return
-        except stomp.exception.ConnectFailedException:
+        except (stomp.exception.ConnectFailedException, stomp.exception.NotConnectedException, OSError):
+            # A broker that dies while stomp.py connects (a master killed
+            # mid-handshake resets what its listener had accepted) surfaces
+            # as any of these, not only ConnectFailedException. The receiver
+            # thread closes the dead socket; connect() again opens a new one.
             time.sleep(0.1)
 
 
@@ -93,7 +99,10 @@ def produce(n, hosts):
                 break
             attempt += 1  # lost (or no receipt in time): reconnect and send again
             if conn.is_connected():
-                conn.disconnect()
+                try:
+                    conn.disconnect()
+                except (stomp.exception.NotConnectedException, OSError):
+                    pass
             connect(conn, w)
         print("sent", body, flush=True)
     conn.disconnect()
