@@ -411,18 +411,31 @@ func TestChainedMsgIDStallsR3(t *testing.T) {
 		_, err := js.Publish(c, "chain", []byte(id), opts...)
 		return err
 	}
+	// The stream exists before its leader listens on its subject: until
+	// then a publish gets no responders (ErrNoStreamResponse), which
+	// stored nothing and is safe to retry.
+	setup := func(seq uint64, id, prev string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := pub(seq, id, prev)
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, njs.ErrNoStreamResponse) || time.Now().After(deadline) {
+				t.Fatalf("publish %s: %v", id, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	for i, id := range []string{"a1", "a2", "a3"} {
 		prev := ""
 		if i > 0 {
 			prev = fmt.Sprintf("a%d", i)
 		}
-		if err := pub(uint64(i+1), id, prev); err != nil {
-			t.Fatal(err)
-		}
+		setup(uint64(i+1), id, prev)
 	}
-	if err := pub(4, "claim", "a3"); err != nil { // another writer takes over
-		t.Fatal(err)
-	}
+	setup(4, "claim", "a3") // another writer takes over
 	// The old writer's pipeline, expecting 3 and on, chained from a3.
 	var futs []njs.PubAckFuture
 	prev := "a3"
