@@ -106,6 +106,11 @@ const (
 	// codeBatchDuplicate: an atomic batch holds a message id the stream has
 	// seen, which after a lost commit reply means the batch landed.
 	codeBatchDuplicate njs.ErrorCode = 10201
+	// codeBatchIncomplete: the commit reached a server that lacks some of
+	// the batch's earlier messages (they went to a leader that has since
+	// stepped down, or were lost). Nothing of the batch is stored, and a
+	// re-publish under a new batch id may land.
+	codeBatchIncomplete njs.ErrorCode = 10176
 	// maxBatch is nats-server's default limit on an atomic batch.
 	maxBatch = 1000
 	// headerRoom is what the NATS headers of one message may take.
@@ -191,6 +196,10 @@ type Log struct {
 	round []*request
 	held  *request // taken from reqs but left for the next round
 	msgs  []*nats.Msg
+
+	// lose, when a test sets it, drops the batch messages it names before
+	// they are sent, as a leader change loses them in transit.
+	lose func(batchID string, seq int) bool
 }
 
 var (
@@ -465,7 +474,8 @@ func (l *Log) message(index uint64, flags uint8, rec *journal.Record) *nats.Msg 
 // publish appends msgs, built for indexes first onward, expecting the
 // stream to end at first-1: as one message if there is one, else as one
 // atomic batch. It retries while the outcome is unknown (a lost reply, a
-// leader election), for up to RetryFor; each retry carries the same message
+// leader election) or the batch reached the stream incomplete, for up to
+// RetryFor; each retry carries the same message
 // ids, so the stream stores each message once. On success the records are
 // confirmed and the writer's tail moves past them.
 func (l *Log) publish(msgs []*nats.Msg, first uint64) error {
@@ -491,10 +501,11 @@ func (l *Log) publish(msgs []*nats.Msg, first uint64) error {
 		if fenced(err) {
 			return l.fencedError(first, last, err)
 		}
-		if refused(err) && !isCode(err, codeBatchDuplicate) {
+		if refused(err) && !isCode(err, codeBatchDuplicate) && !isCode(err, codeBatchIncomplete) {
 			return fmt.Errorf("%w: stream %s refused records %d-%d: %v", journal.ErrFailed, l.opts.Stream, first, last, err)
 		}
-		// The outcome is unknown: see whether the stream has the records.
+		// The outcome is unknown (or the batch was incomplete, so it is
+		// not stored): see whether the stream has the records.
 		landed, lerr := l.landed(last)
 		if lerr != nil {
 			return lerr
@@ -568,6 +579,9 @@ func (l *Log) publishBatch(msgs []*nats.Msg, batchID string, last uint64) error 
 		c := copyMsg(m)
 		c.Header.Set(hdrBatchID, batchID)
 		if i < len(msgs)-1 {
+			if l.lose != nil && l.lose(batchID, i+1) {
+				continue
+			}
 			if err := l.nc.PublishMsg(c); err != nil {
 				return err
 			}
