@@ -41,6 +41,7 @@ out.append("Written by `bench/compare/run` on %s (%s cores). Each broker ran alo
 out.append("directory, driven by `cairn bench broker` (its own lean STOMP client, on the same machine). Before (a), (b) and (c)")
 out.append("each broker was warmed up by a shorter, unrecorded pass of the same three (a JVM compiles its hot paths in the")
 out.append("first thousands of messages). One run; the machine is shared and noisy, so read ratios, not absolutes.")
+out.append("The disk's fsync rate and (a)'s floor, below the table, were measured in the same run.")
 out.append("")
 head = "| scenario | measure | " + " | ".join(names[b] for b in brokers) + " | Cairn / ActiveMQ | target |"
 out.append(head)
@@ -55,12 +56,32 @@ for s, desc, key, unit, target in scen:
     if s in ("a", "d"):
         cells = [fmt(val(b, s, "p99_ms"), "p99_ms") for b in brokers]
         out.append("| (%s) | p99 latency, ms | %s | | |" % (s, " | ".join(cells)))
-disk = val("disk", "fsync", "appends_per_sec")
+disk = {r.get("before", "cairn"): r["appends_per_sec"] for r in rows if r.get("broker") == "disk" and "appends_per_sec" in r}
 ca = val("cairn", "a", "received_per_sec")
-if disk and ca:
+aa = val("activemq", "a", "received_per_sec")
+fl = val("floor", "a", "received_per_sec")
+
+
+def n0(v):
+    return "{:,.0f}".format(v)
+
+
+if disk:
     out.append("")
-    out.append("This disk's single-writer fsync rate, measured in this run (`cairn bench journal`'s bare loop: one 1 KiB")
-    out.append("write and one fdatasync at a time on a growing file): %s/s. Cairn's (a) is %.0f%% of it." % ("{:,.0f}".format(disk), 100 * ca / disk))
+    out.append("This disk's single-writer fsync rate (`cairn bench journal`'s bare loop: one 1 KiB write and one fdatasync at a")
+    out.append("time on a growing file), measured right before each broker's (a), since it drifts: " +
+               ", ".join("%s/s before %s" % (n0(v), names.get(k, k)) for k, v in disk.items()) + ".")
+    if ca and disk.get("cairn"):
+        out.append("Cairn's (a) is %.0f%% of the rate measured next to it." % (100 * ca / disk["cairn"]))
+if fl:
+    out.append("")
+    out.append("(a)'s floor in this run: %s msg/s (p99 %.2f ms) from `cairn bench floor`, a STOMP responder that only writes" % (n0(fl), val("floor", "a", "p99_ms") or 0))
+    out.append("each SEND to a pre-zeroed ring with O_DSYNC (the write Cairn's journal makes), sends the RECEIPT and forwards the")
+    out.append("MESSAGE, and nothing else: the least work per message for a broker that confirms a message only once it is on disk.")
+    line = "Cairn's (a) is %.0f%% of the floor." % (100 * ca / fl) if ca else ""
+    if aa:
+        line += " 2.5× ActiveMQ's (a) would be %s msg/s, %.0f%% of the floor." % (n0(2.5 * aa), 100 * 2.5 * aa / fl)
+    out.append(line.strip())
 out.append("")
 out.append("Lost and duplicated messages (each broker, each scenario; topics count deliveries):")
 out.append("")

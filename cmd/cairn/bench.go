@@ -6,14 +6,18 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/cairnmq/cairn/bench/brokerbench"
+	"github.com/cairnmq/cairn/bench/floor"
 	"github.com/cairnmq/cairn/bench/journalbench"
 )
 
@@ -60,6 +64,15 @@ func benchCommand() *cli.Command {
 			},
 			OnUsageError: usageError,
 			Action:       benchBroker,
+		}, {
+			Name:  "floor",
+			Usage: "serve the floor of a persistent receipted SEND on this machine: a STOMP responder that only writes each SEND's body to a pre-zeroed ring with O_DSYNC, sends the RECEIPT and forwards a MESSAGE; for measuring brokers against (not a broker)",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "listen", Value: "127.0.0.1:61704", Usage: "STOMP address"},
+				&cli.StringFlag{Name: "dir", Value: "./bench-floor", Usage: "directory for its 8 MiB ring file, on the disk to measure"},
+			},
+			OnUsageError: usageError,
+			Action:       benchFloor,
 		}},
 	}
 }
@@ -146,6 +159,41 @@ func benchBroker(c *cli.Context) error {
 	}
 	if r.Lost > 0 || r.Duplicates > 0 {
 		return cli.Exit(fmt.Sprintf("%d lost, %d duplicated", r.Lost, r.Duplicates), exitFailure)
+	}
+	return nil
+}
+
+func benchFloor(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return cli.Exit("bench floor takes no arguments (see --help)", exitUsage)
+	}
+	dir := c.String("dir")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return cli.Exit(err.Error(), exitFailure)
+	}
+	s, err := floor.New(dir)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("bench floor: %v", err), exitFailure)
+	}
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		s.Close()
+		return cli.Exit(err.Error(), exitFailure)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "floor listening on %s (ring in %s); not a broker: SENDs are written and forwarded, nothing is kept\n", ln.Addr(), dir)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	select {
+	case err = <-served:
+	case <-sigs:
+	}
+	s.Close()
+	os.Remove(filepath.Join(dir, "FLOOR-RING"))
+	os.Remove(dir) // only if empty
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("bench floor: %v", err), exitFailure)
 	}
 	return nil
 }
