@@ -56,9 +56,7 @@ func (b *Broker) purge(ctx context.Context, name string, ev journal.RecordType) 
 				seqs = append(seqs, e.msg.Seq)
 			}
 		}
-		for _, e := range q.pending {
-			held(e)
-		}
+		q.pending.each(held)
 		for _, e := range q.delayed {
 			held(e)
 		}
@@ -85,12 +83,10 @@ func (b *Broker) purge(ctx context.Context, name string, ev journal.RecordType) 
 				return
 			}
 		}
-		n = len(q.pending) + len(q.delayed) + len(q.inflight) + q.paged
+		n = q.pending.len() + len(q.delayed) + len(q.inflight) + q.paged
 		b.storeUsed(-q.pagedBytes)
 		q.pages, q.paged, q.pagedBytes, q.pageExtras = nil, 0, 0, nil
-		for _, e := range q.pending {
-			q.account(e.msg, -1)
-		}
+		q.pending.each(func(e *entry) { q.account(e.msg, -1) })
 		for _, e := range q.delayed {
 			q.account(e.msg, -1)
 		}
@@ -99,9 +95,9 @@ func (b *Broker) purge(ctx context.Context, name string, ev journal.RecordType) 
 			f.sub.credit++ // its ack, when it comes, finds nothing
 			delete(q.inflight, seq)
 		}
-		clear(q.pending)
+		q.pending.reset()
 		clear(q.delayed)
-		q.pending, q.delayed = q.pending[:0], q.delayed[:0]
+		q.delayed = q.delayed[:0]
 		clear(q.groups)
 		if ev == evDeleted {
 			q.deleted.Store(true)

@@ -503,10 +503,8 @@ func (b *Broker) Browse(name string) ([]*Message, bool) {
 	}
 	var out []*Message
 	q.do(func() {
-		out = make([]*Message, 0, len(q.pending)+len(q.delayed)+len(q.inflight))
-		for _, e := range q.pending {
-			out = append(out, e.msg)
-		}
+		out = make([]*Message, 0, q.pending.len()+len(q.delayed)+len(q.inflight))
+		q.pending.each(func(e *entry) { out = append(out, e.msg) })
 		for _, e := range q.delayed {
 			out = append(out, e.msg)
 		}

@@ -6,6 +6,7 @@ package core
 import (
 	"container/heap"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/cairnmq/cairn/journal"
@@ -86,21 +87,16 @@ func (q *queue) sweep() {
 	now := time.Now().UnixMilli()
 	var gone []*entry
 	found := false
-	keep := func(h []*entry) []*entry {
-		out := h[:0]
-		for _, e := range h {
-			found = found || e.msg.Expires > 0
-			if expired(e.msg, now) {
-				gone = append(gone, e)
-				continue
-			}
-			out = append(out, e)
+	live := func(e *entry) bool {
+		found = found || e.msg.Expires > 0
+		if expired(e.msg, now) {
+			gone = append(gone, e)
+			return false
 		}
-		clear(h[len(out):])
-		return out
+		return true
 	}
-	q.pending = keep(q.pending)
-	q.delayed = keep(q.delayed)
+	q.pending.filter(live)
+	q.delayed = slices.DeleteFunc(q.delayed, func(e *entry) bool { return !live(e) })
 	for _, f := range q.inflight {
 		found = found || f.e.msg.Expires > 0
 	}
@@ -108,8 +104,9 @@ func (q *queue) sweep() {
 	if len(gone) == 0 {
 		return
 	}
-	q.pending = append(q.pending, q.expire(gone)...)
-	heap.Init(&q.pending)
+	for _, e := range q.expire(gone) { // the journal refused: they stay
+		q.pending.push(e)
+	}
 	heap.Init(&q.delayed)
 	q.armDelay()
 }

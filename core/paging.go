@@ -143,7 +143,7 @@ func (q *queue) refill() {
 			return
 		}
 		low := q.pending.len() < refillLow
-		outranks := q.pending.len() > 0 && p > int(q.pending[0].msg.Priority)
+		outranks := q.pending.len() > 0 && p > q.pending.top()
 		if !low && !outranks {
 			return
 		}

@@ -4,7 +4,6 @@
 package core
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 	"slices"
@@ -178,27 +177,6 @@ type entry struct {
 	due          time.Time // while waiting out a redelivery delay
 }
 
-// entries is the pending messages of a queue: highest priority first, and
-// oldest sequence first within a priority. Strictly: a priority 5 message
-// always goes before a priority 4 one (ActiveMQ groups 0-4 and 5-9 into
-// two buckets, and by default dispatches pages of messages in store order).
-type entries []*entry
-
-func (h entries) Len() int           { return len(h) }
-func (h entries) Less(i, j int) bool { return before(h[i].msg, h[j].msg) }
-func (h entries) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *entries) Push(x any)        { *h = append(*h, x.(*entry)) }
-func (h *entries) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return e
-}
-func (h *entries) push(e *entry) { heap.Push(h, e) }
-func (h *entries) pop() *entry   { return heap.Pop(h).(*entry) }
-func (h *entries) len() int      { return len(*h) }
-
 // before orders two messages of a queue for dispatch.
 func before(a, b *Message) bool {
 	if a.Priority != b.Priority {
@@ -219,7 +197,7 @@ type queue struct {
 	b         *Broker
 	name      string
 	dest      Destination
-	pending   entries
+	pending   pending
 	inflight  map[uint64]*flight
 	acking    map[uint64]*flight // acknowledged, the ack not yet durable
 	consumers []*Subscription
@@ -482,6 +460,13 @@ func (q *queue) anyCredit() bool {
 // is moved ahead and journaled, so that after a crash every message that
 // may have been delivered comes back marked redelivered.
 func (q *queue) dispatch() {
+	if !q.anyCredit() {
+		// Nobody can take a message now (a backlog with full consumers,
+		// the common case under load): do not take the head out of the
+		// heap only to put it back. The ack or subscribe that gives
+		// credit back dispatches again.
+		return
+	}
 	now := int64(0)
 	var parked []*entry // group messages whose consumer has no room now
 	defer func() {

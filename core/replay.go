@@ -283,7 +283,6 @@ func (b *Broker) install(rb *rebuild) error {
 		q.bound = pq.bound
 		q.mayExpire = true // the first sweep finds out
 		now := time.Now()
-		kept := make(entries, 0, len(list))
 		var paging [10]bool // per priority: from the first stub on, everything is paged
 		for _, it := range list {
 			n := pq.redeliveries[it.seq]
@@ -300,9 +299,8 @@ func (b *Broker) install(rb *rebuild) error {
 				q.hold(e, now.Add(d))
 				continue
 			}
-			kept = append(kept, e)
+			q.pending.push(e)
 		}
-		q.pending = kept // sorted in dispatch order: already a heap
 		if len(list) > 0 {
 			b.recovery.Queues++
 			b.recovery.Messages += len(list)
