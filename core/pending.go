@@ -23,8 +23,8 @@ import (
 // it) waits in a small heap beside the FIFO; pop takes the older of the
 // two heads.
 type pending struct {
-	lanes [maxPriority + 1]lane
-	used  uint16 // bit p set: lane p holds something
+	lanes *[maxPriority + 1]lane // made by the first push: a queue that never held a message costs a pointer
+	used  uint16                 // bit p set: lane p holds something
 	n     int
 }
 
@@ -44,6 +44,9 @@ func lanePriority(e *entry) int { return int(min(e.msg.Priority, maxPriority)) }
 
 // push adds e.
 func (p *pending) push(e *entry) {
+	if p.lanes == nil {
+		p.lanes = new([maxPriority + 1]lane)
+	}
 	pr := lanePriority(e)
 	l := &p.lanes[pr]
 	if n := len(l.fifo); n == l.head || l.fifo[n-1].msg.Seq < e.msg.Seq {
@@ -89,6 +92,9 @@ func (p *pending) pop() *entry {
 
 // each calls f for every entry, in no particular order.
 func (p *pending) each(f func(*entry)) {
+	if p.lanes == nil {
+		return
+	}
 	for i := range p.lanes {
 		l := &p.lanes[i]
 		for _, e := range l.fifo[l.head:] {
@@ -103,6 +109,9 @@ func (p *pending) each(f func(*entry)) {
 // filter keeps the entries for which keep is true and drops the others.
 func (p *pending) filter(keep func(*entry) bool) {
 	p.n, p.used = 0, 0
+	if p.lanes == nil {
+		return
+	}
 	for i := range p.lanes {
 		l := &p.lanes[i]
 		fifo := l.fifo[:0]

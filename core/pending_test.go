@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unsafe"
 )
 
 // pending against a sorted list, under random pushes (mostly in sequence
@@ -89,5 +90,20 @@ func TestPendingFIFOStaysBounded(t *testing.T) {
 	}
 	if c := cap(p.lanes[4].fifo); c > 4096 {
 		t.Fatalf("a lane holding 10 entries has a slice of %d", c)
+	}
+}
+
+// A queue that never held a message (10,000 idle subscribers on queues of
+// their own, in scenario (d)) keeps pending small.
+func TestPendingEmptyIsSmall(t *testing.T) {
+	if n := unsafe.Sizeof(pending{}); n > 24 {
+		t.Fatalf("an empty pending takes %d bytes", n)
+	}
+	var p pending
+	p.each(func(*entry) { t.Fatal("each on an empty pending") })
+	p.filter(func(*entry) bool { return true })
+	p.reset()
+	if p.len() != 0 || p.top() != -1 || p.lanes != nil {
+		t.Fatalf("empty pending: len %d top %d lanes made %t", p.len(), p.top(), p.lanes != nil)
 	}
 }
