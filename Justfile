@@ -49,6 +49,14 @@ lint:
 compare:
     bench/compare/run
 
+# scenario (a) against `cairn bench floor` (the least a durable broker must do per message) on this disk
+floor dir="./bench-floor" port="61704":
+    go build -o /tmp/cairn-floor ./cmd/cairn
+    /tmp/cairn-floor bench floor --listen 127.0.0.1:{{port}} --dir {{dir}} & pid=$!; \
+    trap 'kill $pid' EXIT; \
+    for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/{{port}}) 2>/dev/null && break; sleep 0.1; done; \
+    /tmp/cairn-floor bench broker --addr 127.0.0.1:{{port}} --persistent --receipt --count 10000
+
 # a master and two standbys on one journal directory (ports 61613-61615); kill -9 the master and watch
 ha dir="./cairn-ha" port="61613":
     deploy/local-ha {{dir}} {{port}}
