@@ -56,7 +56,17 @@ for s, desc, key, unit, target in scen:
     if s in ("a", "d"):
         cells = [fmt(val(b, s, "p99_ms"), "p99_ms") for b in brokers]
         out.append("| (%s) | p99 latency, ms | %s | | |" % (s, " | ".join(cells)))
-disk = {r.get("before", "cairn"): r["appends_per_sec"] for r in rows if r.get("broker") == "disk" and "appends_per_sec" in r}
+disk = {}  # broker -> {"before": rate, "after": rate}
+for r in rows:
+    if r.get("broker") == "disk" and "appends_per_sec" in r:
+        disk.setdefault(r.get("of", r.get("before", "cairn")), {})[r.get("when", "before")] = r["appends_per_sec"]
+
+
+def disk_mean(b):
+    v = list(disk.get(b, {}).values())
+    return sum(v) / len(v) if v else None
+
+
 ca = val("cairn", "a", "received_per_sec")
 aa = val("activemq", "a", "received_per_sec")
 fl = val("floor", "a", "received_per_sec")
@@ -69,10 +79,11 @@ def n0(v):
 if disk:
     out.append("")
     out.append("This disk's single-writer fsync rate (`cairn bench journal`'s bare loop: one 1 KiB write and one fdatasync at a")
-    out.append("time on a growing file), measured right before each broker's (a), since it drifts: " +
-               ", ".join("%s/s before %s" % (n0(v), names.get(k, k)) for k, v in disk.items()) + ".")
-    if ca and disk.get("cairn"):
-        out.append("Cairn's (a) is %.0f%% of the rate measured next to it." % (100 * ca / disk["cairn"]))
+    out.append("time on a growing file), measured right before and right after each broker's (a), since it drifts from minute to")
+    out.append("minute: " + "; ".join("%s %s" % (names.get(k, k), " and ".join("%s/s %s" % (n0(r), w) for w, r in v.items()))
+                                 for k, v in disk.items()) + ".")
+    if ca and disk_mean("cairn"):
+        out.append("Cairn's (a) is %.0f%% of the rate measured next to it (the mean of before and after)." % (100 * ca / disk_mean("cairn")))
 if fl:
     out.append("")
     out.append("(a)'s floor in this run: %s msg/s (p99 %.2f ms) from `cairn bench floor`, a STOMP responder that only writes" % (n0(fl), val("floor", "a", "p99_ms") or 0))
