@@ -462,8 +462,8 @@ func (q *queue) anyCredit() bool {
 func (q *queue) dispatch() {
 	if !q.anyCredit() {
 		// Nobody can take a message now (a backlog with full consumers,
-		// the common case under load): do not take the head out of the
-		// heap only to put it back. The ack or subscribe that gives
+		// the common case under load): do not take the first message out
+		// of pending only to put it back. The ack or subscribe that gives
 		// credit back dispatches again.
 		return
 	}

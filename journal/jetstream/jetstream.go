@@ -475,9 +475,9 @@ func (l *Log) message(index uint64, flags uint8, rec *journal.Record) *nats.Msg 
 // stream to end at first-1: as one message if there is one, else as one
 // atomic batch. It retries while the outcome is unknown (a lost reply, a
 // leader election) or the batch reached the stream incomplete, for up to
-// RetryFor; each retry carries the same message
-// ids, so the stream stores each message once. On success the records are
-// confirmed and the writer's tail moves past them.
+// RetryFor; each retry carries the same message ids, so the stream stores
+// each message once. On success the records are confirmed and the writer's
+// tail moves past them.
 func (l *Log) publish(msgs []*nats.Msg, first uint64) error {
 	last := first + uint64(len(msgs)) - 1
 	msgs[0].Header.Set(njs.ExpectedLastSeqHeader, strconv.FormatUint(first-1, 10))
