@@ -226,6 +226,16 @@ func decodeProjection(b []byte) (*projection, error) {
 		if d.err == nil && n > uint64(len(d.b)) {
 			d.err = errShort
 		}
+		if d.err == nil && len(q.pending) == 0 {
+			// Sized once: grown entry by entry, a million-entry map
+			// rehashes its way up for a tenth of a second of start-up.
+			// (An entry takes two bytes at least, which bounds n.)
+			size := int(min(n, uint64(len(d.b))/2))
+			q.pending = make(map[uint64]uint64, size)
+			if len(p.live) == 0 {
+				p.live = make(map[uint64]uint64, size)
+			}
+		}
 		var prev uint64
 		for j := uint64(0); j < n && d.err == nil; j++ {
 			s := prev + d.uint()
