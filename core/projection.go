@@ -52,13 +52,19 @@ func (p *projection) queue(name string) *pqueue {
 
 // apply applies one record. For an enqueue it returns the decoded message
 // (nil for a compaction copy of a message no longer pending).
-func (p *projection) apply(r journal.Record) (*Message, error) {
+func (p *projection) apply(r journal.Record) (*Message, error) { return p.applyDecoded(r, nil) }
+
+// applyDecoded is apply, with r's message already decoded when r is an
+// enqueue record and m is not nil.
+func (p *projection) applyDecoded(r journal.Record, m *Message) (*Message, error) {
 	p.applied = r.Index
 	switch r.Type {
 	case evEnqueue:
-		m, err := decodeEnqueue(r.Data)
-		if err != nil {
-			return nil, fmt.Errorf("journal record %d: %w", r.Index, err)
+		if m == nil {
+			var err error
+			if m, err = decodeEnqueue(r.Data); err != nil {
+				return nil, fmt.Errorf("journal record %d: %w", r.Index, err)
+			}
 		}
 		q := p.queue(m.Destination.Name)
 		if r.Moved != 0 {

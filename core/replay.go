@@ -4,6 +4,7 @@
 package core
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -79,7 +80,11 @@ func (rb *rebuild) from(first uint64) uint64 {
 }
 
 // apply takes the next journal record, in order.
-func (rb *rebuild) apply(r journal.Record) error {
+func (rb *rebuild) apply(r journal.Record) error { return rb.applyDecoded(r, nil) }
+
+// applyDecoded is apply, with r's message already decoded when r is an
+// enqueue record and m is not nil.
+func (rb *rebuild) applyDecoded(r journal.Record, m *Message) error {
 	rb.read = r.Index
 	if r.Index <= rb.snap {
 		// Covered by the snapshot: only the bodies it points at.
@@ -88,7 +93,10 @@ func (rb *rebuild) apply(r journal.Record) error {
 		}
 		if rb.next < len(rb.covered) && rb.covered[rb.next].index == r.Index && r.Type == evEnqueue {
 			c := &rb.covered[rb.next]
-			m, err := decodeEnqueue(r.Data)
+			var err error
+			if m == nil {
+				m, err = decodeEnqueue(r.Data)
+			}
 			if err != nil || m.Seq != c.seq {
 				return fmt.Errorf("journal record %d should hold message %d: %v", r.Index, c.seq, err)
 			}
@@ -96,7 +104,7 @@ func (rb *rebuild) apply(r journal.Record) error {
 		}
 		return nil
 	}
-	m, err := rb.p.apply(r)
+	m, err := rb.p.applyDecoded(r, m)
 	if err != nil {
 		return err
 	}
@@ -117,6 +125,94 @@ func (rb *rebuild) apply(r journal.Record) error {
 	}
 	return nil
 }
+
+// replayBatch is how many records the reading goroutine hands over at once.
+const replayBatch = 256
+
+// decoded is a journal record read ahead, with its message decoded if it
+// is an enqueue record the rebuild needs (Data is then nil), or a copy of
+// its Data otherwise (nil where the rebuild does not read it).
+type decoded struct {
+	r journal.Record
+	m *Message
+}
+
+// replay reads the journal from index from and applies it, in two stages:
+// a goroutine reads the records and decodes the enqueue records the
+// rebuild needs (decoding and copying the bodies is about a third of a
+// start-up), and the caller applies them in order. rb.covered is only read
+// by the reading goroutine (its index and seq fields), and written only by
+// the caller (msg).
+func (rb *rebuild) replay(l journal.Log, from uint64, opts journal.ReplayOptions) (journal.Progress, error) {
+	batches := make(chan []decoded, 4)
+	stop := make(chan struct{})
+	var (
+		rp      journal.Progress
+		readErr error
+	)
+	go func() {
+		defer close(batches)
+		batch := make([]decoded, 0, replayBatch)
+		next := 0 // cursor over rb.covered
+		rp, readErr = journal.Replay(l, from, func(r journal.Record) error {
+			d := decoded{r: r}
+			d.r.Data = nil
+			switch {
+			case r.Index <= rb.snap:
+				for next < len(rb.covered) && rb.covered[next].index < r.Index {
+					next++
+				}
+				if next < len(rb.covered) && rb.covered[next].index == r.Index && r.Type == evEnqueue {
+					if m, err := decodeEnqueue(r.Data); err == nil {
+						d.m = m
+					} else {
+						d.r.Data = bytes.Clone(r.Data) // applyDecoded decodes it again, for its error
+					}
+				}
+			case r.Type == evEnqueue:
+				if m, err := decodeEnqueue(r.Data); err == nil {
+					d.m = m
+				} else {
+					d.r.Data = bytes.Clone(r.Data)
+				}
+			default:
+				d.r.Data = bytes.Clone(r.Data)
+			}
+			batch = append(batch, d)
+			if len(batch) == replayBatch {
+				select {
+				case batches <- batch:
+				case <-stop:
+					return errReplayStopped
+				}
+				batch = make([]decoded, 0, replayBatch)
+			}
+			return nil
+		}, opts)
+		if len(batch) > 0 && readErr == nil {
+			select {
+			case batches <- batch:
+			case <-stop:
+			}
+		}
+	}()
+	var applyErr error
+	for batch := range batches {
+		for _, d := range batch {
+			if applyErr == nil {
+				if applyErr = rb.applyDecoded(d.r, d.m); applyErr != nil {
+					close(stop) // the reader stops; what it sent is drained
+				}
+			}
+		}
+	}
+	if applyErr != nil {
+		return rp, applyErr
+	}
+	return rp, readErr
+}
+
+var errReplayStopped = errors.New("core: replay stopped")
 
 // loadRebuild starts a rebuild from the log's newest snapshot.
 func loadRebuild(log journal.Log, memLimit int64) (*rebuild, error) {
@@ -178,7 +274,7 @@ func (b *Broker) replay() error {
 	var err error
 	var rp journal.Progress
 	if from <= last {
-		rp, err = journal.Replay(b.log, from, rb.apply, journal.ReplayOptions{Progress: b.opts.Progress, Every: time.Second})
+		rp, err = rb.replay(b.log, from, journal.ReplayOptions{Progress: b.opts.Progress, Every: time.Second})
 	}
 	if err != nil {
 		return fmt.Errorf("core: replay: %w", err)
