@@ -157,25 +157,21 @@ func (rb *rebuild) replay(l journal.Log, from uint64, opts journal.ReplayOptions
 		rp, readErr = journal.Replay(l, from, func(r journal.Record) error {
 			d := decoded{r: r}
 			d.r.Data = nil
-			switch {
-			case r.Index <= rb.snap:
+			need := true // whether applyDecoded reads this record
+			if r.Index <= rb.snap {
 				for next < len(rb.covered) && rb.covered[next].index < r.Index {
 					next++
 				}
-				if next < len(rb.covered) && rb.covered[next].index == r.Index && r.Type == evEnqueue {
-					if m, err := decodeEnqueue(r.Data); err == nil {
-						d.m = m
-					} else {
-						d.r.Data = bytes.Clone(r.Data) // applyDecoded decodes it again, for its error
-					}
-				}
-			case r.Type == evEnqueue:
+				need = next < len(rb.covered) && rb.covered[next].index == r.Index && r.Type == evEnqueue
+			}
+			if need && r.Type == evEnqueue {
 				if m, err := decodeEnqueue(r.Data); err == nil {
 					d.m = m
-				} else {
-					d.r.Data = bytes.Clone(r.Data)
 				}
-			default:
+			}
+			if need && d.m == nil {
+				// applyDecoded reads Data (and decodes an enqueue that did
+				// not decode here again, for its error).
 				d.r.Data = bytes.Clone(r.Data)
 			}
 			batch = append(batch, d)

@@ -58,7 +58,6 @@ type Server struct {
 }
 
 type subscriber struct {
-	mu   sync.Mutex // one MESSAGE write at a time
 	conn net.Conn
 	id   string
 }
@@ -229,9 +228,7 @@ func (s *Server) serve(c net.Conn) {
 				out = append(out, "\n\n"...)
 				out = append(out, f.body...)
 				out = append(out, 0)
-				sub.mu.Lock()
-				sub.conn.Write(out) // a subscriber that is gone is its own loss
-				sub.mu.Unlock()
+				sub.conn.Write(out) // one Write is one frame on the wire; a subscriber that is gone is its own loss
 			}
 		case "DISCONNECT":
 			receipt()
