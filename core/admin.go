@@ -85,7 +85,7 @@ func (b *Broker) purge(ctx context.Context, name string, ev journal.RecordType) 
 		}
 		n = q.pending.len() + len(q.delayed) + len(q.inflight) + q.paged
 		b.storeUsed(-q.pagedBytes)
-		q.pages, q.paged, q.pagedBytes, q.pageExtras = nil, 0, 0, nil
+		q.pages, q.paged, q.pagedBytes, q.pageExtras, q.pagedExpiry = nil, 0, 0, nil, 0
 		q.pending.each(func(e *entry) { q.account(e.msg, -1) })
 		for _, e := range q.delayed {
 			q.account(e.msg, -1)

@@ -155,6 +155,66 @@ func decodeEnqueue(p []byte) (*Message, error) {
 	return m, d.check("enqueue")
 }
 
+// enqHead is what the projection keeps of an enqueue record: the message's
+// sequence, queue, priority and expiry, its Size, and its DedupHeader id. peekEnqueue
+// reads it without copying the body or the headers, and checks the record
+// as decodeEnqueue does.
+type enqHead struct {
+	seq     uint64
+	dest    Destination
+	prio    uint8
+	expires int64
+	size    int
+	dedupID string
+}
+
+// peekEnqueue reads an enqueue record's enqHead. names interns queue
+// names (nil: none): a replay meets the same few names a million times.
+func peekEnqueue(p []byte, names map[string]string) (enqHead, error) {
+	d := decoder{b: p}
+	var h enqHead
+	h.seq = d.uint()
+	kind := Kind(d.uint())
+	name := d.bytes()
+	if d.err == nil && kind != Queue && kind != Topic {
+		d.err = fmt.Errorf("destination kind %d", kind)
+	}
+	h.dest = Destination{Kind: kind, Name: intern(names, name)}
+	h.prio = uint8(d.uint())
+	d.int() // timestamp
+	h.expires = d.int()
+	n := d.uint()
+	if d.err == nil && n > uint64(len(d.b)) {
+		d.err = errShort
+	}
+	h.size = 96 // as Message.Size
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		k := d.bytes()
+		h.size += len(k) + 16
+		if i%2 == 0 && i+1 < n && string(k) == DedupHeader {
+			v := d.bytes()
+			h.size += len(v) + 16
+			h.dedupID = string(v)
+			i++
+		}
+	}
+	h.size += len(d.bytes())
+	return h, d.check("enqueue")
+}
+
+// intern returns b as a string, the same string for the same bytes while
+// names has room.
+func intern(names map[string]string, b []byte) string {
+	if s, ok := names[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if names != nil && len(names) < 1<<12 {
+		names[s] = s
+	}
+	return s
+}
+
 func (d *decoder) check(what string) error {
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%d bytes after the event", len(d.b))

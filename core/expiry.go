@@ -97,6 +97,10 @@ func (q *queue) sweep() {
 	}
 	q.pending.filter(live)
 	q.delayed = slices.DeleteFunc(q.delayed, func(e *entry) bool { return !live(e) })
+	if q.pagedExpiry > 0 && q.pagedExpiry <= now {
+		gone = append(gone, q.sweepPaged(now)...)
+	}
+	found = found || q.pagedExpiry > 0
 	for _, f := range q.inflight {
 		found = found || f.e.msg.Expires > 0
 	}
@@ -109,6 +113,41 @@ func (q *queue) sweep() {
 	}
 	heap.Init(&q.delayed)
 	q.armDelay()
+}
+
+// sweepPagedMax bounds the paged messages one sweep reads back to expire;
+// the next sweep goes on.
+const sweepPagedMax = 4096
+
+// sweepPaged takes the paged messages expired at now out of the page
+// store, read back for expire (which may dead-letter them), and sets
+// pagedExpiry to the soonest expiry left. One that cannot be read back
+// stays paged (and logged).
+func (q *queue) sweepPaged(now int64) []*entry {
+	var gone []*entry
+	soonest := int64(0)
+	for p := range q.pages {
+		if q.pages[p].n == 0 {
+			continue
+		}
+		q.pages[p].filter(func(r pageRef) bool {
+			if r.expires == 0 {
+				return true
+			}
+			if r.expires <= now && len(gone) < sweepPagedMax {
+				if e, _, err := q.readPaged(r); err == nil {
+					gone = append(gone, e) // in memory now; expire takes it off
+					return false
+				}
+			}
+			if soonest == 0 || r.expires < soonest {
+				soonest = r.expires
+			}
+			return true
+		})
+	}
+	q.pagedExpiry = soonest
+	return gone
 }
 
 // sweepExpired asks every queue to sweep; the background loop calls it.

@@ -69,8 +69,7 @@ func (b *Broker) Maintain(force bool) (MaintainResult, error) {
 			if r.Index > last {
 				return nil
 			}
-			_, err := p.apply(r)
-			return err
+			return p.apply(r)
 		}, journal.ReplayOptions{})
 		if err != nil {
 			return res, fmt.Errorf("maintenance: catching up from %d: %w", from, err)

@@ -78,10 +78,6 @@ type Message struct {
 	// index is the journal record of its enqueue, once stored (paging
 	// reads it back from there).
 	index uint64
-	// stub: replay kept only what paging needs (Body and Header dropped);
-	// stubSize is what Size said before.
-	stub     bool
-	stubSize int
 }
 
 // TempDestination is the destination a temporary queue or topic (STOMP's
@@ -94,9 +90,6 @@ func TempDestination(kind Kind, scope, name string) Destination {
 // Size is about how many bytes m takes in memory: its body, its headers
 // and a fixed overhead.
 func (m *Message) Size() int {
-	if m.stub {
-		return m.stubSize
-	}
 	n := 96 + len(m.Body)
 	for _, h := range m.Header {
 		n += len(h) + 16

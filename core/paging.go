@@ -6,6 +6,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Paging. A persistent message is in the journal anyway, so a queue need
@@ -22,10 +23,11 @@ import (
 // first the paged messages of the highest priority, and as soon as one
 // outranks the head of what it holds in memory.
 
-// pageRef is a paged message: 24 bytes. What few paged messages have
+// pageRef is a paged message: 32 bytes. What few paged messages have
 // besides (a redelivery count) is in the queue's pageExtra map.
 type pageRef struct {
 	seq, index uint64 // index: the journal record of its enqueue
+	expires    int64  // as Message.Expires
 	size       int32
 }
 
@@ -33,6 +35,9 @@ type pageRef struct {
 type pageExtra struct {
 	redeliveries uint32
 	redelivered  bool
+	// due: a message given back before a restart waits its redelivery
+	// delay again, from the restart (its due time was not journaled).
+	due time.Time
 }
 
 // refFIFO is a queue of pageRefs in blocks of refBlock, so that a long one
@@ -64,6 +69,17 @@ func (f *refFIFO) pop() {
 		f.blocks = f.blocks[1:]
 		f.head = 0
 	}
+}
+
+// filter keeps, in order, the refs keep returns true for.
+func (f *refFIFO) filter(keep func(pageRef) bool) {
+	var kept refFIFO
+	f.each(func(r pageRef) {
+		if keep(r) {
+			kept.push(r)
+		}
+	})
+	*f = kept
 }
 
 // each calls fn for every ref, oldest first.
@@ -106,19 +122,36 @@ func (q *queue) mayPage(m *Message) bool {
 // page keeps e's message as a reference only.
 func (q *queue) page(e *entry) {
 	m := e.msg
+	q.pageRef(pageRef{seq: m.Seq, index: m.index, expires: m.Expires, size: int32(m.Size())}, m.Priority,
+		pageExtra{redeliveries: e.redeliveries, redelivered: e.redelivered})
+}
+
+// pageRef adds a paged message of priority prio, after those paged before.
+func (q *queue) pageRef(r pageRef, prio uint8, x pageExtra) {
 	if q.pages == nil {
 		q.pages = new([10]refFIFO)
 	}
-	q.pages[m.Priority].push(pageRef{seq: m.Seq, index: m.index, size: int32(m.Size())})
-	if e.redelivered || e.redeliveries > 0 {
+	q.pages[prio].push(r)
+	if x != (pageExtra{}) {
 		if q.pageExtras == nil {
 			q.pageExtras = map[uint64]pageExtra{}
 		}
-		q.pageExtras[m.Seq] = pageExtra{redeliveries: e.redeliveries, redelivered: e.redelivered}
+		q.pageExtras[r.seq] = x
 	}
 	q.paged++
-	q.pagedBytes += int64(m.Size())
-	q.b.storeUsed(int64(m.Size()))
+	q.pagedBytes += int64(r.size)
+	q.b.storeUsed(int64(r.size))
+	if r.expires > 0 && (q.pagedExpiry == 0 || r.expires < q.pagedExpiry) {
+		q.pagedExpiry = r.expires
+		q.mayExpire = true
+	}
+}
+
+// unpage takes r's accounting off the paged counts.
+func (q *queue) unpage(r pageRef) {
+	q.paged--
+	q.pagedBytes -= int64(r.size)
+	q.b.storeUsed(-int64(r.size))
 }
 
 // topPaged is the highest priority with paged messages (-1: none).
@@ -155,30 +188,43 @@ func (q *queue) refill() {
 			if q.pending.len() > 0 && q.overBudget(int(r.size)) && !outranks {
 				break // memory is full: read back more as these go out
 			}
-			m, err := q.b.readBack(q, r)
+			e, due, err := q.readPaged(r)
 			if err != nil {
-				q.b.opts.Logger.Error("paging: cannot read a paged message back from the journal; it stays paged",
-					"queue", q.name, "seq", r.seq, "index", r.index, "err", err)
 				break
 			}
 			refs.pop()
-			q.paged--
-			q.pagedBytes -= int64(r.size)
-			q.b.storeUsed(-int64(r.size))
-			q.account(m, 1)
-			q.mayExpire = q.mayExpire || m.Expires > 0
-			e := &entry{msg: m}
-			if x, ok := q.pageExtras[r.seq]; ok {
-				e.redelivered, e.redeliveries = x.redelivered, x.redeliveries
-				delete(q.pageExtras, r.seq)
+			q.mayExpire = q.mayExpire || e.msg.Expires > 0
+			loaded++
+			if !due.IsZero() && due.After(time.Now()) {
+				q.hold(e, due)
+				continue
 			}
 			q.pending.push(e)
-			loaded++
 		}
 		if loaded == 0 || loaded < n && !outranks {
 			return
 		}
 	}
+}
+
+// readPaged reads paged message r back into memory, as an entry (due: when
+// it may be redelivered, if it was given back before a restart). The
+// caller takes r out of the page store; on an error (logged) r stays.
+func (q *queue) readPaged(r pageRef) (e *entry, due time.Time, err error) {
+	m, err := q.b.readBack(q, r)
+	if err != nil {
+		q.b.opts.Logger.Error("paging: cannot read a paged message back from the journal; it stays paged",
+			"queue", q.name, "seq", r.seq, "index", r.index, "err", err)
+		return nil, due, err
+	}
+	q.unpage(r)
+	q.account(m, 1)
+	e = &entry{msg: m}
+	if x, ok := q.pageExtras[r.seq]; ok {
+		e.redelivered, e.redeliveries, due = x.redelivered, x.redeliveries, x.due
+		delete(q.pageExtras, r.seq)
+	}
+	return e, due, nil
 }
 
 // readBack reads a paged message from the journal: at the index it was
@@ -190,10 +236,14 @@ func (b *Broker) readBack(q *queue, r pageRef) (*Message, error) {
 		return m, nil
 	}
 	b.maintMu.Lock()
-	idx, ok := uint64(0), false
+	var (
+		pr pref
+		ok bool
+	)
 	if pq := b.proj.queues[q.name]; pq != nil {
-		idx, ok = pq.pending[r.seq]
+		pr, ok = pq.pending[r.seq]
 	}
+	idx := pr.index
 	b.maintMu.Unlock()
 	if !ok || idx == r.index {
 		return nil, err

@@ -12,11 +12,13 @@ import (
 )
 
 // projection is the journal's state at the level of record indexes: for
-// each queue, which messages are pending and which journal record holds
-// each one's enqueue (its body), and the queue's dispatch bound. It is what
-// a snapshot stores: bodies stay in the journal, so a snapshot is a few
-// bytes per pending message, and the records it points at are exactly what
-// compaction must keep.
+// each queue, which messages are pending, which journal record holds each
+// one's enqueue (its body) and what a queue needs to page it (its priority
+// and size), and the queue's dispatch bound. It is what a snapshot stores:
+// bodies stay in the journal, so a snapshot is a few bytes per pending
+// message, and the records it points at are exactly what compaction must
+// keep. A restart puts the pending messages in their queues from the
+// projection alone, paged (paging.go): it reads no message body.
 //
 // The projection is built by applying journal records in order, the same
 // way at start-up and in the background maintenance loop, so a snapshot
@@ -28,71 +30,90 @@ type projection struct {
 	live    map[uint64]uint64          // journal index of a pending message's enqueue record -> its seq
 	dedup   *dedupWindow               // recent DedupHeader ids (per queue), in the snapshot since format 3
 	durable map[durableKey]durableSpec // durable subscriptions, in the snapshot since format 4
+	names   map[string]string          // interned queue names, for peekEnqueue
 }
 
 type pqueue struct {
-	pending      map[uint64]uint64 // seq -> journal index of its enqueue record
+	pending      map[uint64]pref   // seq -> its enqueue record
 	redeliveries map[uint64]uint32 // seq -> times given back, for those given back
 	bound        uint64
 }
 
+// pref is a pending message in the projection: the journal record of its
+// enqueue, and the message's priority, expiry and Size (in snapshots since
+// format 5; size is sizeUnknown until replay reads them from an older
+// one's records).
+type pref struct {
+	index   uint64
+	expires int64
+	size    int32
+	prio    uint8
+}
+
+const sizeUnknown = -1
+
+// pref is h's message as pending at journal record index.
+func (h *enqHead) pref(index uint64) pref {
+	return pref{index: index, expires: h.expires, size: int32(min(h.size, 1<<31-1)), prio: min(h.prio, 9)}
+}
+
 func newProjection() *projection {
 	return &projection{queues: map[string]*pqueue{}, live: map[uint64]uint64{}, dedup: newDedupWindow(DefaultDedupWindow),
-		durable: map[durableKey]durableSpec{}}
+		durable: map[durableKey]durableSpec{}, names: map[string]string{}}
 }
 
 func (p *projection) queue(name string) *pqueue {
 	q := p.queues[name]
 	if q == nil {
-		q = &pqueue{pending: map[uint64]uint64{}}
+		q = &pqueue{pending: map[uint64]pref{}}
 		p.queues[name] = q
 	}
 	return q
 }
 
-// apply applies one record. For an enqueue it returns the decoded message
-// (nil for a compaction copy of a message no longer pending).
-func (p *projection) apply(r journal.Record) (*Message, error) { return p.applyDecoded(r, nil) }
+// apply applies one record.
+func (p *projection) apply(r journal.Record) error {
+	var h *enqHead
+	if r.Type == evEnqueue {
+		eh, err := peekEnqueue(r.Data, p.names)
+		if err != nil {
+			return fmt.Errorf("journal record %d: %w", r.Index, err)
+		}
+		h = &eh
+	}
+	return p.applyPeeked(r, h)
+}
 
-// applyDecoded is apply, with r's message already decoded when r is an
-// enqueue record and m is not nil.
-func (p *projection) applyDecoded(r journal.Record, m *Message) (*Message, error) {
+// applyPeeked is apply, with an enqueue record's head already read (h;
+// r.Data is then not read).
+func (p *projection) applyPeeked(r journal.Record, h *enqHead) error {
 	p.applied = r.Index
 	switch r.Type {
 	case evEnqueue:
-		if m == nil {
-			var err error
-			if m, err = decodeEnqueue(r.Data); err != nil {
-				return nil, fmt.Errorf("journal record %d: %w", r.Index, err)
-			}
-		}
-		q := p.queue(m.Destination.Name)
+		q := p.queue(h.dest.Name)
 		if r.Moved != 0 {
 			// A compaction copy: the message, if still pending, now lives here.
-			old, ok := q.pending[m.Seq]
-			if !ok || old != r.Moved && old != r.Index {
-				return nil, nil
+			old, ok := q.pending[h.seq]
+			if !ok || old.index != r.Moved && old.index != r.Index {
+				return nil
 			}
-			delete(p.live, old)
+			delete(p.live, old.index)
 		}
-		if r.Moved == 0 {
-			if key := dedupKey(m); key != "" {
-				p.dedup.add(key)
-			}
+		if r.Moved == 0 && h.dest.Kind == Queue && h.dedupID != "" {
+			p.dedup.add(h.dest.Name + "\x00" + h.dedupID)
 		}
-		q.pending[m.Seq] = r.Index
-		p.live[r.Index] = m.Seq
-		p.seq = max(p.seq, m.Seq)
-		return m, nil
+		q.pending[h.seq] = h.pref(r.Index)
+		p.live[r.Index] = h.seq
+		p.seq = max(p.seq, h.seq)
 	case evAck, evExpired, evPurged:
 		dest, seqs, err := decodeAck(r.Data)
 		if err != nil {
-			return nil, fmt.Errorf("journal record %d: %w", r.Index, err)
+			return fmt.Errorf("journal record %d: %w", r.Index, err)
 		}
 		q := p.queue(dest.Name)
 		for _, s := range seqs {
-			if i, ok := q.pending[s]; ok {
-				delete(p.live, i)
+			if pr, ok := q.pending[s]; ok {
+				delete(p.live, pr.index)
 				delete(q.pending, s)
 				delete(q.redeliveries, s)
 			}
@@ -100,7 +121,7 @@ func (p *projection) applyDecoded(r journal.Record, m *Message) (*Message, error
 	case evRedelivered:
 		dest, seqs, err := decodeAck(r.Data)
 		if err != nil {
-			return nil, fmt.Errorf("journal record %d: %w", r.Index, err)
+			return fmt.Errorf("journal record %d: %w", r.Index, err)
 		}
 		q := p.queue(dest.Name)
 		for _, s := range seqs {
@@ -114,7 +135,7 @@ func (p *projection) applyDecoded(r journal.Record, m *Message) (*Message, error
 	case evDispatched:
 		dest, upTo, err := decodeDispatched(r.Data)
 		if err != nil {
-			return nil, fmt.Errorf("journal record %d: %w", r.Index, err)
+			return fmt.Errorf("journal record %d: %w", r.Index, err)
 		}
 		q := p.queue(dest.Name)
 		q.bound = max(q.bound, upTo)
@@ -122,7 +143,7 @@ func (p *projection) applyDecoded(r journal.Record, m *Message) (*Message, error
 	case evDurable, evUndurable:
 		client, name, spec, err := decodeDurable(r.Data)
 		if err != nil {
-			return nil, fmt.Errorf("journal record %d: %w", r.Index, err)
+			return fmt.Errorf("journal record %d: %w", r.Index, err)
 		}
 		if r.Type == evDurable {
 			p.durable[durableKey{client, name}] = spec
@@ -132,16 +153,16 @@ func (p *projection) applyDecoded(r journal.Record, m *Message) (*Message, error
 	case evDeleted:
 		dest, _, err := decodeDispatched(r.Data)
 		if err != nil {
-			return nil, fmt.Errorf("journal record %d: %w", r.Index, err)
+			return fmt.Errorf("journal record %d: %w", r.Index, err)
 		}
 		if q := p.queues[dest.Name]; q != nil && len(q.pending) == 0 {
 			delete(p.queues, dest.Name)
 		}
 	case journal.TypeClaim:
 	default:
-		return nil, fmt.Errorf("journal record %d has unknown event type %d", r.Index, r.Type)
+		return fmt.Errorf("journal record %d has unknown event type %d", r.Index, r.Type)
 	}
-	return nil, nil
+	return nil
 }
 
 // moved applies compaction's moves: the enqueue record that was at From is
@@ -153,8 +174,9 @@ func (p *projection) moved(moves []journal.Move) {
 			continue
 		}
 		for _, q := range p.queues {
-			if i, ok := q.pending[seq]; ok && i == mv.From {
-				q.pending[seq] = mv.To
+			if pr, ok := q.pending[seq]; ok && pr.index == mv.From {
+				pr.index = mv.To
+				q.pending[seq] = pr
 				delete(p.live, mv.From)
 				p.live[mv.To] = seq
 				break
@@ -169,7 +191,9 @@ func (p *projection) pendingCount() int { return len(p.live) }
 // encode writes the projection as a snapshot blob.
 func (p *projection) encode() []byte {
 	e := encoder{b: make([]byte, 0, 32+12*len(p.live))}
-	e.uint(4) // format version: 2 adds redelivery counts, 3 the dedup ids, 4 durable subscriptions
+	// Format version: 2 adds redelivery counts, 3 the dedup ids, 4 durable
+	// subscriptions, 5 each pending message's priority, expiry and size.
+	e.uint(5)
 	e.uint(p.applied)
 	e.uint(p.seq)
 	names := make([]string, 0, len(p.queues))
@@ -192,9 +216,13 @@ func (p *projection) encode() []byte {
 		e.uint(uint64(len(seqs)))
 		var prev uint64
 		for _, s := range seqs {
+			pr := q.pending[s]
 			e.uint(s - prev)
-			e.uint(q.pending[s])
+			e.uint(pr.index)
 			e.uint(uint64(q.redeliveries[s]))
+			e.uint(uint64(pr.prio))
+			e.int(pr.expires)
+			e.uint(uint64(max(pr.size, 0)))
 			prev = s
 		}
 	}
@@ -219,7 +247,7 @@ func decodeProjection(b []byte) (*projection, error) {
 	d := decoder{b: b}
 	p := newProjection()
 	version := d.uint()
-	if d.err == nil && (version < 1 || version > 4) {
+	if d.err == nil && (version < 1 || version > 5) {
 		return nil, fmt.Errorf("snapshot format %d is not one this broker reads", version)
 	}
 	p.applied = d.uint()
@@ -237,7 +265,7 @@ func decodeProjection(b []byte) (*projection, error) {
 			// rehashes its way up for a tenth of a second of start-up.
 			// (An entry takes two bytes at least, which bounds n.)
 			size := int(min(n, uint64(len(d.b))/2))
-			q.pending = make(map[uint64]uint64, size)
+			q.pending = make(map[uint64]pref, size)
 			if len(p.live) == 0 {
 				p.live = make(map[uint64]uint64, size)
 			}
@@ -245,9 +273,7 @@ func decodeProjection(b []byte) (*projection, error) {
 		var prev uint64
 		for j := uint64(0); j < n && d.err == nil; j++ {
 			s := prev + d.uint()
-			idx := d.uint()
-			q.pending[s] = idx
-			p.live[idx] = s
+			pr := pref{index: d.uint(), size: sizeUnknown}
 			if version >= 2 {
 				if n := uint32(d.uint()); n > 0 {
 					if q.redeliveries == nil {
@@ -256,6 +282,13 @@ func decodeProjection(b []byte) (*projection, error) {
 					q.redeliveries[s] = n
 				}
 			}
+			if version >= 5 {
+				pr.prio = uint8(min(d.uint(), 9))
+				pr.expires = d.int()
+				pr.size = int32(min(d.uint(), 1<<31-1))
+			}
+			q.pending[s] = pr
+			p.live[pr.index] = s
 			prev = s
 		}
 	}

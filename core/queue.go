@@ -219,6 +219,7 @@ type queue struct {
 	pageExtras   map[uint64]pageExtra     // for the few paged messages that were given back
 	paged        int                      // how many
 	pagedBytes   int64
+	pagedExpiry  int64 // no paged message expires before this (Unix ms; 0: none expires)
 	expired      int // messages expired since start
 	policy       RedeliveryPolicy
 	delayed      delayed // given back, waiting out the policy's delay

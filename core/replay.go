@@ -14,43 +14,27 @@ import (
 )
 
 // rebuild is broker state being rebuilt from a snapshot and journal
-// records: the projection and the bodies of its pending messages. Start-up
-// and a warm standby (Standby) build it the same way.
+// records: the projection, which is all a restart needs (pending messages
+// go to their queues paged, and are read back from the journal as
+// consumers reach them). Start-up and a warm standby (Standby) build it the
+// same way.
 type rebuild struct {
 	p    *projection
-	snap uint64 // the snapshot's index; records up to it only supply bodies
-	// covered is the snapshot's pending messages in journal order; replay
-	// fills in their bodies as it passes them (a cursor, not a map: with a
-	// million messages, map probes were most of the start-up time).
-	covered []coveredMsg
-	next    int                 // covered[next] is the first not yet passed
-	bodies  map[uint64]*Message // messages enqueued after the snapshot, by seq
-	read    uint64              // the last record applied
-	// memLimit (0: none) bounds the bodies kept; past it, messages are
-	// kept as stubs, to be paged (paging.go).
-	memLimit, mem int64
+	snap uint64 // the snapshot's index; records up to it only fill in fill
+	// fill is, for a snapshot older than format 5 (which did not store
+	// priorities and sizes), its pending messages in journal order: replay
+	// reads their enqueue records for them. A cursor, not a map: with a
+	// million messages, map probes were most of the start-up time.
+	fill []coveredMsg
+	next int    // fill[next] is the first not yet passed
+	read uint64 // the last record applied
 }
 
-// keep counts m against the memory limit, making it a stub past it.
-func (rb *rebuild) keep(m *Message, index uint64) *Message {
-	m.index = index
-	if rb.memLimit > 0 && rb.mem+int64(m.Size()) > rb.memLimit {
-		m.stubSize = m.Size()
-		m.stub, m.Body, m.Header = true, nil, nil
-		return m
-	}
-	rb.mem += int64(m.Size())
-	return m
-}
-
-type coveredMsg struct {
-	index, seq uint64
-	msg        *Message
-}
+type coveredMsg struct{ index, seq uint64 }
 
 // newRebuild starts from a snapshot (data nil: none).
-func newRebuild(snap uint64, data []byte, memLimit int64) (*rebuild, error) {
-	rb := &rebuild{p: newProjection(), snap: snap, bodies: map[uint64]*Message{}, memLimit: memLimit}
+func newRebuild(snap uint64, data []byte) (*rebuild, error) {
+	rb := &rebuild{p: newProjection(), snap: snap}
 	if data != nil {
 		p, err := decodeProjection(data)
 		if err != nil {
@@ -60,118 +44,113 @@ func newRebuild(snap uint64, data []byte, memLimit int64) (*rebuild, error) {
 			return nil, fmt.Errorf("core: snapshot stored at %d says it covers %d", snap, p.applied)
 		}
 		rb.p = p
-		rb.covered = make([]coveredMsg, 0, len(p.live))
-		for idx, seq := range p.live {
-			rb.covered = append(rb.covered, coveredMsg{index: idx, seq: seq})
+		for _, q := range p.queues {
+			for seq, pr := range q.pending {
+				if pr.size == sizeUnknown {
+					rb.fill = append(rb.fill, coveredMsg{index: pr.index, seq: seq})
+				}
+			}
 		}
-		slices.SortFunc(rb.covered, func(a, b coveredMsg) int { return cmpSeq(a.index, b.index) })
+		slices.SortFunc(rb.fill, func(a, b coveredMsg) int { return cmpSeq(a.index, b.index) })
 	}
 	return rb, nil
 }
 
 // from is where reading the journal must start, for a journal whose first
-// record is first: at the beginning if the snapshot names pending messages
-// (their bodies are in the journal), else just after the snapshot.
+// record is first: just after the snapshot, or at the beginning if an old
+// snapshot's messages need their records read.
 func (rb *rebuild) from(first uint64) uint64 {
-	if rb.p.pendingCount() == 0 {
-		return max(first, rb.snap+1)
+	if len(rb.fill) > rb.next {
+		return first
 	}
-	return first
+	return max(first, rb.snap+1)
 }
 
 // apply takes the next journal record, in order.
-func (rb *rebuild) apply(r journal.Record) error { return rb.applyDecoded(r, nil) }
+func (rb *rebuild) apply(r journal.Record) error {
+	var h *enqHead
+	if r.Type == evEnqueue && rb.needs(r.Index) {
+		eh, err := peekEnqueue(r.Data, rb.p.names)
+		if err != nil {
+			return fmt.Errorf("journal record %d: %w", r.Index, err)
+		}
+		h = &eh
+	}
+	return rb.applyPeeked(r, h)
+}
 
-// applyDecoded is apply, with r's message already decoded when r is an
-// enqueue record and m is not nil.
-func (rb *rebuild) applyDecoded(r journal.Record, m *Message) error {
+// needs reports whether the rebuild reads record index, advancing the fill
+// cursor to it. Only the reading goroutine of replay, or apply, calls it.
+func (rb *rebuild) needs(index uint64) bool {
+	if index > rb.snap {
+		return true
+	}
+	for rb.next < len(rb.fill) && rb.fill[rb.next].index < index {
+		rb.next++
+	}
+	return rb.next < len(rb.fill) && rb.fill[rb.next].index == index
+}
+
+// applyPeeked is apply, with an enqueue record's head already read (h) if
+// the rebuild needs it, r.Data unread then.
+func (rb *rebuild) applyPeeked(r journal.Record, h *enqHead) error {
 	rb.read = r.Index
-	if r.Index <= rb.snap {
-		// Covered by the snapshot: only the bodies it points at.
-		for rb.next < len(rb.covered) && rb.covered[rb.next].index < r.Index {
-			rb.next++
-		}
-		if rb.next < len(rb.covered) && rb.covered[rb.next].index == r.Index && r.Type == evEnqueue {
-			c := &rb.covered[rb.next]
-			var err error
-			if m == nil {
-				m, err = decodeEnqueue(r.Data)
-			}
-			if err != nil || m.Seq != c.seq {
-				return fmt.Errorf("journal record %d should hold message %d: %v", r.Index, c.seq, err)
-			}
-			c.msg = rb.keep(m, r.Index)
-		}
+	if r.Index > rb.snap {
+		return rb.p.applyPeeked(r, h)
+	}
+	// Covered by the snapshot: only what an old one lacks.
+	if h == nil {
 		return nil
 	}
-	m, err := rb.p.applyDecoded(r, m)
-	if err != nil {
-		return err
-	}
-	if m != nil {
-		if old := rb.bodies[m.Seq]; old != nil && !old.stub {
-			rb.mem -= int64(old.Size()) // a compaction copy replaces it
-		}
-		rb.bodies[m.Seq] = rb.keep(m, r.Index)
-	}
-	if r.Type == evAck || r.Type == evExpired || r.Type == evPurged {
-		_, seqs, _ := decodeAck(r.Data)
-		for _, s := range seqs {
-			if m := rb.bodies[s]; m != nil && !m.stub {
-				rb.mem -= int64(m.Size()) // gone: its room is free again
-			}
-			delete(rb.bodies, s)
+	if q := rb.p.queues[h.dest.Name]; q != nil {
+		if pr, ok := q.pending[h.seq]; ok && pr.index == r.Index {
+			q.pending[h.seq] = h.pref(r.Index)
+			return nil
 		}
 	}
-	return nil
+	return fmt.Errorf("journal record %d should hold a message the snapshot at %d names pending, but holds message %d of %s",
+		r.Index, rb.snap, h.seq, h.dest.Name)
 }
 
 // replayBatch is how many records the reading goroutine hands over at once.
 const replayBatch = 256
 
-// decoded is a journal record read ahead, with its message decoded if it
-// is an enqueue record the rebuild needs (Data is then nil), or a copy of
-// its Data otherwise (nil where the rebuild does not read it).
-type decoded struct {
-	r journal.Record
-	m *Message
+// peeked is a journal record read ahead: an enqueue record the rebuild
+// needs with its head read (Data nil), any other it reads with a copy of
+// its Data, and one it does not read with neither.
+type peeked struct {
+	r    journal.Record
+	h    enqHead
+	head bool // h is read
 }
 
 // replay reads the journal from index from and applies it, in two stages:
-// a goroutine reads the records and decodes the enqueue records the
-// rebuild needs (decoding and copying the bodies is about a third of a
-// start-up), and the caller applies them in order. rb.covered is only read
-// by the reading goroutine (its index and seq fields), and written only by
-// the caller (msg).
+// a goroutine reads the records (checksums, framing) and the heads of the
+// enqueue records, and the caller applies them in order. The fill cursor
+// is the reading goroutine's alone until it is done.
 func (rb *rebuild) replay(l journal.Log, from uint64, opts journal.ReplayOptions) (journal.Progress, error) {
-	batches := make(chan []decoded, 4)
+	batches := make(chan []peeked, 4)
 	stop := make(chan struct{})
 	var (
 		rp      journal.Progress
 		readErr error
 	)
+	names := map[string]string{} // the reading goroutine's own
 	go func() {
 		defer close(batches)
-		batch := make([]decoded, 0, replayBatch)
-		next := 0 // cursor over rb.covered
+		batch := make([]peeked, 0, replayBatch)
 		rp, readErr = journal.Replay(l, from, func(r journal.Record) error {
-			d := decoded{r: r}
+			d := peeked{r: r}
 			d.r.Data = nil
-			need := true // whether applyDecoded reads this record
-			if r.Index <= rb.snap {
-				for next < len(rb.covered) && rb.covered[next].index < r.Index {
-					next++
+			switch {
+			case !rb.needs(r.Index):
+			case r.Type == evEnqueue:
+				h, err := peekEnqueue(r.Data, names)
+				if err != nil {
+					return fmt.Errorf("journal record %d: %w", r.Index, err)
 				}
-				need = next < len(rb.covered) && rb.covered[next].index == r.Index && r.Type == evEnqueue
-			}
-			if need && r.Type == evEnqueue {
-				if m, err := decodeEnqueue(r.Data); err == nil {
-					d.m = m
-				}
-			}
-			if need && d.m == nil {
-				// applyDecoded reads Data (and decodes an enqueue that did
-				// not decode here again, for its error).
+				d.h, d.head = h, true
+			default:
 				d.r.Data = bytes.Clone(r.Data)
 			}
 			batch = append(batch, d)
@@ -181,7 +160,7 @@ func (rb *rebuild) replay(l journal.Log, from uint64, opts journal.ReplayOptions
 				case <-stop:
 					return errReplayStopped
 				}
-				batch = make([]decoded, 0, replayBatch)
+				batch = make([]peeked, 0, replayBatch)
 			}
 			return nil
 		}, opts)
@@ -194,11 +173,17 @@ func (rb *rebuild) replay(l journal.Log, from uint64, opts journal.ReplayOptions
 	}()
 	var applyErr error
 	for batch := range batches {
-		for _, d := range batch {
-			if applyErr == nil {
-				if applyErr = rb.applyDecoded(d.r, d.m); applyErr != nil {
-					close(stop) // the reader stops; what it sent is drained
-				}
+		for i := range batch {
+			d := &batch[i]
+			if applyErr != nil {
+				continue
+			}
+			var h *enqHead
+			if d.head {
+				h = &d.h
+			}
+			if applyErr = rb.applyPeeked(d.r, h); applyErr != nil {
+				close(stop) // the reader stops; what it sent is drained
 			}
 		}
 	}
@@ -211,28 +196,30 @@ func (rb *rebuild) replay(l journal.Log, from uint64, opts journal.ReplayOptions
 var errReplayStopped = errors.New("core: replay stopped")
 
 // loadRebuild starts a rebuild from the log's newest snapshot.
-func loadRebuild(log journal.Log, memLimit int64) (*rebuild, error) {
+func loadRebuild(log journal.Log) (*rebuild, error) {
 	s, ok := log.(journal.Snapshotter)
 	if !ok {
-		return newRebuild(0, nil, memLimit)
+		return newRebuild(0, nil)
 	}
 	idx, data, err := s.LoadSnapshot()
 	switch {
 	case errors.Is(err, journal.ErrNoSnapshot):
-		return newRebuild(0, nil, memLimit)
+		return newRebuild(0, nil)
 	case err != nil:
 		return nil, fmt.Errorf("core: load snapshot: %w", err)
 	}
-	return newRebuild(idx, data, memLimit)
+	return newRebuild(idx, data)
 }
 
 // replay rebuilds the broker's state: the newest snapshot (a projection:
 // which messages are pending, and where their bodies are in the journal),
-// then one pass over the journal that picks up the bodies of the pending
-// messages the snapshot names and applies every record after it. Messages a
-// queue may have delivered before the crash (sequence at or below its
-// journaled dispatch bound) come back marked redelivered. A warm standby's
-// state (Options.Standby) replaces the snapshot and all it has read.
+// then the journal's records after it. No message body is read: the
+// pending messages go to their queues paged, and the queues read them back
+// as consumers reach them, so a start-up takes the time of the records
+// since the snapshot, not of the backlog. Messages a queue may have
+// delivered before the crash (sequence at or below its journaled dispatch
+// bound) come back marked redelivered. A warm standby's state
+// (Options.Standby) replaces the snapshot and all it has read.
 func (b *Broker) replay() error {
 	start := time.Now()
 	first, last := b.log.FirstIndex(), b.log.LastIndex()
@@ -255,7 +242,7 @@ func (b *Broker) replay() error {
 	}
 	if rb == nil {
 		var err error
-		if rb, err = loadRebuild(b.log, b.opts.MemoryLimit); err != nil {
+		if rb, err = loadRebuild(b.log); err != nil {
 			return err
 		}
 		from = rb.from(first)
@@ -280,7 +267,7 @@ func (b *Broker) replay() error {
 		p.applied = last
 	}
 	b.seq.Store(p.seq)
-	if err := b.install(rb); err != nil {
+	if err := b.install(rb, first); err != nil {
 		return err
 	}
 	b.proj = p
@@ -301,73 +288,30 @@ func (b *Broker) replay() error {
 	return nil
 }
 
-// install puts the rebuilt pending messages in their queues, each in
-// sequence order.
-func (b *Broker) install(rb *rebuild) error {
+// install puts the rebuilt pending messages in their queues, paged, each
+// queue in dispatch order (priority, then sequence).
+func (b *Broker) install(rb *rebuild, first uint64) error {
 	p := rb.p
 	type item struct {
-		seq  uint64
-		prio uint8
-		m    *Message
+		seq uint64
+		pr  pref
 	}
-	lists := map[string]*[]item{}
-	var (
-		lastName string
-		lastQ    *pqueue
-		lastList *[]item
-	)
-	add := func(m *Message, index uint64) {
-		if lastQ == nil || m.Destination.Name != lastName {
-			// Messages come in runs of one queue: look it up per run.
-			lastName, lastQ = m.Destination.Name, p.queues[m.Destination.Name]
-			if lastQ == nil {
-				return
-			}
-			if lastList = lists[lastName]; lastList == nil {
-				lastList = &[]item{}
-				lists[lastName] = lastList
-			}
-		}
-		if at, ok := lastQ.pending[m.Seq]; !ok || at != index && index != 0 {
-			return // acked since, or moved by compaction (its copy brings it)
-		}
-		*lastList = append(*lastList, item{m.Seq, m.Priority, m})
-	}
-	for _, c := range rb.covered {
-		if c.msg != nil {
-			add(c.msg, c.index)
-		}
-	}
-	for _, m := range rb.bodies {
-		add(m, 0)
-	}
+	var list []item
 	for name, pq := range p.queues {
 		if len(pq.pending) == 0 && pq.bound == 0 {
 			continue
 		}
-		var list []item
-		if l := lists[name]; l != nil {
-			list = *l
-		}
-		if len(list) != len(pq.pending) {
-			found := make(map[uint64]bool, len(list))
-			for _, it := range list {
-				found[it.seq] = true
+		list = list[:0]
+		for seq, pr := range pq.pending {
+			if pr.size == sizeUnknown {
+				return &journal.CorruptionError{Path: "journal", Index: pr.index,
+					Reason: fmt.Sprintf("message %d of queue %s is pending, but its enqueue record %d is not in the journal", seq, name, pr.index)}
 			}
-			for seq, idx := range pq.pending {
-				if !found[seq] {
-					return &journal.CorruptionError{Path: "journal", Index: idx,
-						Reason: fmt.Sprintf("message %d of queue %s is pending, but its enqueue record %d is not in the journal", seq, name, idx)}
-				}
-			}
-			return fmt.Errorf("core: queue %s: %d pending messages rebuilt for %d in the projection", name, len(list), len(pq.pending))
+			list = append(list, item{seq, pr})
 		}
-		// Sort on keys held in the slice: chasing a million pointers to
-		// compare them costs more than the rest of install. Dispatch order
-		// (priority, then sequence) sorted is already a heap.
 		slices.SortFunc(list, func(x, y item) int {
-			if x.prio != y.prio {
-				return int(y.prio) - int(x.prio)
+			if x.pr.prio != y.pr.prio {
+				return int(y.pr.prio) - int(x.pr.prio)
 			}
 			return cmpSeq(x.seq, y.seq)
 		})
@@ -375,23 +319,17 @@ func (b *Broker) install(rb *rebuild) error {
 		q.bound = pq.bound
 		q.mayExpire = true // the first sweep finds out
 		now := time.Now()
-		var paging [10]bool // per priority: from the first stub on, everything is paged
 		for _, it := range list {
+			if it.pr.index < first {
+				return &journal.CorruptionError{Path: "journal", Index: it.pr.index,
+					Reason: fmt.Sprintf("message %d of queue %s is pending, but its enqueue record %d is before the journal's first, %d", it.seq, name, it.pr.index, first)}
+			}
 			n := pq.redeliveries[it.seq]
-			e := &entry{msg: it.m, redelivered: it.seq <= pq.bound || n > 0, redeliveries: n}
-			if p := it.m.Priority; it.m.stub || paging[p] {
-				paging[p] = true
-				q.page(e)
-				continue
+			x := pageExtra{redeliveries: n, redelivered: it.seq <= pq.bound || n > 0}
+			if d := q.policy.delay(n); d > 0 {
+				x.due = now.Add(d)
 			}
-			q.account(e.msg, 1)
-			// A message given back before the restart waits its redelivery
-			// delay again, from now: its due time was not journaled.
-			if d := q.policy.delay(e.redeliveries); d > 0 {
-				q.hold(e, now.Add(d))
-				continue
-			}
-			q.pending.push(e)
+			q.pageRef(pageRef{seq: it.seq, index: it.pr.index, expires: it.pr.expires, size: it.pr.size}, it.pr.prio, x)
 		}
 		if len(list) > 0 {
 			b.recovery.Queues++

@@ -26,7 +26,7 @@ type Standby struct {
 // NewStandby starts standby state from a snapshot: index and data as
 // journal.Snapshotter's LoadSnapshot returns them (data nil: no snapshot).
 func NewStandby(index uint64, data []byte) (*Standby, error) {
-	rb, err := newRebuild(index, data, 0) // a warm standby keeps every body (no paging yet)
+	rb, err := newRebuild(index, data)
 	if err != nil {
 		return nil, err
 	}

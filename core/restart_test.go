@@ -1,0 +1,146 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package core_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairnmq/cairn/core"
+	"github.com/cairnmq/cairn/journal/wal"
+)
+
+// TestRestartPagesTheBacklog: a restart reads no message body. Every
+// pending message comes back paged, in dispatch order (priority, then
+// sequence), with its size accounted; consumers get the bodies as the
+// queue reads them back. From a snapshot, the restart reads only the
+// records written after it.
+func TestRestartPagesTheBacklog(t *testing.T) {
+	dir := t.TempDir()
+	wo := wal.Options{SegmentBytes: 64 << 10, MaxRecordBytes: 16 << 10}
+	b, stop := openOnWal(t, dir, wo)
+	body := func(prio, i int) string { return fmt.Sprintf("p%d-%04d-%s", prio, i, strings.Repeat("x", 200)) }
+	d, _ := core.ParseDestination("/queue/backlog")
+	const normal, high = 600, 40
+	sent := map[int]int{} // per priority
+	sendP := func(prio int) {
+		t.Helper()
+		i := sent[prio]
+		sent[prio]++
+		m := &core.Message{Destination: d, Persistent: true, Priority: uint8(prio), Body: []byte(body(prio, i))}
+		if prio == 4 && i%3 == 0 {
+			m.Expires = time.Now().Add(time.Hour).UnixMilli()
+		}
+		if err := b.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range normal {
+		sendP(4)
+		if i%(normal/high) == 0 {
+			sendP(8) // a high-priority one now and then, sent after others
+		}
+	}
+	before, _ := b.QueueStats("backlog")
+	stop()
+
+	check := func(b *core.Broker, what string, messages int) {
+		t.Helper()
+		st, _ := b.QueueStats("backlog")
+		if st.Pending != normal+high || st.Paged != normal+high || st.MemoryBytes != 0 || st.JournalBytes != before.JournalBytes {
+			t.Fatalf("%s: %+v; want all %d paged, none in memory, %d journal bytes as before it", what, st, normal+high, before.JournalBytes)
+		}
+		if r := b.Recovery(); r.Messages != messages {
+			t.Fatalf("%s: recovery %+v", what, r)
+		}
+	}
+	b, stop = openOnWal(t, dir, wo)
+	check(b, "after a restart without a snapshot", normal+high)
+	if res, err := b.Maintain(true); err != nil || res.Snapshot == 0 {
+		t.Fatalf("maintenance: %+v, %v", res, err)
+	}
+	send(t, b, "/queue/other", "after the snapshot", true)
+	stop()
+
+	b, stop = openOnWal(t, dir, wo)
+	defer stop()
+	check(b, "after a restart from a snapshot", normal+high+1)
+	if r := b.Recovery(); r.Snapshot == 0 || r.Records > 5 {
+		t.Fatalf("recovery %+v: want a snapshot and only the records after it read", r)
+	}
+	s, in := subscribe(t, b, "/queue/backlog", core.SubscribeOptions{Mode: core.AckClientIndividual, Prefetch: 50})
+	expect := func(prio, n int) {
+		t.Helper()
+		for i := range n {
+			got := in.next(t)
+			if want := body(prio, i); string(got.Msg.Body) != want || int(got.Msg.Priority) != prio {
+				t.Fatalf("got %.8q priority %d, want %.8q priority %d", got.Msg.Body, got.Msg.Priority, want, prio)
+			}
+			if wantExp := prio == 4 && i%3 == 0; (got.Msg.Expires != 0) != wantExp {
+				t.Fatalf("%.8q: expires %d", got.Msg.Body, got.Msg.Expires)
+			}
+			if err := s.Ack(context.Background(), got.Msg.Seq); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	expect(8, high)
+	expect(4, normal)
+	in.none(t, 50*time.Millisecond)
+}
+
+// TestPagedMessagesExpire: the sweep expires paged messages that no
+// consumer has come for, as it does those in memory, and moves them to the
+// DLQ under ExpiredToDLQ; the rest stay, in order.
+func TestPagedMessagesExpire(t *testing.T) {
+	for _, toDLQ := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ExpiredToDLQ=%v", toDLQ), func(t *testing.T) {
+			pad := strings.Repeat("x", 4000)
+			one := int64((&core.Message{Body: []byte("k-000-" + pad)}).Size())
+			b, stop := openOnWalWith(t, t.TempDir(), wal.Options{},
+				core.Options{MemoryLimit: 5 * one, ExpirySweep: 10 * time.Millisecond, ExpiredToDLQ: toDLQ})
+			defer stop()
+			const n = 60
+			for i := range n {
+				if i%2 == 0 {
+					sendExpiring(t, b, "/queue/exp", fmt.Sprintf("e-%03d-%s", i, pad), 150*time.Millisecond)
+				} else {
+					send(t, b, "/queue/exp", fmt.Sprintf("k-%03d-%s", i, pad), true)
+				}
+			}
+			if st, _ := b.QueueStats("exp"); st.Paged < n-10 {
+				t.Fatalf("not paged: %+v", st)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				st, _ := b.QueueStats("exp")
+				if st.Expired == n/2 && st.Pending == n/2 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the sweep did not expire the paged messages: %+v", st)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			_, in := subscribe(t, b, "/queue/exp", core.SubscribeOptions{})
+			for i := 1; i < n; i += 2 {
+				if got := in.next(t); !strings.HasPrefix(string(got.Msg.Body), fmt.Sprintf("k-%03d-", i)) {
+					t.Fatalf("got %.6q, want k-%03d", got.Msg.Body, i)
+				}
+			}
+			in.none(t, 20*time.Millisecond)
+			if toDLQ {
+				_, dl := subscribe(t, b, "/queue/ActiveMQ.DLQ", core.SubscribeOptions{})
+				for i := 0; i < n; i += 2 {
+					if got := dl.next(t); !strings.HasPrefix(string(got.Msg.Body), fmt.Sprintf("e-%03d-", i)) {
+						t.Fatalf("dead letter %.6q, want e-%03d", got.Msg.Body, i)
+					}
+				}
+			}
+		})
+	}
+}
