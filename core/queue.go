@@ -220,7 +220,7 @@ type queue struct {
 	paged        int                      // how many
 	pagedBytes   int64
 	pagedExpiry  int64 // no paged message expires before this (Unix ms; 0: none expires)
-	expired      int // messages expired since start
+	expired      int   // messages expired since start
 	policy       RedeliveryPolicy
 	delayed      delayed // given back, waiting out the policy's delay
 	delayTimer   *time.Timer
