@@ -288,8 +288,7 @@ func (b *Broker) replay() error {
 	return nil
 }
 
-// install puts the rebuilt pending messages in their queues, paged, each
-// queue in dispatch order (priority, then sequence).
+// install puts the rebuilt pending messages in their queues, paged.
 func (b *Broker) install(rb *rebuild, first uint64) error {
 	p := rb.p
 	type item struct {
@@ -309,12 +308,8 @@ func (b *Broker) install(rb *rebuild, first uint64) error {
 			}
 			list = append(list, item{seq, pr})
 		}
-		slices.SortFunc(list, func(x, y item) int {
-			if x.pr.prio != y.pr.prio {
-				return int(y.pr.prio) - int(x.pr.prio)
-			}
-			return cmpSeq(x.seq, y.seq)
-		})
+		// In sequence order: pageRef keeps one list per priority.
+		slices.SortFunc(list, func(x, y item) int { return cmpSeq(x.seq, y.seq) })
 		q := b.queue(name)
 		q.bound = pq.bound
 		q.mayExpire = true // the first sweep finds out
