@@ -96,6 +96,12 @@ func (b *Broker) Maintain(force bool) (MaintainResult, error) {
 	if _, ok := b.log.(journal.Segmenter); ok {
 		cr, err := journal.Compact(b.log, journal.CompactOptions{
 			Live:      func(i uint64) bool { _, ok := p.live[i]; return ok },
+			Size: func(i uint64) int {
+				if lr, ok := p.live[i]; ok {
+					return int(lr.size)
+				}
+				return -1
+			},
 			Before:    p.applied + 1,
 			Threshold: b.opts.CompactThreshold,
 		})

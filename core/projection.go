@@ -27,7 +27,7 @@ type projection struct {
 	applied uint64 // last journal index applied
 	seq     uint64 // highest message sequence seen
 	queues  map[string]*pqueue
-	live    map[uint64]uint64          // journal index of a pending message's enqueue record -> its seq
+	live    map[uint64]liveRec         // journal index of a pending message's enqueue record -> what it holds
 	dedup   *dedupWindow               // recent DedupHeader ids (per queue), in the snapshot since format 3
 	durable map[durableKey]durableSpec // durable subscriptions, in the snapshot since format 4
 	names   map[string]string          // interned queue names, for peekEnqueue
@@ -52,13 +52,21 @@ type pref struct {
 
 const sizeUnknown = -1
 
+// liveRec is a pending message's enqueue record: the message, and the
+// record's payload size (compaction measures a segment's live share by it
+// without reading the record; sizeUnknown from a snapshot before format 5).
+type liveRec struct {
+	seq  uint64
+	size int32
+}
+
 // pref is h's message as pending at journal record index.
 func (h *enqHead) pref(index uint64) pref {
 	return pref{index: index, expires: h.expires, size: int32(min(h.size, 1<<31-1)), prio: min(h.prio, 9)}
 }
 
 func newProjection() *projection {
-	return &projection{queues: map[string]*pqueue{}, live: map[uint64]uint64{}, dedup: newDedupWindow(DefaultDedupWindow),
+	return &projection{queues: map[string]*pqueue{}, live: map[uint64]liveRec{}, dedup: newDedupWindow(DefaultDedupWindow),
 		durable: map[durableKey]durableSpec{}, names: map[string]string{}}
 }
 
@@ -103,7 +111,7 @@ func (p *projection) applyPeeked(r journal.Record, h *enqHead) error {
 			p.dedup.add(h.dest.Name + "\x00" + h.dedupID)
 		}
 		q.pending[h.seq] = h.pref(r.Index)
-		p.live[r.Index] = h.seq
+		p.live[r.Index] = liveRec{seq: h.seq, size: int32(min(h.dataLen, 1<<31-1))}
 		p.seq = max(p.seq, h.seq)
 	case evAck, evExpired, evPurged:
 		dest, seqs, err := decodeAck(r.Data)
@@ -169,16 +177,17 @@ func (p *projection) applyPeeked(r journal.Record, h *enqHead) error {
 // now (also) at To.
 func (p *projection) moved(moves []journal.Move) {
 	for _, mv := range moves {
-		seq, ok := p.live[mv.From]
+		lr, ok := p.live[mv.From]
 		if !ok {
 			continue
 		}
+		seq := lr.seq
 		for _, q := range p.queues {
 			if pr, ok := q.pending[seq]; ok && pr.index == mv.From {
 				pr.index = mv.To
 				q.pending[seq] = pr
 				delete(p.live, mv.From)
-				p.live[mv.To] = seq
+				p.live[mv.To] = lr
 				break
 			}
 		}
@@ -192,7 +201,8 @@ func (p *projection) pendingCount() int { return len(p.live) }
 func (p *projection) encode() []byte {
 	e := encoder{b: make([]byte, 0, 32+12*len(p.live))}
 	// Format version: 2 adds redelivery counts, 3 the dedup ids, 4 durable
-	// subscriptions, 5 each pending message's priority, expiry and size.
+	// subscriptions, 5 each pending message's priority, expiry and size,
+	// and its record's size.
 	e.uint(5)
 	e.uint(p.applied)
 	e.uint(p.seq)
@@ -223,6 +233,7 @@ func (p *projection) encode() []byte {
 			e.uint(uint64(pr.prio))
 			e.int(pr.expires)
 			e.uint(uint64(max(pr.size, 0)))
+			e.uint(uint64(max(p.live[pr.index].size, 0)))
 			prev = s
 		}
 	}
@@ -267,13 +278,14 @@ func decodeProjection(b []byte) (*projection, error) {
 			size := int(min(n, uint64(len(d.b))/2))
 			q.pending = make(map[uint64]pref, size)
 			if len(p.live) == 0 {
-				p.live = make(map[uint64]uint64, size)
+				p.live = make(map[uint64]liveRec, size)
 			}
 		}
 		var prev uint64
 		for j := uint64(0); j < n && d.err == nil; j++ {
 			s := prev + d.uint()
 			pr := pref{index: d.uint(), size: sizeUnknown}
+			dataLen := int32(sizeUnknown)
 			if version >= 2 {
 				if n := uint32(d.uint()); n > 0 {
 					if q.redeliveries == nil {
@@ -286,9 +298,10 @@ func decodeProjection(b []byte) (*projection, error) {
 				pr.prio = uint8(min(d.uint(), 9))
 				pr.expires = d.int()
 				pr.size = int32(min(d.uint(), 1<<31-1))
+				dataLen = int32(min(d.uint(), 1<<31-1))
 			}
 			q.pending[s] = pr
-			p.live[pr.index] = s
+			p.live[pr.index] = liveRec{seq: s, size: dataLen}
 			prev = s
 		}
 	}

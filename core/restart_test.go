@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/cairnmq/cairn/core"
+	"github.com/cairnmq/cairn/journal/journaltest"
+	"github.com/cairnmq/cairn/journal/memlog"
 	"github.com/cairnmq/cairn/journal/wal"
 )
 
@@ -143,4 +145,67 @@ func TestPagedMessagesExpire(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Maintenance measures how much of each head segment is pending from what
+// the projection knows of each pending message's record, and reads only
+// the records compaction moves: before a restart, and after one from the
+// snapshot (which keeps those sizes).
+func TestMaintenanceReadsOnlyWhatItMoves(t *testing.T) {
+	store := memlog.NewStore(32 << 10)
+	var cl *journaltest.CountingLog
+	openC := func() (*core.Broker, func()) {
+		l, err := store.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl = &journaltest.CountingLog{Log: l}
+		b, err := core.Open(core.Options{Journal: cl, Logger: quiet, MaintainEvery: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b, func() { b.Close(); l.Close() }
+	}
+	// consume takes n messages and acks all but every keep-th.
+	consume := func(b *core.Broker, n, keep int) {
+		t.Helper()
+		s, in := subscribe(t, b, "/queue/m", core.SubscribeOptions{Mode: core.AckClientIndividual, Prefetch: 100000})
+		for i := range n {
+			d := in.next(t)
+			if i%keep != 0 {
+				if err := s.Ack(context.Background(), d.Msg.Seq); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		s.Close()
+	}
+	maintain := func(b *core.Broker, what string) {
+		t.Helper()
+		cl.Reads.Store(0)
+		res, err := b.Maintain(true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Compact.Moves) == 0 || len(res.Compact.Removed) == 0 {
+			t.Fatalf("%s: compaction moved or removed nothing: %+v", what, res.Compact)
+		}
+		if reads := cl.Reads.Load(); reads != int64(len(res.Compact.Moves)) {
+			t.Fatalf("%s: maintenance read %d records to move %d", what, reads, len(res.Compact.Moves))
+		}
+	}
+	b, stop := openC()
+	for i := range 3000 {
+		send(t, b, "/queue/m", fmt.Sprintf("%04d-%s", i, strings.Repeat("x", 300)), true)
+	}
+	consume(b, 3000, 10)
+	maintain(b, "before a restart")
+	stop()
+	b, stop = openC()
+	defer stop()
+	consume(b, 300, 3)
+	for i := range 2000 { // moves the head along
+		send(t, b, "/queue/other", fmt.Sprintf("%04d-%s", i, strings.Repeat("y", 300)), true)
+	}
+	maintain(b, "after a restart from the snapshot")
 }

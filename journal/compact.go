@@ -15,6 +15,11 @@ type CompactOptions struct {
 	// called for every index in the candidate segments; it must be cheap and
 	// must not call back into the log. Required.
 	Live func(index uint64) bool
+	// Size, if not nil, is the payload size (len(Record.Data)) of the live
+	// record at index, as its owner knows it, so that measuring a segment's
+	// live share does not read its records; a result below 0 means unknown
+	// (the record is read). Like Live it must be cheap.
+	Size func(index uint64) int
 	// Before bounds compaction to records with index < Before. An owner that
 	// replays from a snapshot passes the snapshot's index+1: the records
 	// before it are read only as a store of live payloads, never replayed as
@@ -102,7 +107,7 @@ func Compact(l Log, opts CompactOptions) (CompactResult, error) {
 		if i > 0 && states[i-1].LiveBytes < 0 {
 			continue // a run from the head only
 		}
-		live, err := liveBytes(l, s, first, opts.Live)
+		live, err := liveBytes(l, s, first, opts)
 		if err != nil {
 			return res, err
 		}
@@ -183,11 +188,17 @@ func Compact(l Log, opts CompactOptions) (CompactResult, error) {
 	return res, nil
 }
 
-func liveBytes(l Log, s Segment, first uint64, live func(uint64) bool) (int64, error) {
+func liveBytes(l Log, s Segment, first uint64, opts CompactOptions) (int64, error) {
 	var n int64
 	for i := max(s.First, first); i <= s.Last; i++ {
-		if !live(i) {
+		if !opts.Live(i) {
 			continue
+		}
+		if opts.Size != nil {
+			if size := opts.Size(i); size >= 0 {
+				n += int64(frameSize(size, true)) // measured as a copy, as below
+				continue
+			}
 		}
 		r, err := l.Read(i)
 		if err != nil {
