@@ -17,7 +17,7 @@ import (
 // the journal only and reads them back in order as a consumer drains it;
 // strictly by priority; through compaction moving paged messages' records
 // (read back from where the projection says they went), and across a
-// restart, whose replay keeps in memory only what fits.
+// restart, after which every pending message starts paged.
 func TestPaging(t *testing.T) {
 	dir := t.TempDir()
 	pad := strings.Repeat("x", 8000)
