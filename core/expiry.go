@@ -122,8 +122,22 @@ const sweepPagedMax = 4096
 // sweepPaged takes the paged messages expired at now out of the page
 // store, read back for expire (which may dead-letter them), and sets
 // pagedExpiry to the soonest expiry left. One that cannot be read back
-// stays paged (and logged).
+// stays paged (logged), for the next sweep.
 func (q *queue) sweepPaged(now int64) []*entry {
+	var due []pageRef
+	for p := range q.pages {
+		q.pages[p].each(func(r pageRef) {
+			if r.expires > 0 && r.expires <= now && len(due) < sweepPagedMax {
+				due = append(due, r)
+			}
+		})
+	}
+	read := make(map[uint64]*Message, len(due))
+	for i, m := range q.readBackMany(due) {
+		if m != nil {
+			read[due[i].seq] = m
+		}
+	}
 	var gone []*entry
 	soonest := int64(0)
 	for p := range q.pages {
@@ -131,16 +145,14 @@ func (q *queue) sweepPaged(now int64) []*entry {
 			continue
 		}
 		q.pages[p].filter(func(r pageRef) bool {
-			if r.expires == 0 {
-				return true
+			if m := read[r.seq]; m != nil {
+				q.unpage(r)
+				q.account(m, 1) // in memory now; expire takes it off
+				e, _ := q.unpaged(r, m)
+				gone = append(gone, e)
+				return false
 			}
-			if r.expires <= now && len(gone) < sweepPagedMax {
-				if e, _, err := q.readPaged(r); err == nil {
-					gone = append(gone, e) // in memory now; expire takes it off
-					return false
-				}
-			}
-			if soonest == 0 || r.expires < soonest {
+			if r.expires > 0 && (soonest == 0 || r.expires < soonest) {
 				soonest = r.expires
 			}
 			return true

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/cairnmq/cairn/journal"
 )
 
 // Paging. A persistent message is in the journal anyway, so a queue need
@@ -80,6 +82,24 @@ func (f *refFIFO) filter(keep func(pageRef) bool) {
 		}
 	})
 	*f = kept
+}
+
+// front returns up to n refs from the oldest (a copy).
+func (f *refFIFO) front(n int) []pageRef {
+	out := make([]pageRef, 0, min(n, f.n))
+	for i, b := range f.blocks {
+		from := 0
+		if i == 0 {
+			from = f.head
+		}
+		for _, r := range b[from:] {
+			if len(out) == n {
+				return out
+			}
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // each calls fn for every ref, oldest first.
@@ -182,19 +202,27 @@ func (q *queue) refill() {
 		}
 		refs := &q.pages[p]
 		n := min(refs.n, refillBatch)
-		loaded := 0
-		for range n {
-			r := refs.peek()
-			if q.pending.len() > 0 && q.overBudget(int(r.size)) && !outranks {
-				break // memory is full: read back more as these go out
-			}
-			e, due, err := q.readPaged(r)
-			if err != nil {
+		want := refs.front(n)
+		var size int64
+		for i, r := range want {
+			size += int64(r.size)
+			if (q.pending.len() > 0 || i > 0) && q.overBudget(int(size)) && !outranks {
+				want = want[:i] // memory is full: read back more as these go out
 				break
 			}
+		}
+		loaded := 0
+		for i, m := range q.readBackMany(want) {
+			if m == nil {
+				break // logged; it stays paged
+			}
+			r := want[i]
 			refs.pop()
-			q.mayExpire = q.mayExpire || e.msg.Expires > 0
+			q.unpage(r)
+			q.account(m, 1)
+			q.mayExpire = q.mayExpire || m.Expires > 0
 			loaded++
+			e, due := q.unpaged(r, m)
 			if !due.IsZero() && due.After(time.Now()) {
 				q.hold(e, due)
 				continue
@@ -207,25 +235,68 @@ func (q *queue) refill() {
 	}
 }
 
-// readPaged reads paged message r back into memory, as an entry (due: when
-// it may be redelivered, if it was given back before a restart). The
-// caller takes r out of the page store; on an error (logged) r stays.
-func (q *queue) readPaged(r pageRef) (e *entry, due time.Time, err error) {
-	m, err := q.b.readBack(q, r)
-	if err != nil {
-		q.b.opts.Logger.Error("paging: cannot read a paged message back from the journal; it stays paged",
-			"queue", q.name, "seq", r.seq, "index", r.index, "err", err)
-		return nil, due, err
-	}
-	q.unpage(r)
-	q.account(m, 1)
+// unpaged makes the entry of m, read back for r (due: when it may be
+// redelivered, if it was given back before a restart).
+func (q *queue) unpaged(r pageRef, m *Message) (e *entry, due time.Time) {
 	e = &entry{msg: m}
 	if x, ok := q.pageExtras[r.seq]; ok {
 		e.redelivered, e.redeliveries, due = x.redelivered, x.redeliveries, x.due
 		delete(q.pageExtras, r.seq)
 	}
-	return e, due, nil
+	return e, due
 }
+
+// readBackMany reads the paged messages refs back from the journal, as
+// readBack does, in batches where the journal reads several records in few
+// requests (journal.BatchReader: a round trip per Read costs more than the
+// record). ms[i] is nil where refs[i] could not be read (logged).
+func (q *queue) readBackMany(refs []pageRef) []*Message {
+	ms := make([]*Message, len(refs))
+	logErr := func(r pageRef, err error) {
+		q.b.opts.Logger.Error("paging: cannot read a paged message back from the journal; it stays paged",
+			"queue", q.name, "seq", r.seq, "index", r.index, "err", err)
+	}
+	br, ok := q.b.log.(journal.BatchReader)
+	if !ok || len(refs) < 2 {
+		for i, r := range refs {
+			m, err := q.b.readBack(q, r)
+			if err != nil {
+				logErr(r, err)
+				break
+			}
+			ms[i] = m
+		}
+		return ms
+	}
+	idx := make([]uint64, len(refs))
+	for i, r := range refs {
+		idx[i] = r.index
+	}
+	i := 0
+	err := br.ReadBatch(idx, func(_ uint64, rec journal.Record, err error) error {
+		r := refs[i]
+		var m *Message
+		if err == nil {
+			m, err = enqueueOf(rec, r.seq)
+		}
+		if err != nil {
+			m, err = q.b.readBack(q, r) // compaction may have moved it
+		}
+		if err != nil {
+			logErr(r, err)
+			return errStopBatch
+		}
+		ms[i] = m
+		i++
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopBatch) && i < len(refs) {
+		logErr(refs[i], err)
+	}
+	return ms
+}
+
+var errStopBatch = errors.New("stop")
 
 // readBack reads a paged message from the journal: at the index it was
 // enqueued at, or, if compaction moved it since, where the projection says
@@ -258,6 +329,12 @@ func (b *Broker) readEnqueue(index, seq uint64) (*Message, error) {
 	if err != nil {
 		return nil, err
 	}
+	return enqueueOf(rec, seq)
+}
+
+// enqueueOf is the message of seq in enqueue record rec.
+func enqueueOf(rec journal.Record, seq uint64) (*Message, error) {
+	index := rec.Index
 	if rec.Type != evEnqueue {
 		return nil, fmt.Errorf("record %d is not an enqueue: %w", index, errNotTheMessage)
 	}

@@ -91,6 +91,16 @@ type Scanner interface {
 	Scan(from uint64, fn func(Record) error) error
 }
 
+// BatchReader is implemented by logs for which one Read is a round trip to
+// a server: ReadBatch reads the records at several indexes in few requests.
+// (A local log's Read is cheap; it does not implement it.)
+type BatchReader interface {
+	// ReadBatch calls fn once for each of indexes, which ascend, in order:
+	// with the record there, or with the error Read would return for it.
+	// A non-nil error from fn stops it and is returned.
+	ReadBatch(indexes []uint64, fn func(index uint64, r Record, err error) error) error
+}
+
 // Snapshotter is implemented by logs that store a snapshot beside the log:
 // an opaque blob of the owner's state that covers every record up to and
 // including its index, so replay can start after it.

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/cairnmq/cairn/internal/natstest"
 	"github.com/cairnmq/cairn/journal"
 )
@@ -62,5 +64,76 @@ func TestIncompleteBatchIsRetried(t *testing.T) {
 	}
 	if want := "[r0-0 r0-1 r0-2 r0-3 r1-0 r1-1 r1-2 r1-3 r2-0 r2-1 r2-2 r2-3]"; fmt.Sprint(got) != want {
 		t.Fatalf("the stream holds %v, want %s", got, want)
+	}
+}
+
+// ReadBatch reads runs of ascending indexes in one batched direct get each,
+// and gives every index what Read gives it: the record, or Read's error
+// (outside the stream); the order the indexes come in is kept.
+func TestReadBatch(t *testing.T) {
+	s := natstest.StartServer(t)
+	nc := natstest.Connect(t, s)
+	l, err := Open(context.Background(), nc, Options{Stream: "BATCHREAD", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const n = 3000
+	for i := 0; i < n; i += 100 {
+		recs := make([]journal.Record, 100)
+		for j := range recs {
+			recs[j] = journal.Record{Type: 1, Data: fmt.Appendf(nil, "r%d", i+j+1)}
+		}
+		if _, _, err := l.Append(context.Background(), recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var requests atomic.Int64
+	sub, err := nc.Subscribe("$JS.API.DIRECT.GET.BATCHREAD", func(*nats.Msg) { requests.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var idx []uint64
+	for i := uint64(1); i <= 2000; i += 2 { // 1,000 indexes over 2,000 records: two runs
+		idx = append(idx, i)
+	}
+	idx = append(idx, 2500, 2400, n+1, 0) // a descent, then two outside the stream
+	var got []string
+	if err := l.ReadBatch(idx, func(i uint64, r journal.Record, err error) error {
+		if want, werr := l.Read(i); err != nil || werr != nil {
+			if (err == nil) != (werr == nil) {
+				t.Fatalf("index %d: ReadBatch error %v, Read error %v", i, err, werr)
+			}
+			got = append(got, "err")
+			return nil
+		} else if r.Index != i || string(r.Data) != string(want.Data) {
+			t.Fatalf("index %d: ReadBatch gave %d %q, Read %q", i, r.Index, r.Data, want.Data)
+		}
+		got = append(got, string(r.Data))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(idx) || got[0] != "r1" || got[999] != "r1999" || fmt.Sprint(got[1000:]) != "[r2500 r2400 err err]" {
+		t.Fatalf("got %d results, first %v, last %v", len(got), got[0], got[len(got)-4:])
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// The 1,000 odd indexes: two runs (each spans at most readBatchSpan
+	// records), one request each; 2500 and 2400 one Read each (a run of
+	// one), and so are the checks' Reads; the two outside the stream none.
+	if r, want := requests.Load(), int64(2+2+len(idx)-2); r != want {
+		t.Fatalf("%d direct get requests, want %d", r, want)
+	}
+	// A stop from fn ends it.
+	calls := 0
+	stop := fmt.Errorf("stop")
+	if err := l.ReadBatch(idx, func(uint64, journal.Record, error) error { calls++; return stop }); err != stop || calls != 1 {
+		t.Fatalf("ReadBatch after fn's error: %v, %d calls", err, calls)
 	}
 }

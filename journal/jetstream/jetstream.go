@@ -66,6 +66,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	njs "github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/cairnmq/cairn/journal"
 )
@@ -205,6 +206,7 @@ type Log struct {
 var (
 	_ journal.Log         = (*Log)(nil)
 	_ journal.Scanner     = (*Log)(nil)
+	_ journal.BatchReader = (*Log)(nil)
 	_ journal.Snapshotter = (*Log)(nil)
 	_ journal.Segmenter   = (*Log)(nil)
 	_ journal.Fencer      = (*Log)(nil)
@@ -746,6 +748,11 @@ func (l *Log) Read(index uint64) (journal.Record, error) {
 	if l.closed {
 		return journal.Record{}, journal.ErrClosed
 	}
+	return l.read(index)
+}
+
+// read is Read under closeMu.
+func (l *Log) read(index uint64) (journal.Record, error) {
 	if index < l.first.Load() || index > l.last.Load() || index == 0 {
 		return journal.Record{}, fmt.Errorf("%w: index %d outside [%d, %d]", journal.ErrNotFound, index, l.first.Load(), l.last.Load())
 	}
@@ -759,6 +766,71 @@ func (l *Log) Read(index uint64) (journal.Record, error) {
 		return journal.Record{}, fmt.Errorf("jetstream: read %d from %s: %w", index, l.opts.Stream, err)
 	}
 	return l.decode(index, m.Data)
+}
+
+// readBatchSpan bounds the stream sequences one batch request covers (it
+// reads every message between the first index it wants and the last), and
+// readBatchBytes the bytes it asks for.
+const (
+	readBatchSpan  = 1024
+	readBatchBytes = 8 << 20
+)
+
+// ReadBatch implements journal.BatchReader with JetStream's batched direct
+// get (ADR-31; nats-server 2.11 and later): one request for each run of
+// indexes within readBatchSpan of its first, the server streaming back the
+// messages of that range. An index the reply lacks (the range was cut at
+// readBatchBytes, a replica that serves direct gets is behind, or an older
+// server) is read on its own, as Read does.
+func (l *Log) ReadBatch(indexes []uint64, fn func(uint64, journal.Record, error) error) error {
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed {
+		return journal.ErrClosed
+	}
+	for i := 0; i < len(indexes); {
+		j := i + 1
+		for j < len(indexes) && indexes[j] > indexes[j-1] && indexes[j]-indexes[i] < readBatchSpan {
+			j++
+		}
+		got := l.getBatch(indexes[i], indexes[j-1])
+		for _, idx := range indexes[i:j] {
+			r, err := journal.Record{}, error(nil)
+			if data, ok := got[idx]; ok {
+				r, err = l.decode(idx, data)
+			} else {
+				r, err = l.read(idx)
+			}
+			if err := fn(idx, r, err); err != nil {
+				return err
+			}
+		}
+		i = j
+	}
+	return nil
+}
+
+// getBatch fetches the messages with sequences from through to in one
+// batched direct get; what it could not fetch is missing from the map.
+func (l *Log) getBatch(from, to uint64) map[uint64][]byte {
+	got := make(map[uint64][]byte, to-from+1)
+	if from < l.first.Load() || to > l.last.Load() || from == 0 || to-from < 1 {
+		return got // one or none: Read's checks and errors apply
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
+	defer cancel()
+	msgs, err := jetstreamext.GetBatch(ctx, l.js, l.opts.Stream, int(to-from+1),
+		jetstreamext.GetBatchSeq(from), jetstreamext.GetBatchMaxBytes(readBatchBytes))
+	if err != nil {
+		return got
+	}
+	for m, err := range msgs {
+		if err != nil || m.Sequence > to {
+			break
+		}
+		got[m.Sequence] = m.Data
+	}
+	return got
 }
 
 // decode checks a message's frame against the sequence it was stored at.

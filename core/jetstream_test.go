@@ -1,0 +1,89 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package core_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/cairnmq/cairn/core"
+	"github.com/cairnmq/cairn/internal/natstest"
+	"github.com/cairnmq/cairn/journal/jetstream"
+)
+
+// On a journal where a Read is a round trip (JetStream), a restarted
+// broker reads its paged backlog back in batches (journal.BatchReader), a
+// few requests per refill, and delivers it whole and in order.
+func TestRestartOnJetStreamReadsBackInBatches(t *testing.T) {
+	s := natstest.StartServer(t)
+	nc := natstest.Connect(t, s)
+	openJS := func() (*core.Broker, func()) {
+		l, err := jetstream.Open(context.Background(), nc, jetstream.Options{Stream: "RESTART", Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := core.Open(core.Options{Journal: l, Logger: quiet, MaintainEvery: -1})
+		if err != nil {
+			l.Close()
+			t.Fatal(err)
+		}
+		return b, func() { b.Close(); l.Close() }
+	}
+	b, stop := openJS()
+	const n = 3000
+	d, _ := core.ParseDestination("/queue/js")
+	body := func(prio, i int) string { return fmt.Sprintf("p%d-%04d", prio, i) }
+	for i := 0; i < n; i += 100 {
+		var ms []*core.Message
+		for j := i; j < i+100; j++ {
+			prio := 4
+			if j%10 == 0 {
+				prio = 7
+			}
+			ms = append(ms, &core.Message{Destination: d, Persistent: true, Priority: uint8(prio), Body: []byte(body(prio, j))})
+		}
+		if err := b.SendMany(context.Background(), ms); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop()
+
+	b, stop = openJS()
+	defer stop()
+	if st, _ := b.QueueStats("js"); st.Paged != n {
+		t.Fatalf("after the restart: %+v", st)
+	}
+	var requests atomic.Int64
+	sub, err := nc.Subscribe("$JS.API.DIRECT.GET.RESTART", func(*nats.Msg) { requests.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	_, in := subscribe(t, b, "/queue/js", core.SubscribeOptions{Prefetch: 2 * n})
+	for _, prio := range []int{7, 4} {
+		for j := range n {
+			if (j%10 == 0) != (prio == 7) {
+				continue
+			}
+			if got := in.next(t); string(got.Msg.Body) != body(prio, j) {
+				t.Fatalf("got %q, want %q", got.Msg.Body, body(prio, j))
+			}
+		}
+	}
+	in.none(t, 0)
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if r := requests.Load(); r > n/100 {
+		t.Fatalf("%d direct get requests to read back %d messages", r, n)
+	}
+	t.Logf("%d direct get requests to read back %d messages", requests.Load(), n)
+}
