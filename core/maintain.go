@@ -95,7 +95,7 @@ func (b *Broker) Maintain(force bool) (MaintainResult, error) {
 	res.Snapshot = p.applied
 	if _, ok := b.log.(journal.Segmenter); ok {
 		cr, err := journal.Compact(b.log, journal.CompactOptions{
-			Live:      func(i uint64) bool { _, ok := p.live[i]; return ok },
+			Live: func(i uint64) bool { _, ok := p.live[i]; return ok },
 			Size: func(i uint64) int {
 				if lr, ok := p.live[i]; ok {
 					return int(lr.size)
