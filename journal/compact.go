@@ -155,27 +155,38 @@ func Compact(l Log, opts CompactOptions) (CompactResult, error) {
 		batch, froms, size = batch[:0], froms[:0], 0
 		return nil
 	}
+	var live []uint64
 	for _, s := range segs[:take] {
 		for i := max(s.First, first); i <= s.Last; i++ {
-			if !opts.Live(i) {
-				continue
-			}
-			r, err := l.Read(i)
-			if err != nil {
-				return res, fmt.Errorf("journal: compaction read %d: %w", i, err)
-			}
-			batch = append(batch, Record{Type: r.Type, Data: r.Data, Moved: i})
-			froms = append(froms, i)
-			size += FrameSize(&batch[len(batch)-1])
-			if size >= chunk {
-				if err := flush(); err != nil {
-					return res, err
-				}
+			if opts.Live(i) {
+				live = append(live, i)
 			}
 		}
 	}
-	if err := flush(); err != nil {
-		return res, err
+	// Read in groups, appending between them (not from inside a read); a
+	// group is about chunk bytes, by the sizes read so far.
+	groupLen, read, readBytes := 16, 0, 0
+	for len(live) > 0 {
+		group := live[:min(len(live), groupLen)]
+		live = live[len(group):]
+		err := readEach(l, group, func(i uint64, r Record, err error) error {
+			if err != nil {
+				return fmt.Errorf("journal: compaction read %d: %w", i, err)
+			}
+			batch = append(batch, Record{Type: r.Type, Data: r.Data, Moved: i})
+			froms = append(froms, i)
+			n := FrameSize(&batch[len(batch)-1])
+			size += n
+			read, readBytes = read+1, readBytes+n
+			return nil
+		})
+		groupLen = min(max(chunk/max(readBytes/max(read, 1), 1), 1), 1024)
+		if err == nil && (size >= chunk || len(live) == 0) {
+			err = flush()
+		}
+		if err != nil {
+			return res, err
+		}
 	}
 	if err := l.TruncateFront(segs[take-1].Last + 1); err != nil {
 		return res, fmt.Errorf("journal: compaction truncate: %w", err)
@@ -188,8 +199,24 @@ func Compact(l Log, opts CompactOptions) (CompactResult, error) {
 	return res, nil
 }
 
+// readEach calls fn with the record at each of indexes (ascending), read
+// in batches if l is a BatchReader.
+func readEach(l Log, indexes []uint64, fn func(uint64, Record, error) error) error {
+	if br, ok := l.(BatchReader); ok {
+		return br.ReadBatch(indexes, fn)
+	}
+	for _, i := range indexes {
+		r, err := l.Read(i)
+		if err := fn(i, r, err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func liveBytes(l Log, s Segment, first uint64, opts CompactOptions) (int64, error) {
 	var n int64
+	var unknown []uint64 // live records whose size the owner does not give
 	for i := max(s.First, first); i <= s.Last; i++ {
 		if !opts.Live(i) {
 			continue
@@ -200,13 +227,16 @@ func liveBytes(l Log, s Segment, first uint64, opts CompactOptions) (int64, erro
 				continue
 			}
 		}
-		r, err := l.Read(i)
+		unknown = append(unknown, i)
+	}
+	err := readEach(l, unknown, func(i uint64, r Record, err error) error {
 		if err != nil {
-			return 0, fmt.Errorf("journal: compaction read %d: %w", i, err)
+			return fmt.Errorf("journal: compaction read %d: %w", i, err)
 		}
 		n += int64(FrameSize(&Record{Data: r.Data, Moved: i}))
-	}
-	return n, nil
+		return nil
+	})
+	return n, err
 }
 
 func ratio(states []SegmentState) float64 {

@@ -137,3 +137,61 @@ func TestReadBatch(t *testing.T) {
 		t.Fatalf("ReadBatch after fn's error: %v, %d calls", err, calls)
 	}
 }
+
+// Compaction reads the live records it moves through ReadBatch: a request
+// per run, not one per record.
+func TestCompactReadsInBatches(t *testing.T) {
+	s := natstest.StartServer(t)
+	nc := natstest.Connect(t, s)
+	l, err := Open(context.Background(), nc, Options{Stream: "COMPACTB", SegmentRecords: 500, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	live := map[uint64]string{}
+	for i := 0; i < 3000; i += 100 {
+		recs := make([]journal.Record, 100)
+		for j := range recs {
+			recs[j] = journal.Record{Type: 1, Data: fmt.Appendf(nil, "r%d", i+j+1)}
+		}
+		first, _, err := l.Append(context.Background(), recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range recs {
+			if (i+j)%10 == 0 {
+				live[first+uint64(j)] = string(recs[j].Data)
+			}
+		}
+	}
+	var requests atomic.Int64
+	sub, err := nc.Subscribe("$JS.API.DIRECT.GET.COMPACTB", func(*nats.Msg) { requests.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := journal.Compact(l, journal.CompactOptions{Live: func(i uint64) bool { _, ok := live[i]; return ok }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Moves) < 200 {
+		t.Fatalf("compaction moved %d records: the test does not exercise it", len(res.Moves))
+	}
+	for _, m := range res.Moves {
+		r, err := l.Read(m.To)
+		if err != nil || string(r.Data) != live[m.From] || r.Moved != m.From {
+			t.Fatalf("moved %d to %d: read %q moved %d, %v; want %q", m.From, m.To, r.Data, r.Moved, err, live[m.From])
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// The reads for measuring segments (no sizes given) and for moving
+	// records, a few batches; then the checks' Reads, one per move.
+	if r := requests.Load(); r > int64(len(res.Moves))+20 {
+		t.Fatalf("%d direct get requests for %d moves", r, len(res.Moves))
+	}
+}
