@@ -18,20 +18,28 @@ import (
 	"github.com/cairnmq/cairn/journal/memlog"
 )
 
+// openMem opens a broker on a new journal of store, without maintenance.
+func openMem(t *testing.T, store *memlog.Store) (*Broker, journal.Log) {
+	t.Helper()
+	l, err := store.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(Options{Journal: l, Logger: slog.New(slog.DiscardHandler), MaintainEvery: -1})
+	if err != nil {
+		l.Close()
+		t.Fatal(err)
+	}
+	return b, l
+}
+
 // A record that does not decode, with batches of good records on both
 // sides of it, fails the start-up with its index: the reading goroutine of
 // the two-stage replay stops, and nothing hangs.
 func TestReplayStopsAtABadRecord(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
 	store := memlog.NewStore(1 << 26)
-	l, err := store.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := Open(Options{Journal: l, Logger: quiet, MaintainEvery: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, l := openMem(t, store)
 	const n = 5 * replayBatch
 	for i := range n {
 		m := &Message{Destination: Destination{Queue, "q"}, Persistent: true, Priority: 4, Body: fmt.Appendf(nil, "m%d", i)}
@@ -104,21 +112,8 @@ func encodeV4(p *projection) []byte {
 // restart reads the enqueue records of the messages it names pending, and
 // the broker holds the same messages, sizes and order as before.
 func TestSnapshotFormat4(t *testing.T) {
-	quiet := slog.New(slog.DiscardHandler)
 	store := memlog.NewStore(1 << 26)
-	open := func() (*Broker, journal.Log) {
-		t.Helper()
-		l, err := store.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := Open(Options{Journal: l, Logger: quiet, MaintainEvery: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b, l
-	}
-	b, l := open()
+	b, l := openMem(t, store)
 	for i := range 30 {
 		m := &Message{Destination: Destination{Queue, "q"}, Persistent: true, Priority: uint8(i % 10), Body: fmt.Appendf(nil, "m%02d-%s", i, strings.Repeat("x", i*10))}
 		if i%4 == 0 {
@@ -147,7 +142,7 @@ func TestSnapshotFormat4(t *testing.T) {
 	}
 	l.Close()
 
-	b, l = open()
+	b, l = openMem(t, store)
 	defer l.Close()
 	defer b.Close()
 	if r := b.Recovery(); r.Snapshot != idx || r.Records < 30 || r.Messages != 30 {
@@ -177,20 +172,12 @@ func (c deliverTo) Deliver(d Delivery) { c <- d }
 // A pending message whose enqueue record is before the journal's first (a
 // journal whose head was removed by hand) fails the start-up, naming it.
 func TestInstallMissingRecord(t *testing.T) {
-	store := memlog.NewStore(1 << 20)
-	l, err := store.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, l := openMem(t, memlog.NewStore(1<<20))
 	defer l.Close()
-	b, err := Open(Options{Journal: l, Logger: slog.New(slog.DiscardHandler), MaintainEvery: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer b.Close()
 	rb := &rebuild{p: newProjection()}
 	rb.p.queue("q").pending[7] = pref{index: 3, size: 100, prio: 4}
-	err = b.install(rb, 10)
+	err := b.install(rb, 10)
 	var ce *journal.CorruptionError
 	if !errors.As(err, &ce) || ce.Index != 3 || !strings.Contains(err.Error(), "message 7 of queue q") {
 		t.Fatalf("install: %v; want a corruption error naming record 3 and message 7", err)
