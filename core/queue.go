@@ -478,7 +478,18 @@ func (q *queue) dispatch() {
 	if q.paged > 0 && len(q.consumers) > 0 {
 		q.refill()
 	}
-	for q.pending.len() > 0 && len(q.consumers) > 0 {
+	for len(q.consumers) > 0 {
+		if q.pending.len() == 0 {
+			// All that is in memory is parked, for consumers that are full
+			// or do not want it: read paged messages back to look further,
+			// as far as parking goes.
+			if q.paged == 0 || len(parked) == 0 {
+				break
+			}
+			if q.refill(); q.pending.len() == 0 {
+				break
+			}
+		}
 		e := q.pending.pop()
 		if e.msg.Expires > 0 {
 			if now == 0 {

@@ -215,3 +215,40 @@ func TestMaintenanceReadsOnlyWhatItMoves(t *testing.T) {
 	}
 	maintain(b, "after a restart from the snapshot")
 }
+
+// After a restart a selector consumer gets the messages it wants from
+// behind more that it does not than a queue reads back at once: the queue
+// reads further back, as it looks past unwanted messages in memory.
+func TestRestartSelectorLooksPastPaged(t *testing.T) {
+	dir := t.TempDir()
+	b, stop := openOnWal(t, dir, wal.Options{})
+	d, _ := core.ParseDestination("/queue/sel")
+	sendIn := func(body, region string) {
+		t.Helper()
+		m := &core.Message{Destination: d, Persistent: true, Priority: 4, Body: []byte(body), Header: []string{"region", region}}
+		if err := b.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 700 {
+		sendIn(fmt.Sprintf("a%d", i), "us")
+	}
+	for i := range 5 {
+		sendIn(fmt.Sprintf("b%d", i), "eu")
+	}
+	stop()
+	b, stop = openOnWal(t, dir, wal.Options{})
+	defer stop()
+	_, eu := subscribe(t, b, "/queue/sel", core.SubscribeOptions{Selector: mustSelector(t, "region = 'eu'")})
+	for i := range 5 {
+		if got := eu.next(t); string(got.Msg.Body) != fmt.Sprintf("b%d", i) {
+			t.Fatalf("got %q, want b%d", got.Msg.Body, i)
+		}
+	}
+	_, us := subscribe(t, b, "/queue/sel", core.SubscribeOptions{Prefetch: 1000})
+	for i := range 700 {
+		if got := us.next(t); string(got.Msg.Body) != fmt.Sprintf("a%d", i) {
+			t.Fatalf("got %q, want a%d", got.Msg.Body, i)
+		}
+	}
+}
