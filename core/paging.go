@@ -142,12 +142,12 @@ func (q *queue) mayPage(m *Message) bool {
 // page keeps e's message as a reference only.
 func (q *queue) page(e *entry) {
 	m := e.msg
-	q.pageRef(pageRef{seq: m.Seq, index: m.index, expires: m.Expires, size: int32(m.Size())}, m.Priority,
+	q.addPaged(pageRef{seq: m.Seq, index: m.index, expires: m.Expires, size: int32(m.Size())}, m.Priority,
 		pageExtra{redeliveries: e.redeliveries, redelivered: e.redelivered})
 }
 
-// pageRef adds a paged message of priority prio, after those paged before.
-func (q *queue) pageRef(r pageRef, prio uint8, x pageExtra) {
+// addPaged adds a paged message of priority prio, after those paged before.
+func (q *queue) addPaged(r pageRef, prio uint8, x pageExtra) {
 	if q.pages == nil {
 		q.pages = new([10]refFIFO)
 	}

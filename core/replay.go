@@ -325,7 +325,7 @@ func (b *Broker) install(rb *rebuild, first uint64) error {
 			if d := q.policy.delay(n); d > 0 {
 				x.due = now.Add(d)
 			}
-			q.pageRef(pageRef{seq: it.seq, index: it.pr.index, expires: it.pr.expires, size: it.pr.size}, it.pr.prio, x)
+			q.addPaged(pageRef{seq: it.seq, index: it.pr.index, expires: it.pr.expires, size: it.pr.size}, it.pr.prio, x)
 		}
 		if len(list) > 0 {
 			b.recovery.Queues++
