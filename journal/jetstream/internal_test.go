@@ -71,9 +71,16 @@ func TestIncompleteBatchIsRetried(t *testing.T) {
 // and gives every index what Read gives it: the record, or Read's error
 // (outside the stream); the order the indexes come in is kept.
 func TestReadBatch(t *testing.T) {
-	s := natstest.StartServer(t)
-	nc := natstest.Connect(t, s)
-	l, err := Open(context.Background(), nc, Options{Stream: "BATCHREAD", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	t.Run("R1", func(t *testing.T) {
+		testReadBatch(t, natstest.Connect(t, natstest.StartServer(t)), 1)
+	})
+	t.Run("R3", func(t *testing.T) { // direct gets may be served by any replica
+		testReadBatch(t, natstest.Connect(t, natstest.StartCluster(t)...), 3)
+	})
+}
+
+func testReadBatch(t *testing.T, nc *nats.Conn, replicas int) {
+	l, err := Open(context.Background(), nc, Options{Stream: "BATCHREAD", Replicas: replicas, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
