@@ -8,43 +8,15 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cairnmq/cairn/core"
-	"github.com/cairnmq/cairn/gateways/stomp"
-	"github.com/cairnmq/cairn/journal/wal"
+	"github.com/cairnmq/cairn/internal/brokertest"
 )
 
-func startCairn(t *testing.T) string {
-	t.Helper()
-	quiet := slog.New(slog.DiscardHandler)
-	l, err := wal.Open(t.TempDir(), wal.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := core.Open(core.Options{Journal: l, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := stomp.NewServer(b, stomp.Options{Logger: quiet})
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Close(ctx)
-		b.Close()
-		l.Close()
-	})
-	return ln.Addr().String()
-}
+func startCairn(t *testing.T) string { return brokertest.Start(t, brokertest.Options{}).Addr }
 
 func TestRunAgainstCairn(t *testing.T) {
 	addr := startCairn(t)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/cairnmq/cairn/core"
 	"github.com/cairnmq/cairn/gateways/stomp"
+	"github.com/cairnmq/cairn/internal/brokertest"
 	"github.com/cairnmq/cairn/journal"
 	"github.com/cairnmq/cairn/journal/journaltest"
 	"github.com/cairnmq/cairn/journal/wal"
@@ -563,29 +564,15 @@ func TestNackUnsubscribeDisconnect(t *testing.T) {
 // persistent header is journaled and survives a restart.
 func TestPersistentByDefault(t *testing.T) {
 	dir := t.TempDir()
-	l, err := wal.Open(dir, wal.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := core.Open(core.Options{Journal: l, Logger: quiet, PersistentByDefault: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	srv := stomp.NewServer(b, stomp.Options{Logger: quiet})
-	go srv.Serve(ln)
-	c, err := gostomp.Dial("tcp", ln.Addr().String())
+	k := brokertest.Start(t, brokertest.Options{Dir: dir, Core: core.Options{PersistentByDefault: true}})
+	c, err := gostomp.Dial("tcp", k.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Send("/queue/p", "text/plain", []byte("kept"), gostomp.SendOpt.Receipt)
 	c.Send("/queue/p", "text/plain", []byte("not kept"), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "false"))
 	c.Disconnect()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	srv.Close(ctx)
-	b.Close()
-	l.Close()
+	k.Stop()
 	n := start(t, dir, stomp.Options{})
 	if rec := n.broker.Recovery(); rec.Messages != 1 {
 		t.Fatalf("after a restart %d messages, want the 1 sent without a persistent header", rec.Messages)
@@ -972,28 +959,9 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 // have small send buffers.
 func startSmallBuffers(t *testing.T) (addr string, b *core.Broker) {
 	t.Helper()
-	l, err := wal.Open(t.TempDir(), wal.Options{Logger: quiet, Sync: journal.SyncNever})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err = core.Open(core.Options{Journal: l, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := stomp.NewServer(b, stomp.Options{Logger: quiet})
-	go srv.Serve(smallSendBuffers{ln})
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Close(ctx)
-		b.Close()
-		l.Close()
-	})
-	return ln.Addr().String(), b
+	k := brokertest.Start(t, brokertest.Options{Journal: wal.Options{Sync: journal.SyncNever},
+		Wrap: func(ln net.Listener) net.Listener { return smallSendBuffers{ln} }})
+	return k.Addr, k.Core
 }
 
 // connectRaw opens a raw connection to addr and CONNECTs with STOMP 1.2.

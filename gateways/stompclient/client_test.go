@@ -15,52 +15,17 @@ import (
 
 	gostomp "github.com/go-stomp/stomp/v3"
 
-	"github.com/cairnmq/cairn/core"
-	"github.com/cairnmq/cairn/gateways/stomp"
 	"github.com/cairnmq/cairn/gateways/stompclient"
-	"github.com/cairnmq/cairn/journal/wal"
+	"github.com/cairnmq/cairn/internal/brokertest"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// broker is an in-process Cairn on a journal directory.
-type broker struct {
-	srv *stomp.Server
-	b   *core.Broker
-	l   *wal.Log
-}
-
-func startBroker(t *testing.T, dir, addr string) *broker {
+// startBroker starts an in-process Cairn on journal directory dir,
+// listening on addr.
+func startBroker(t *testing.T, dir, addr string) *brokertest.Broker {
 	t.Helper()
-	l, err := wal.Open(dir, wal.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := core.Open(core.Options{Journal: l, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ln net.Listener
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-	}
-	srv := stomp.NewServer(b, stomp.Options{Logger: quiet})
-	go srv.Serve(ln)
-	return &broker{srv: srv, b: b, l: l}
-}
-
-// crash stops the broker without draining: connections drop at once.
-func (k *broker) crash() {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	k.srv.Close(ctx)
-	k.b.Close()
-	k.l.Close()
+	return brokertest.Start(t, brokertest.Options{Dir: dir, Addr: addr})
 }
 
 func freeAddrs(t *testing.T, n int) []string {
@@ -85,7 +50,7 @@ func TestFailover(t *testing.T) {
 	dir := t.TempDir()
 	addrs := freeAddrs(t, 2)
 	k := startBroker(t, dir, addrs[0])
-	defer func() { k.crash() }()
+	defer func() { k.Crash() }()
 	opts := stompclient.Options{Addrs: addrs, Logger: quiet, ReceiptTimeout: 2 * time.Second, RetryMax: 200 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -161,7 +126,7 @@ func TestFailover(t *testing.T) {
 				t.Fatalf("only %d sends confirmed", c)
 			}
 		}
-		k.crash()
+		k.Crash()
 		k = startBroker(t, dir, addrs[i%2])
 	}
 	select {
@@ -213,7 +178,7 @@ func oneBroker(t *testing.T, opts stompclient.Options) (*stompclient.Client, str
 	t.Helper()
 	addrs := freeAddrs(t, 1)
 	k := startBroker(t, t.TempDir(), addrs[0])
-	t.Cleanup(k.crash)
+	t.Cleanup(k.Crash)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	opts.Addrs, opts.Logger = addrs, quiet
