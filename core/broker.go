@@ -123,6 +123,7 @@ type Broker struct {
 	wildDurables map[string]bool // patterns in byTopic that are wildcards
 	stopBg       chan struct{}
 	bgDone       chan struct{}
+	fetches      sync.WaitGroup // paged messages being read back (paging.go)
 
 	mu     sync.Mutex
 	queues map[string]*queue
@@ -442,6 +443,7 @@ func (b *Broker) Close() error {
 		t.stop()
 	}
 	<-b.bgDone
+	b.fetches.Wait()
 	return nil
 }
 

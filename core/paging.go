@@ -187,52 +187,79 @@ func (q *queue) topPaged() int {
 	return -1
 }
 
-// refill reads paged messages back into memory: while few are in memory,
-// or a paged one outranks the head of those in memory.
+// refill starts reading paged messages back into memory, while few are
+// in memory or a paged one outranks the head of those in memory: one batch
+// at a time, on a goroutine of its own, so that the queue's loop never
+// waits on the journal (on JetStream a read is a round trip); fetched
+// takes the batch in, on the loop, and asks for the next.
 func (q *queue) refill() {
-	for {
-		p := q.topPaged()
-		if p < 0 {
-			return
-		}
-		low := q.pending.len() < refillLow
-		outranks := q.pending.len() > 0 && p > q.pending.top()
-		if !low && !outranks {
-			return
-		}
-		refs := &q.pages[p]
-		n := min(refs.n, refillBatch)
-		want := refs.front(n)
-		var size int64
-		for i, r := range want {
-			size += int64(r.size)
-			if (q.pending.len() > 0 || i > 0) && q.overBudget(int(size)) && !outranks {
-				want = want[:i] // memory is full: read back more as these go out
-				break
-			}
-		}
-		loaded := 0
-		for i, m := range q.readBackMany(want) {
-			if m == nil {
-				break // logged; it stays paged
-			}
-			r := want[i]
-			refs.pop()
-			q.unpage(r)
-			q.account(m, 1)
-			q.mayExpire = q.mayExpire || m.Expires > 0
-			loaded++
-			e, due := q.unpaged(r, m)
-			if !due.IsZero() && due.After(time.Now()) {
-				q.hold(e, due)
-				continue
-			}
-			q.pending.push(e)
-		}
-		if loaded == 0 || loaded < n && !outranks {
-			return
+	if q.fetching || q.paged == 0 || time.Now().Before(q.fetchRetry) {
+		return
+	}
+	p := q.topPaged()
+	low := q.pending.len() < refillLow
+	outranks := q.pending.len() > 0 && p > q.pending.top()
+	if !low && !outranks {
+		return
+	}
+	want := q.pages[p].front(refillBatch)
+	var size int64
+	for i, r := range want {
+		size += int64(r.size)
+		if (q.pending.len() > 0 || i > 0) && q.overBudget(int(size)) && !outranks {
+			want = want[:i] // memory is full: read back more as these go out
+			break
 		}
 	}
+	if len(want) == 0 {
+		return
+	}
+	q.fetching = true
+	q.b.fetches.Add(1)
+	go func() {
+		defer q.b.fetches.Done()
+		ms := q.readBackMany(want)
+		q.post(func() { q.fetched(p, want, ms) })
+	}()
+}
+
+// fetchRetryAfter is how long a queue waits before it tries again to read
+// back a paged message it could not read.
+const fetchRetryAfter = time.Second
+
+// fetched takes in the messages refill read back (ms[i] for want[i], of
+// priority p), as long as they are still at the head of the page store (a
+// purge or an expiry sweep may have taken some meanwhile) and were read;
+// then it reads on if the queue is still short, and dispatches.
+func (q *queue) fetched(p int, want []pageRef, ms []*Message) {
+	q.fetching = false
+	all := true
+	for i, m := range ms {
+		if m == nil {
+			q.fetchRetry = time.Now().Add(fetchRetryAfter)
+			all = false
+			break
+		}
+		if q.pages == nil || q.pages[p].n == 0 || q.pages[p].peek().seq != want[i].seq {
+			all = false
+			break
+		}
+		r := want[i]
+		q.pages[p].pop()
+		q.unpage(r)
+		q.account(m, 1)
+		q.mayExpire = q.mayExpire || m.Expires > 0
+		e, due := q.unpaged(r, m)
+		if !due.IsZero() && due.After(time.Now()) {
+			q.hold(e, due)
+			continue
+		}
+		q.pending.push(e)
+	}
+	if all {
+		q.refill()
+	}
+	q.dispatch()
 }
 
 // unpaged makes the entry of m, read back for r (due: when it may be
@@ -253,8 +280,10 @@ func (q *queue) unpaged(r pageRef, m *Message) (e *entry, due time.Time) {
 func (q *queue) readBackMany(refs []pageRef) []*Message {
 	ms := make([]*Message, len(refs))
 	logErr := func(r pageRef, err error) {
-		q.b.opts.Logger.Error("paging: cannot read a paged message back from the journal; it stays paged",
-			"queue", q.name, "seq", r.seq, "index", r.index, "err", err)
+		if !q.b.isClosed() {
+			q.b.opts.Logger.Error("paging: cannot read a paged message back from the journal; it stays paged",
+				"queue", q.name, "seq", r.seq, "index", r.index, "err", err)
+		}
 	}
 	br, ok := q.b.log.(journal.BatchReader)
 	if !ok || len(refs) < 2 {

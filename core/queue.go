@@ -219,8 +219,10 @@ type queue struct {
 	pageExtras   map[uint64]pageExtra     // for the few paged messages that were given back
 	paged        int                      // how many
 	pagedBytes   int64
-	pagedExpiry  int64 // no paged message expires before this (Unix ms; 0: none expires)
-	expired      int   // messages expired since start
+	pagedExpiry  int64     // no paged message expires before this (Unix ms; 0: none expires)
+	fetching     bool      // a refill's read-back is in flight
+	fetchRetry   time.Time // after a read-back failed, no refill before this
+	expired      int       // messages expired since start
 	policy       RedeliveryPolicy
 	delayed      delayed // given back, waiting out the policy's delay
 	delayTimer   *time.Timer
@@ -481,12 +483,17 @@ func (q *queue) dispatch() {
 	for len(q.consumers) > 0 {
 		if q.pending.len() == 0 {
 			// All that is in memory is parked, for consumers that are full
-			// or do not want it: read paged messages back to look further,
-			// as far as parking goes.
-			if q.paged == 0 || len(parked) == 0 {
-				break
+			// or do not want it: read paged messages back to look further
+			// (fetched dispatches again), as far as parking goes.
+			if len(parked) > 0 {
+				q.refill()
 			}
-			if q.refill(); q.pending.len() == 0 {
+			break
+		}
+		if q.paged > 0 && q.topPaged() > q.pending.top() {
+			// A paged message outranks all in memory: it goes first, once
+			// read back (fetched dispatches again).
+			if q.refill(); q.fetching {
 				break
 			}
 		}

@@ -7,10 +7,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cairnmq/cairn/core"
+	"github.com/cairnmq/cairn/journal"
 	"github.com/cairnmq/cairn/journal/journaltest"
 	"github.com/cairnmq/cairn/journal/memlog"
 	"github.com/cairnmq/cairn/journal/wal"
@@ -249,6 +251,73 @@ func TestRestartSelectorLooksPastPaged(t *testing.T) {
 	for i := range 700 {
 		if got := us.next(t); string(got.Msg.Body) != fmt.Sprintf("a%d", i) {
 			t.Fatalf("got %q, want a%d", got.Msg.Body, i)
+		}
+	}
+}
+
+// gatedLog is a memlog journal whose reads of single records wait while
+// its gate is shut.
+type gatedLog struct {
+	*memlog.Log
+	gate atomic.Pointer[chan struct{}]
+}
+
+func (l *gatedLog) Read(i uint64) (journal.Record, error) {
+	if g := l.gate.Load(); g != nil {
+		<-*g
+	}
+	return l.Log.Read(i)
+}
+
+// A queue reads paged messages back off its loop: while a read-back waits
+// on the journal, the queue still answers (statistics, a SEND), and the
+// consumer gets everything once the journal answers.
+func TestReadBackDoesNotHoldTheQueue(t *testing.T) {
+	store := memlog.NewStore(1 << 24)
+	var gl *gatedLog
+	openG := func() (*core.Broker, func()) {
+		l, err := store.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		gl = &gatedLog{Log: l}
+		b, err := core.Open(core.Options{Journal: gl, Logger: quiet, MaintainEvery: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b, func() { b.Close(); l.Close() }
+	}
+	b, stop := openG()
+	for i := range 100 {
+		send(t, b, "/queue/g", fmt.Sprint("m", i), true)
+	}
+	stop()
+	b, stop = openG()
+	defer stop()
+	shut := make(chan struct{})
+	gl.gate.Store(&shut)
+	subscribed, answered := make(chan inbox, 1), make(chan core.Stats, 1)
+	go func() {
+		_, in := subscribe(t, b, "/queue/g", core.SubscribeOptions{})
+		subscribed <- in
+		send(t, b, "/queue/g", "m100", true)
+		st, _ := b.QueueStats("g")
+		answered <- st
+	}()
+	select {
+	case st := <-answered:
+		if st.Pending != 101 || st.Consumers != 1 {
+			t.Errorf("while reading back: %+v", st)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the queue did not answer while a read-back waited on the journal")
+	}
+	gl.gate.Store(nil)
+	close(shut)
+	in := <-subscribed
+	for i := range 101 {
+		if got := in.next(t); string(got.Msg.Body) != fmt.Sprint("m", i) {
+			t.Fatalf("got %q, want m%d", got.Msg.Body, i)
 		}
 	}
 }
