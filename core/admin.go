@@ -17,8 +17,9 @@ const purgeChunk = 100_000
 // ErrInUse says a queue cannot be deleted while consumers are attached.
 var ErrInUse = errors.New("core: queue has consumers")
 
-// Purge removes every message queue name holds: waiting, delayed, and
-// delivered but unacknowledged (their acknowledgements then do nothing). It
+// Purge removes every message queue name holds: waiting, delayed,
+// delivered but unacknowledged (their acknowledgements then do nothing),
+// and set aside because their records do not read back (paging.go). It
 // is journaled before it takes effect, so no restart brings them back. It
 // returns how many were removed.
 func (b *Broker) Purge(ctx context.Context, name string) (int, error) {
@@ -68,6 +69,7 @@ func (b *Broker) purge(ctx context.Context, name string, ev journal.RecordType) 
 				q.pages[i].each(func(r pageRef) { seqs = append(seqs, r.seq) })
 			}
 		}
+		seqs = append(seqs, q.aside...)
 		var recs []journal.Record
 		for len(seqs) > 0 {
 			k := min(len(seqs), purgeChunk)
@@ -83,9 +85,9 @@ func (b *Broker) purge(ctx context.Context, name string, ev journal.RecordType) 
 				return
 			}
 		}
-		n = q.pending.len() + len(q.delayed) + len(q.inflight) + q.paged
+		n = q.pending.len() + len(q.delayed) + len(q.inflight) + q.paged + len(q.aside)
 		b.storeUsed(-q.pagedBytes)
-		q.pages, q.paged, q.pagedBytes, q.pageExtras, q.pagedExpiry = nil, 0, 0, nil, 0
+		q.pages, q.paged, q.pagedBytes, q.pageExtras, q.pagedExpiry, q.aside = nil, 0, 0, nil, 0, nil
 		q.pending.each(func(e *entry) { q.account(e.msg, -1) })
 		for _, e := range q.delayed {
 			q.account(e.msg, -1)

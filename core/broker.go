@@ -451,10 +451,14 @@ func (b *Broker) Close() error {
 type Stats struct {
 	Destination Destination
 	// Depth: what the queue holds.
-	Pending  int // waiting for a consumer (Paged of them in the journal only)
-	Paged    int
-	Delayed  int // given back, waiting out a redelivery delay
-	InFlight int // delivered, not acknowledged
+	Pending int // waiting for a consumer (Paged of them in the journal only)
+	Paged   int
+	// Unreadable: pending messages whose journal records do not read back
+	// (damaged), set aside since the broker started: not delivered, not in
+	// Pending, still in the journal.
+	Unreadable int
+	Delayed    int // given back, waiting out a redelivery delay
+	InFlight   int // delivered, not acknowledged
 	// Since the broker started (replayed messages are not counted in).
 	Enqueued     int // messages sent to it
 	Dequeued     int // messages acknowledged
@@ -536,7 +540,7 @@ func (b *Broker) QueueStats(name string) (Stats, bool) {
 	}
 	var s Stats
 	q.do(func() {
-		s = Stats{Destination: Destination{Queue, name}, Pending: q.pending.len() + q.paged, Paged: q.paged, Delayed: len(q.delayed),
+		s = Stats{Destination: Destination{Queue, name}, Pending: q.pending.len() + q.paged, Paged: q.paged, Unreadable: len(q.aside), Delayed: len(q.delayed),
 			InFlight: len(q.inflight) + len(q.acking), Enqueued: q.enqueued, Dequeued: q.dequeued, Expired: q.expired,
 			DeadLettered: q.deadLettered, Consumers: len(q.consumers), Producers: q.activeProducers(), MemoryBytes: q.bytes, JournalBytes: q.storedBytes + q.pagedBytes}
 	})

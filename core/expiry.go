@@ -133,12 +133,17 @@ func (q *queue) sweepPaged(now int64) []*entry {
 		})
 	}
 	read := make(map[uint64]*Message, len(due))
-	for i, m := range q.readBackMany(due) {
-		if m != nil {
-			read[due[i].seq] = m
+	gone := map[uint64]bool{} // lost: set aside
+	for i, rr := range q.readBackMany(due) {
+		switch {
+		case rr.m != nil:
+			read[due[i].seq] = rr.m
+		case rr.err != nil:
+			q.readFailed(due[i], rr.err)
+			gone[due[i].seq] = lost(rr.err)
 		}
 	}
-	var gone []*entry
+	var expired []*entry
 	soonest := int64(0)
 	for p := range q.pages {
 		if q.pages[p].n == 0 {
@@ -149,7 +154,11 @@ func (q *queue) sweepPaged(now int64) []*entry {
 				q.unpage(r)
 				q.account(m, 1) // in memory now; expire takes it off
 				e, _ := q.unpaged(r, m)
-				gone = append(gone, e)
+				expired = append(expired, e)
+				return false
+			}
+			if gone[r.seq] {
+				q.setAside(r)
 				return false
 			}
 			if r.expires > 0 && (soonest == 0 || r.expires < soonest) {
@@ -159,7 +168,7 @@ func (q *queue) sweepPaged(now int64) []*entry {
 		})
 	}
 	q.pagedExpiry = soonest
-	return gone
+	return expired
 }
 
 // sweepExpired asks every queue to sweep; the background loop calls it.

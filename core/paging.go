@@ -218,8 +218,8 @@ func (q *queue) refill() {
 	q.b.fetches.Add(1)
 	go func() {
 		defer q.b.fetches.Done()
-		ms := q.readBackMany(want)
-		q.post(func() { q.fetched(p, want, ms) })
+		res := q.readBackMany(want)
+		q.post(func() { q.fetched(p, want, res) })
 	}()
 }
 
@@ -227,29 +227,38 @@ func (q *queue) refill() {
 // back a paged message it could not read.
 const fetchRetryAfter = time.Second
 
-// fetched takes in the messages refill read back (ms[i] for want[i], of
+// fetched takes in the messages refill read back (res[i] for want[i], of
 // priority p), as long as they are still at the head of the page store (a
-// purge or an expiry sweep may have taken some meanwhile) and were read;
-// then it reads on if the queue is still short, and dispatches.
-func (q *queue) fetched(p int, want []pageRef, ms []*Message) {
+// purge or an expiry sweep may have taken some meanwhile): each one read,
+// or set aside if lost (Stats.Unreadable), up to one that could not be
+// read now. Then it reads on if the queue is still short, and dispatches.
+func (q *queue) fetched(p int, want []pageRef, res []readResult) {
 	q.fetching = false
 	all := true
-	for i, m := range ms {
-		if m == nil {
-			q.fetchRetry = time.Now().Add(fetchRetryAfter)
-			all = false
-			break
-		}
+	for i, rr := range res {
 		if q.pages == nil || q.pages[p].n == 0 || q.pages[p].peek().seq != want[i].seq {
 			all = false
 			break
 		}
 		r := want[i]
+		if rr.m == nil {
+			if rr.err != nil {
+				q.readFailed(r, rr.err)
+			}
+			if rr.err == nil || !lost(rr.err) {
+				q.fetchRetry = time.Now().Add(fetchRetryAfter)
+				all = false
+				break
+			}
+			q.pages[p].pop()
+			q.setAside(r)
+			continue
+		}
 		q.pages[p].pop()
 		q.unpage(r)
-		q.account(m, 1)
-		q.mayExpire = q.mayExpire || m.Expires > 0
-		e, due := q.unpaged(r, m)
+		q.account(rr.m, 1)
+		q.mayExpire = q.mayExpire || rr.m.Expires > 0
+		e, due := q.unpaged(r, rr.m)
 		if !due.IsZero() && due.After(time.Now()) {
 			q.hold(e, due)
 			continue
@@ -260,6 +269,15 @@ func (q *queue) fetched(p int, want []pageRef, ms []*Message) {
 		q.refill()
 	}
 	q.dispatch()
+}
+
+// setAside takes a paged message whose record will never read back out of
+// the page store. It stays pending in the journal (nothing acknowledges it
+// but a purge), so a restart finds it, and logs it, again.
+func (q *queue) setAside(r pageRef) {
+	q.unpage(r)
+	delete(q.pageExtras, r.seq)
+	q.aside = append(q.aside, r.seq)
 }
 
 // unpaged makes the entry of m, read back for r (due: when it may be
@@ -273,29 +291,30 @@ func (q *queue) unpaged(r pageRef, m *Message) (e *entry, due time.Time) {
 	return e, due
 }
 
+// readResult is a paged message read back (m), or why it was not (err);
+// neither if it was not tried.
+type readResult struct {
+	m   *Message
+	err error
+}
+
 // readBackMany reads the paged messages refs back from the journal, as
 // readBack does, in batches where the journal reads several records in few
 // requests (journal.BatchReader: a round trip per Read costs more than the
-// record). ms[i] is nil where refs[i] could not be read (logged).
-func (q *queue) readBackMany(refs []pageRef) []*Message {
-	ms := make([]*Message, len(refs))
-	logErr := func(r pageRef, err error) {
-		if !q.b.isClosed() {
-			q.b.opts.Logger.Error("paging: cannot read a paged message back from the journal; it stays paged",
-				"queue", q.name, "seq", r.seq, "index", r.index, "err", err)
-		}
-	}
+// record). It goes past a record that will never read back (lost), and
+// stops at one that could not be read now.
+func (q *queue) readBackMany(refs []pageRef) []readResult {
+	res := make([]readResult, len(refs))
 	br, ok := q.b.log.(journal.BatchReader)
 	if !ok || len(refs) < 2 {
 		for i, r := range refs {
 			m, err := q.b.readBack(q, r)
-			if err != nil {
-				logErr(r, err)
+			res[i] = readResult{m, err}
+			if err != nil && !lost(err) {
 				break
 			}
-			ms[i] = m
 		}
-		return ms
+		return res
 	}
 	idx := make([]uint64, len(refs))
 	for i, r := range refs {
@@ -311,18 +330,38 @@ func (q *queue) readBackMany(refs []pageRef) []*Message {
 		if err != nil {
 			m, err = q.b.readBack(q, r) // compaction may have moved it
 		}
-		if err != nil {
-			logErr(r, err)
+		res[i] = readResult{m, err}
+		i++
+		if err != nil && !lost(err) {
 			return errStopBatch
 		}
-		ms[i] = m
-		i++
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStopBatch) && i < len(refs) {
-		logErr(refs[i], err)
+		res[i].err = err
 	}
-	return ms
+	return res
+}
+
+// lost reports whether err, from reading a paged message back, means that
+// its record will never read back: damaged, or not the message's.
+func lost(err error) bool {
+	return errors.Is(err, journal.ErrCorrupt) || errors.Is(err, errNotTheMessage)
+}
+
+// readFailed logs a paged message that could not be read back: lost, it
+// is set aside (the caller takes it out of the page store); otherwise it
+// stays paged, to be tried again.
+func (q *queue) readFailed(r pageRef, err error) {
+	switch {
+	case q.b.isClosed():
+	case lost(err):
+		q.b.opts.Logger.Error("paging: a pending message's journal record cannot be read back; the message is set aside, not delivered (it stays pending in the journal)",
+			"queue", q.name, "seq", r.seq, "index", r.index, "err", err)
+	default:
+		q.b.opts.Logger.Error("paging: cannot read a paged message back from the journal now; it stays paged, tried again in a second",
+			"queue", q.name, "seq", r.seq, "index", r.index, "err", err)
+	}
 }
 
 var errStopBatch = errors.New("stop")
@@ -369,7 +408,7 @@ func enqueueOf(rec journal.Record, seq uint64) (*Message, error) {
 	}
 	m, err := decodeEnqueue(rec.Data)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("record %d: %w: %w", index, errNotTheMessage, err)
 	}
 	if m.Seq != seq {
 		return nil, fmt.Errorf("record %d holds message %d, not %d: %w", index, m.Seq, seq, errNotTheMessage)

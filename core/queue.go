@@ -221,6 +221,7 @@ type queue struct {
 	pagedBytes   int64
 	pagedExpiry  int64     // no paged message expires before this (Unix ms; 0: none expires)
 	fetching     bool      // a refill's read-back is in flight
+	aside        []uint64  // paged messages set aside, whose records will not read back (Stats.Unreadable)
 	fetchRetry   time.Time // after a read-back failed, no refill before this
 	expired      int       // messages expired since start
 	policy       RedeliveryPolicy
