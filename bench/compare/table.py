@@ -5,8 +5,10 @@ import datetime
 
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 cores = sys.argv[2] if len(sys.argv) > 2 else "?"
-by = {(r.get("broker"), r.get("scenario")): r for r in rows}
-brokers = [b for b in ("cairn", "activemq", "rabbitmq") if any(k[0] == b for k in by)]
+runs = {}  # (broker, scenario) -> its runs ((a) has rounds)
+for r in rows:
+    runs.setdefault((r.get("broker"), r.get("scenario")), []).append(r)
+brokers = [b for b in ("cairn", "activemq", "rabbitmq") if any(k[0] == b for k in runs)]
 names = {"cairn": "Cairn", "activemq": "ActiveMQ 5.17", "rabbitmq": "RabbitMQ 3.10"}
 
 scen = [
@@ -17,11 +19,26 @@ scen = [
 ]
 
 
-def val(b, s, k):
-    r = by.get((b, s))
-    if r is None or k not in r:
+def median(v):
+    v = sorted(v)
+    if not v:
         return None
-    return r[k]
+    m = len(v) // 2
+    return v[m] if len(v) % 2 else (v[m - 1] + v[m]) / 2
+
+
+def vals(b, s, k, of=None):
+    return [r[k] for r in runs.get((b, s), []) if k in r and (of is None or r.get("of") == of)]
+
+
+def val(b, s, k):
+    """The median over a scenario's runs (one, or (a)'s rounds)."""
+    return median(vals(b, s, k))
+
+
+def floor_a(b):
+    """The median of (a)'s floor in the rounds alternating with b's (a)."""
+    return median(vals("floor", "a", "received_per_sec", of=b))
 
 
 def fmt(v, k):
@@ -41,7 +58,8 @@ out.append("Written by `bench/compare/run` on %s (%s cores). Each broker ran alo
 out.append("directory, driven by `cairn bench broker` (its own lean STOMP client, on the same machine). Before (a), (b) and (c)")
 out.append("each broker was warmed up by a shorter, unrecorded pass of the same three (a JVM compiles its hot paths in the")
 out.append("first thousands of messages). One run; the machine is shared and noisy, so read ratios, not absolutes.")
-out.append("The disk's fsync rate and (a)'s floor, below the table, were measured in the same run.")
+out.append("(a) is the median of three rounds, each right after a round against (a)'s floor; the floor and the disk's")
+out.append("fsync rate, below the table, were measured beside each broker's (a) in the same run.")
 out.append("")
 head = "| scenario | measure | " + " | ".join(names[b] for b in brokers) + " | Cairn / ActiveMQ | target |"
 out.append(head)
@@ -69,7 +87,6 @@ def disk_mean(b):
 
 ca = val("cairn", "a", "received_per_sec")
 aa = val("activemq", "a", "received_per_sec")
-fl = val("floor", "a", "received_per_sec")
 
 
 def n0(v):
@@ -84,23 +101,37 @@ if disk:
                                  for k, v in disk.items()) + ".")
     if ca and disk_mean("cairn"):
         out.append("Cairn's (a) is %.0f%% of the rate measured next to it (the mean of before and after)." % (100 * ca / disk_mean("cairn")))
-if fl:
+floors = {b: floor_a(b) for b in brokers if floor_a(b)}
+if floors:
     out.append("")
-    out.append("(a)'s floor in this run: %s msg/s (p99 %.2f ms) from `cairn bench floor`, a STOMP responder that only writes" % (n0(fl), val("floor", "a", "p99_ms") or 0))
-    out.append("each SEND to a pre-zeroed ring with O_DSYNC (the write Cairn's journal makes), sends the RECEIPT and forwards the")
-    out.append("MESSAGE, and nothing else: the least work per message for a broker that confirms a message only once it is on disk.")
-    line = "Cairn's (a) is %.0f%% of the floor." % (100 * ca / fl) if ca else ""
-    if aa:
-        line += " 2.5× ActiveMQ's (a) would be %s msg/s, %.0f%% of the floor." % (n0(2.5 * aa), 100 * 2.5 * aa / fl)
-    out.append(line.strip())
+    out.append("(a)'s floor: `cairn bench floor`, a STOMP responder that only writes each SEND to a pre-zeroed ring with")
+    out.append("O_DSYNC (the write Cairn's journal makes), sends the RECEIPT and forwards the MESSAGE, and nothing else: the least")
+    out.append("work per message for a broker that confirms a message only once it is on disk. Its rounds beside each broker's:")
+    out.append("")
+    out.append("| broker | (a) rounds, msg/s | floor rounds beside them, msg/s | broker / floor (medians) |")
+    out.append("|---|---|---|---|")
+    for b in brokers:
+        if b not in floors:
+            continue
+        mine, fls = vals(b, "a", "received_per_sec"), vals("floor", "a", "received_per_sec", of=b)
+        out.append("| %s | %s | %s | %.0f%% |" % (names[b], " / ".join(n0(v) for v in mine), " / ".join(n0(v) for v in fls),
+                                                100 * val(b, "a", "received_per_sec") / floors[b]))
+    if ca and aa and "cairn" in floors and "activemq" in floors:
+        cf, af = ca / floors["cairn"], aa / floors["activemq"]
+        out.append("")
+        out.append("Read against the floor beside each, Cairn's (a) is %.2f× ActiveMQ's (%.0f%% of its floor against %.0f%%);"
+                   % (cf / af, 100 * cf, 100 * af))
+        out.append("2.5× ActiveMQ would be %.0f%% of the floor." % (250 * af))
 out.append("")
 out.append("Lost and duplicated messages (each broker, each scenario; topics count deliveries):")
 out.append("")
 for b in brokers:
     parts = []
     for s, *_ in scen:
-        r = by.get((b, s), {})
-        err = r.get("error")
-        parts.append("(%s) %s lost, %s duplicated%s" % (s, r.get("lost", "?"), r.get("duplicates", "?"), ", error: " + err if err else ""))
+        rs = runs.get((b, s), [])
+        errs = [r["error"] for r in rs if r.get("error")]
+        lost = sum(r.get("lost", 0) for r in rs) if rs else "?"
+        dups = sum(r.get("duplicates", 0) for r in rs) if rs else "?"
+        parts.append("(%s) %s lost, %s duplicated%s" % (s, lost, dups, ", error: " + "; ".join(errs) if errs else ""))
     out.append("- %s: %s" % (names[b], "; ".join(parts)))
 print("\n".join(out))
