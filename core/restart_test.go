@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -390,5 +391,53 @@ func TestDamagedPagedRecordIsSetAside(t *testing.T) {
 	defer stop()
 	if r := b.Recovery(); r.Messages != 0 {
 		t.Fatalf("after a purge and a restart: %+v", r)
+	}
+}
+
+// BenchmarkPagedMessageMemory: the broker's heap per pending persistent
+// message that is paged (the queue's reference and the projection's
+// bookkeeping), after a restart, which pages every one.
+//
+//	go test -run '^$' -bench PagedMessageMemory -benchtime 1x ./core
+func BenchmarkPagedMessageMemory(b *testing.B) {
+	const n = 200000
+	for range b.N {
+		dir := b.TempDir()
+		open := func() (*core.Broker, *wal.Log) {
+			l, err := wal.Open(dir, wal.Options{Logger: quiet})
+			if err != nil {
+				b.Fatal(err)
+			}
+			br, err := core.Open(core.Options{Journal: l, Logger: quiet, MaintainEvery: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return br, l
+		}
+		br, l := open()
+		d, _ := core.ParseDestination("/queue/mem")
+		for i := 0; i < n; i += 500 {
+			ms := make([]*core.Message, 500)
+			for k := range ms {
+				ms[k] = &core.Message{Destination: d, Persistent: true, Priority: 4, Body: make([]byte, 1024)}
+			}
+			if err := br.SendMany(context.Background(), ms); err != nil {
+				b.Fatal(err)
+			}
+		}
+		br.Close()
+		l.Close()
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		br, l = open()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if st, _ := br.QueueStats("mem"); st.Paged != n {
+			b.Fatalf("after the restart: %+v", st)
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/message")
+		br.Close()
+		l.Close()
 	}
 }
