@@ -127,7 +127,7 @@ func (q *queue) sweepPaged(now int64) []*entry {
 	var due []pageRef
 	for p := range q.pages {
 		q.pages[p].each(func(r pageRef) {
-			if r.expires > 0 && r.expires <= now && len(due) < sweepPagedMax {
+			if r.expires > 0 && r.expires.ms() <= now && len(due) < sweepPagedMax {
 				due = append(due, r)
 			}
 		})
@@ -161,8 +161,8 @@ func (q *queue) sweepPaged(now int64) []*entry {
 				q.setAside(r)
 				return false
 			}
-			if r.expires > 0 && (soonest == 0 || r.expires < soonest) {
-				soonest = r.expires
+			if e := r.expires.ms(); e > 0 && (soonest == 0 || e < soonest) {
+				soonest = e
 			}
 			return true
 		})

@@ -6,6 +6,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/cairnmq/cairn/journal"
@@ -25,13 +26,28 @@ import (
 // first the paged messages of the highest priority, and as soon as one
 // outranks the head of what it holds in memory.
 
-// pageRef is a paged message: 32 bytes. What few paged messages have
+// pageRef is a paged message: 24 bytes. What few paged messages have
 // besides (a redelivery count) is in the queue's pageExtra map.
 type pageRef struct {
 	seq, index uint64 // index: the journal record of its enqueue
-	expires    int64  // as Message.Expires
 	size       int32
+	expires    secs
 }
+
+// secs is an expiry (Message.Expires) in whole seconds, rounded up (0:
+// none): what paging keeps of it, for the expiry sweep, which runs about
+// once a second; a message read back has its own, to the millisecond.
+type secs uint32
+
+func toSecs(ms int64) secs {
+	if ms <= 0 {
+		return 0
+	}
+	return secs(min((ms+999)/1000, math.MaxUint32))
+}
+
+// ms is the expiry in Unix milliseconds (0: none).
+func (s secs) ms() int64 { return int64(s) * 1000 }
 
 // pageExtra is what an entry carries that a pageRef has no room for.
 type pageExtra struct {
@@ -142,7 +158,7 @@ func (q *queue) mayPage(m *Message) bool {
 // page keeps e's message as a reference only.
 func (q *queue) page(e *entry) {
 	m := e.msg
-	q.addPaged(pageRef{seq: m.Seq, index: m.index, expires: m.Expires, size: int32(m.Size())}, m.Priority,
+	q.addPaged(pageRef{seq: m.Seq, index: m.index, expires: toSecs(m.Expires), size: int32(m.Size())}, m.Priority,
 		pageExtra{redeliveries: e.redeliveries, redelivered: e.redelivered})
 }
 
@@ -161,8 +177,8 @@ func (q *queue) addPaged(r pageRef, prio uint8, x pageExtra) {
 	q.paged++
 	q.pagedBytes += int64(r.size)
 	q.b.storeUsed(int64(r.size))
-	if r.expires > 0 && (q.pagedExpiry == 0 || r.expires < q.pagedExpiry) {
-		q.pagedExpiry = r.expires
+	if e := r.expires.ms(); e > 0 && (q.pagedExpiry == 0 || e < q.pagedExpiry) {
+		q.pagedExpiry = e
 		q.mayExpire = true
 	}
 }

@@ -5,6 +5,7 @@ package core
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -40,17 +41,29 @@ type pqueue struct {
 }
 
 // pref is a pending message in the projection: the journal record of its
-// enqueue, and the message's priority, expiry and Size (in snapshots since
-// format 5; size is sizeUnknown until replay reads them from an older
-// one's records).
+// enqueue, and what a restart pages the message by, its Size and priority
+// (packed: the projection holds one per pending message) and its expiry
+// (in snapshots since format 5; before, meta is 0 until replay reads the
+// record).
 type pref struct {
 	index   uint64
-	expires int64
-	size    int32
-	prio    uint8
+	meta    uint32 // Size<<4 | priority; 0: not known yet
+	expires secs
 }
 
-const sizeUnknown = -1
+func (p pref) size() int32 { return int32(p.meta >> 4) }
+func (p pref) prio() uint8 { return uint8(p.meta & 0xf) }
+func (p pref) known() bool { return p.meta != 0 }
+
+// packMeta makes a pref's meta (a Size is at least 96, so never 0).
+func packMeta(size int, prio uint8) uint32 {
+	return uint32(min(max(size, 1), 1<<28-1))<<4 | uint32(min(prio, 9))
+}
+
+// pref is h's message as pending at journal record index.
+func (h *enqHead) pref(index uint64) pref {
+	return pref{index: index, meta: packMeta(h.size, h.prio), expires: toSecs(h.expires)}
+}
 
 // liveRec is a pending message's enqueue record: the message, and the
 // record's payload size (compaction measures a segment's live share by it
@@ -60,10 +73,7 @@ type liveRec struct {
 	size int32
 }
 
-// pref is h's message as pending at journal record index.
-func (h *enqHead) pref(index uint64) pref {
-	return pref{index: index, expires: h.expires, size: int32(min(h.size, 1<<31-1)), prio: min(h.prio, 9)}
-}
+const sizeUnknown = -1
 
 func newProjection() *projection {
 	return &projection{queues: map[string]*pqueue{}, live: map[uint64]liveRec{}, dedup: newDedupWindow(DefaultDedupWindow),
@@ -230,9 +240,9 @@ func (p *projection) encode() []byte {
 			e.uint(s - prev)
 			e.uint(pr.index)
 			e.uint(uint64(q.redeliveries[s]))
-			e.uint(uint64(pr.prio))
-			e.int(pr.expires)
-			e.uint(uint64(max(pr.size, 0)))
+			e.uint(uint64(pr.prio()))
+			e.uint(uint64(pr.expires))
+			e.uint(uint64(pr.size()))
 			e.uint(uint64(max(p.live[pr.index].size, 0)))
 			prev = s
 		}
@@ -284,7 +294,7 @@ func decodeProjection(b []byte) (*projection, error) {
 		var prev uint64
 		for j := uint64(0); j < n && d.err == nil; j++ {
 			s := prev + d.uint()
-			pr := pref{index: d.uint(), size: sizeUnknown}
+			pr := pref{index: d.uint()}
 			dataLen := int32(sizeUnknown)
 			if version >= 2 {
 				if n := uint32(d.uint()); n > 0 {
@@ -295,9 +305,9 @@ func decodeProjection(b []byte) (*projection, error) {
 				}
 			}
 			if version >= 5 {
-				pr.prio = uint8(min(d.uint(), 9))
-				pr.expires = d.int()
-				pr.size = int32(min(d.uint(), 1<<31-1))
+				prio := uint8(min(d.uint(), 9))
+				pr.expires = secs(min(d.uint(), math.MaxUint32))
+				pr.meta = packMeta(int(min(d.uint(), 1<<28)), prio)
 				dataLen = int32(min(d.uint(), 1<<31-1))
 			}
 			q.pending[s] = pr

@@ -46,7 +46,7 @@ func newRebuild(snap uint64, data []byte) (*rebuild, error) {
 		rb.p = p
 		for _, q := range p.queues {
 			for seq, pr := range q.pending {
-				if pr.size == sizeUnknown {
+				if !pr.known() {
 					rb.fill = append(rb.fill, coveredMsg{index: pr.index, seq: seq})
 				}
 			}
@@ -303,7 +303,7 @@ func (b *Broker) install(rb *rebuild, first uint64) error {
 		}
 		list = list[:0]
 		for seq, pr := range pq.pending {
-			if pr.size == sizeUnknown {
+			if !pr.known() {
 				return &journal.CorruptionError{Path: "journal", Index: pr.index,
 					Reason: fmt.Sprintf("message %d of queue %s is pending, but its enqueue record %d is not in the journal", seq, name, pr.index)}
 			}
@@ -325,7 +325,7 @@ func (b *Broker) install(rb *rebuild, first uint64) error {
 			if d := q.policy.delay(n); d > 0 {
 				x.due = now.Add(d)
 			}
-			q.addPaged(pageRef{seq: it.seq, index: it.pr.index, expires: it.pr.expires, size: it.pr.size}, it.pr.prio, x)
+			q.addPaged(pageRef{seq: it.seq, index: it.pr.index, expires: it.pr.expires, size: it.pr.size()}, it.pr.prio(), x)
 		}
 		if len(list) > 0 {
 			b.recovery.Queues++

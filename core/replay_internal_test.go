@@ -176,7 +176,7 @@ func TestInstallMissingRecord(t *testing.T) {
 	defer l.Close()
 	defer b.Close()
 	rb := &rebuild{p: newProjection()}
-	rb.p.queue("q").pending[7] = pref{index: 3, size: 100, prio: 4}
+	rb.p.queue("q").pending[7] = pref{index: 3, meta: packMeta(100, 4)}
 	err := b.install(rb, 10)
 	var ce *journal.CorruptionError
 	if !errors.As(err, &ce) || ce.Index != 3 || !strings.Contains(err.Error(), "message 7 of queue q") {
