@@ -115,8 +115,8 @@ func (q *queue) sweep() {
 	q.armDelay()
 }
 
-// sweepPagedMax bounds the paged messages one sweep reads back to expire;
-// the next sweep goes on.
+// sweepPagedMax bounds the paged messages one sweep reads back to expire
+// (on the queue's loop); the next sweep goes on.
 const sweepPagedMax = 4096
 
 // sweepPaged takes the paged messages expired at now out of the page

@@ -205,9 +205,11 @@ func (q *queue) topPaged() int {
 
 // refill starts reading paged messages back into memory, while few are
 // in memory or a paged one outranks the head of those in memory: one batch
-// at a time, on a goroutine of its own, so that the queue's loop never
-// waits on the journal (on JetStream a read is a round trip); fetched
-// takes the batch in, on the loop, and asks for the next.
+// at a time, on a goroutine of its own, so that the queue's loop does not
+// wait on the journal for them (on JetStream a read is a round trip);
+// fetched takes the batch in, on the loop, and asks for the next. (The
+// expiry sweep alone reads on the loop, a bounded number of expired
+// messages.)
 func (q *queue) refill() {
 	if q.fetching || q.paged == 0 || time.Now().Before(q.fetchRetry) {
 		return
