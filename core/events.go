@@ -165,7 +165,6 @@ type enqHead struct {
 	prio    uint8
 	expires int64
 	size    int
-	dataLen int // the record's payload size
 	dedupID string
 }
 
@@ -173,7 +172,7 @@ type enqHead struct {
 // names (nil: none): a replay meets the same few names a million times.
 func peekEnqueue(p []byte, names map[string]string) (enqHead, error) {
 	d := decoder{b: p}
-	h := enqHead{dataLen: len(p)}
+	var h enqHead
 	h.seq = d.uint()
 	kind := Kind(d.uint())
 	name := d.bytes()

@@ -19,6 +19,27 @@ type MaintainResult struct {
 	Took     time.Duration
 }
 
+// catchUp applies the journal's records up to last to the projection,
+// and reports how many it applied. The caller holds maintMu.
+func (b *Broker) catchUp(last uint64) (uint64, error) {
+	p := b.proj
+	if last <= p.applied {
+		return 0, nil
+	}
+	from := p.applied + 1
+	_, err := journal.Replay(b.log, from, func(r journal.Record) error {
+		if r.Index > last {
+			return nil
+		}
+		return p.apply(r)
+	}, journal.ReplayOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("maintenance: catching up from %d: %w", from, err)
+	}
+	p.applied = max(p.applied, last)
+	return last - from + 1, nil
+}
+
 // background runs maintenance every MaintainEvery.
 func (b *Broker) background() {
 	defer close(b.bgDone)
@@ -63,20 +84,11 @@ func (b *Broker) Maintain(force bool) (MaintainResult, error) {
 	if !force && last-p.applied < b.opts.SnapshotEvery {
 		return res, nil
 	}
-	if last > p.applied {
-		from := p.applied + 1
-		_, err := journal.Replay(b.log, from, func(r journal.Record) error {
-			if r.Index > last {
-				return nil
-			}
-			return p.apply(r)
-		}, journal.ReplayOptions{})
-		if err != nil {
-			return res, fmt.Errorf("maintenance: catching up from %d: %w", from, err)
-		}
-		res.Applied = last - from + 1
-		p.applied = max(p.applied, last)
+	n, err := b.catchUp(last)
+	if err != nil {
+		return res, err
 	}
+	res.Applied = n
 	res.Pending = p.pendingCount()
 	snap, ok := b.log.(journal.Snapshotter)
 	if !ok {
@@ -95,12 +107,10 @@ func (b *Broker) Maintain(force bool) (MaintainResult, error) {
 	res.Snapshot = p.applied
 	if _, ok := b.log.(journal.Segmenter); ok {
 		cr, err := journal.Compact(b.log, journal.CompactOptions{
-			Live: func(i uint64) bool { _, ok := p.live[i]; return ok },
-			Size: func(i uint64) int {
-				if lr, ok := p.live[i]; ok {
-					return int(lr.size)
-				}
-				return -1
+			Live: p.live.has,
+			LiveBytes: func(first, last uint64) int64 {
+				_, size := p.live.count(first, last)
+				return size
 			},
 			Before:    p.applied + 1,
 			Threshold: b.opts.CompactThreshold,
@@ -108,8 +118,16 @@ func (b *Broker) Maintain(force bool) (MaintainResult, error) {
 		if err != nil {
 			return res, fmt.Errorf("maintenance: %w", err)
 		}
-		p.moved(cr.Moves)
 		res.Compact = cr
+		if len(cr.Moves) > 0 {
+			// The projection learns where the moved messages are from the
+			// copies themselves (each names the record it came from), at
+			// once: a queue reading a paged message back from a freed
+			// record asks the projection where it went.
+			if _, err := b.catchUp(b.log.LastIndex()); err != nil {
+				return res, err
+			}
+		}
 	}
 	res.Took = time.Since(start)
 	if len(res.Compact.Removed) > 0 || res.Applied > 0 {

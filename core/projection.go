@@ -28,7 +28,7 @@ type projection struct {
 	applied uint64 // last journal index applied
 	seq     uint64 // highest message sequence seen
 	queues  map[string]*pqueue
-	live    map[uint64]liveRec         // journal index of a pending message's enqueue record -> what it holds
+	live    *liveSet                   // journal indexes of the pending messages' enqueue records
 	dedup   *dedupWindow               // recent DedupHeader ids (per queue), in the snapshot since format 3
 	durable map[durableKey]durableSpec // durable subscriptions, in the snapshot since format 4
 	names   map[string]string          // interned queue names, for peekEnqueue
@@ -65,18 +65,9 @@ func (h *enqHead) pref(index uint64) pref {
 	return pref{index: index, meta: packMeta(h.size, h.prio), expires: toSecs(h.expires)}
 }
 
-// liveRec is a pending message's enqueue record: the message, and the
-// record's payload size (compaction measures a segment's live share by it
-// without reading the record; sizeUnknown from a snapshot before format 5).
-type liveRec struct {
-	seq  uint64
-	size int32
-}
-
-const sizeUnknown = -1
 
 func newProjection() *projection {
-	return &projection{queues: map[string]*pqueue{}, live: map[uint64]liveRec{}, dedup: newDedupWindow(DefaultDedupWindow),
+	return &projection{queues: map[string]*pqueue{}, live: newLiveSet(), dedup: newDedupWindow(DefaultDedupWindow),
 		durable: map[durableKey]durableSpec{}, names: map[string]string{}}
 }
 
@@ -115,13 +106,14 @@ func (p *projection) applyPeeked(r journal.Record, h *enqHead) error {
 			if !ok || old.index != r.Moved && old.index != r.Index {
 				return nil
 			}
-			delete(p.live, old.index)
+			p.live.remove(old.index, int(old.size()))
 		}
 		if r.Moved == 0 && h.dest.Kind == Queue && h.dedupID != "" {
 			p.dedup.add(h.dest.Name + "\x00" + h.dedupID)
 		}
-		q.pending[h.seq] = h.pref(r.Index)
-		p.live[r.Index] = liveRec{seq: h.seq, size: int32(min(h.dataLen, 1<<31-1))}
+		pr := h.pref(r.Index)
+		q.pending[h.seq] = pr
+		p.live.add(r.Index, int(pr.size()))
 		p.seq = max(p.seq, h.seq)
 	case evAck, evExpired, evPurged:
 		dest, seqs, err := decodeAck(r.Data)
@@ -131,7 +123,7 @@ func (p *projection) applyPeeked(r journal.Record, h *enqHead) error {
 		q := p.queue(dest.Name)
 		for _, s := range seqs {
 			if pr, ok := q.pending[s]; ok {
-				delete(p.live, pr.index)
+				p.live.remove(pr.index, int(pr.size()))
 				delete(q.pending, s)
 				delete(q.redeliveries, s)
 			}
@@ -183,36 +175,14 @@ func (p *projection) applyPeeked(r journal.Record, h *enqHead) error {
 	return nil
 }
 
-// moved applies compaction's moves: the enqueue record that was at From is
-// now (also) at To.
-func (p *projection) moved(moves []journal.Move) {
-	for _, mv := range moves {
-		lr, ok := p.live[mv.From]
-		if !ok {
-			continue
-		}
-		seq := lr.seq
-		for _, q := range p.queues {
-			if pr, ok := q.pending[seq]; ok && pr.index == mv.From {
-				pr.index = mv.To
-				q.pending[seq] = pr
-				delete(p.live, mv.From)
-				p.live[mv.To] = lr
-				break
-			}
-		}
-	}
-}
-
 // pendingCount is the number of pending persistent messages.
-func (p *projection) pendingCount() int { return len(p.live) }
+func (p *projection) pendingCount() int { return p.live.len() }
 
 // encode writes the projection as a snapshot blob.
 func (p *projection) encode() []byte {
-	e := encoder{b: make([]byte, 0, 32+12*len(p.live))}
+	e := encoder{b: make([]byte, 0, 32+12*p.live.len())}
 	// Format version: 2 adds redelivery counts, 3 the dedup ids, 4 durable
-	// subscriptions, 5 each pending message's priority, expiry and size,
-	// and its record's size.
+	// subscriptions, 5 each pending message's priority, expiry and size.
 	e.uint(5)
 	e.uint(p.applied)
 	e.uint(p.seq)
@@ -243,7 +213,6 @@ func (p *projection) encode() []byte {
 			e.uint(uint64(pr.prio()))
 			e.uint(uint64(pr.expires))
 			e.uint(uint64(pr.size()))
-			e.uint(uint64(max(p.live[pr.index].size, 0)))
 			prev = s
 		}
 	}
@@ -287,15 +256,11 @@ func decodeProjection(b []byte) (*projection, error) {
 			// (An entry takes two bytes at least, which bounds n.)
 			size := int(min(n, uint64(len(d.b))/2))
 			q.pending = make(map[uint64]pref, size)
-			if len(p.live) == 0 {
-				p.live = make(map[uint64]liveRec, size)
-			}
 		}
 		var prev uint64
 		for j := uint64(0); j < n && d.err == nil; j++ {
 			s := prev + d.uint()
 			pr := pref{index: d.uint()}
-			dataLen := int32(sizeUnknown)
 			if version >= 2 {
 				if n := uint32(d.uint()); n > 0 {
 					if q.redeliveries == nil {
@@ -308,10 +273,11 @@ func decodeProjection(b []byte) (*projection, error) {
 				prio := uint8(min(d.uint(), 9))
 				pr.expires = secs(min(d.uint(), math.MaxUint32))
 				pr.meta = packMeta(int(min(d.uint(), 1<<28)), prio)
-				dataLen = int32(min(d.uint(), 1<<31-1))
 			}
 			q.pending[s] = pr
-			p.live[pr.index] = liveRec{seq: s, size: dataLen}
+			if pr.known() { // else replay fills it in, and adds it then
+				p.live.add(pr.index, int(pr.size()))
+			}
 			prev = s
 		}
 	}

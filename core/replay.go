@@ -104,8 +104,9 @@ func (rb *rebuild) applyPeeked(r journal.Record, h *enqHead) error {
 	}
 	if q := rb.p.queues[h.dest.Name]; q != nil {
 		if pr, ok := q.pending[h.seq]; ok && pr.index == r.Index {
-			q.pending[h.seq] = h.pref(r.Index)
-			rb.p.live[r.Index] = liveRec{seq: h.seq, size: int32(min(h.dataLen, 1<<31-1))}
+			pr := h.pref(r.Index)
+			q.pending[h.seq] = pr
+			rb.p.live.add(r.Index, int(pr.size()))
 			return nil
 		}
 	}

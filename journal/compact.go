@@ -15,11 +15,11 @@ type CompactOptions struct {
 	// called for every index in the candidate segments; it must be cheap and
 	// must not call back into the log. Required.
 	Live func(index uint64) bool
-	// Size, if not nil, is the payload size (len(Record.Data)) of the live
-	// record at index, as its owner knows it, so that measuring a segment's
-	// live share does not read its records; a result below 0 means unknown
-	// (the record is read). Like Live it must be cheap.
-	Size func(index uint64) int
+	// LiveBytes, if not nil, is about how many bytes the live records with
+	// indexes first to last take, as their owner reckons them, so that
+	// measuring a segment's live share reads none of its records (without
+	// it, Compact reads each live record). Like Live it must be cheap.
+	LiveBytes func(first, last uint64) int64
 	// Before bounds compaction to records with index < Before. An owner that
 	// replays from a snapshot passes the snapshot's index+1: the records
 	// before it are read only as a store of live payloads, never replayed as
@@ -215,21 +215,18 @@ func readEach(l Log, indexes []uint64, fn func(uint64, Record, error) error) err
 }
 
 func liveBytes(l Log, s Segment, first uint64, opts CompactOptions) (int64, error) {
-	var n int64
-	var unknown []uint64 // live records whose size the owner does not give
-	for i := max(s.First, first); i <= s.Last; i++ {
-		if !opts.Live(i) {
-			continue
-		}
-		if opts.Size != nil {
-			if size := opts.Size(i); size >= 0 {
-				n += int64(frameSize(size, true)) // measured as a copy, as below
-				continue
-			}
-		}
-		unknown = append(unknown, i)
+	from := max(s.First, first)
+	if opts.LiveBytes != nil {
+		return opts.LiveBytes(from, s.Last), nil
 	}
-	err := readEach(l, unknown, func(i uint64, r Record, err error) error {
+	var live []uint64
+	for i := from; i <= s.Last; i++ {
+		if opts.Live(i) {
+			live = append(live, i)
+		}
+	}
+	var n int64
+	err := readEach(l, live, func(i uint64, r Record, err error) error {
 		if err != nil {
 			return fmt.Errorf("journal: compaction read %d: %w", i, err)
 		}

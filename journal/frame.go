@@ -49,12 +49,9 @@ type Frame struct {
 }
 
 // FrameSize is the size of the frame AppendFrame writes for r.
-func FrameSize(r *Record) int { return frameSize(len(r.Data), r.Moved != 0) }
-
-// frameSize is the framed size of a record of size payload bytes.
-func frameSize(size int, moved bool) int {
-	n := HeaderSize + size
-	if moved {
+func FrameSize(r *Record) int {
+	n := HeaderSize + len(r.Data)
+	if r.Moved != 0 {
 		n += 8
 	}
 	return n
