@@ -92,3 +92,48 @@ func TestPaging(t *testing.T) {
 	expect(in, s, 1, 100, low-100)
 	in.none(t, 0)
 }
+
+// After one maintenance pass whose compaction moved paged messages'
+// records and freed the old ones, the queue reads them back from where
+// they went, with no further pass.
+func TestPagedMessagesMovedOnce(t *testing.T) {
+	pad := strings.Repeat("x", 2000)
+	body := func(p, i int) string { return fmt.Sprintf("p%d-%05d-%s", p, i, pad) }
+	one := int64((&core.Message{Body: []byte(body(0, 0))}).Size())
+	b, stop := openOnWalWith(t, t.TempDir(), wal.Options{SegmentBytes: 1 << 20, MaxRecordBytes: 64 << 10}, core.Options{MemoryLimit: 20 * one})
+	defer stop()
+	d, _ := core.ParseDestination("/queue/moved")
+	for i := range 3000 {
+		for _, p := range []int{4, 1} {
+			if p == 1 && i%30 != 0 {
+				continue
+			}
+			if err := b.Send(context.Background(), &core.Message{Destination: d, Persistent: true, Priority: uint8(p), Body: []byte(body(p, i))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s, in := subscribe(t, b, "/queue/moved", core.SubscribeOptions{Mode: core.AckClientIndividual, Prefetch: 10})
+	for range 3000 { // the normal ones go first, and are acknowledged
+		got := in.next(t)
+		if got.Msg.Priority != 4 {
+			t.Fatalf("got priority %d before the normal ones were through", got.Msg.Priority)
+		}
+		if err := s.Ack(context.Background(), got.Msg.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := b.Maintain(true)
+	if err != nil || len(res.Compact.Moves) == 0 || len(res.Compact.Removed) == 0 {
+		t.Fatalf("maintenance moved %d records and freed %d segments (%v): the test needs both", len(res.Compact.Moves), len(res.Compact.Removed), err)
+	}
+	for i := 0; i < 3000; i += 30 {
+		got := in.next(t)
+		if string(got.Msg.Body) != body(1, i) {
+			t.Fatalf("got %.8q, want %.8q", got.Msg.Body, body(1, i))
+		}
+		if err := s.Ack(context.Background(), got.Msg.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -65,7 +65,6 @@ func (h *enqHead) pref(index uint64) pref {
 	return pref{index: index, meta: packMeta(h.size, h.prio), expires: toSecs(h.expires)}
 }
 
-
 func newProjection() *projection {
 	return &projection{queues: map[string]*pqueue{}, live: newLiveSet(), dedup: newDedupWindow(DefaultDedupWindow),
 		durable: map[durableKey]durableSpec{}, names: map[string]string{}}
