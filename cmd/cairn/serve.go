@@ -53,7 +53,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "cpu-profile", EnvVars: []string{"CAIRN_CPU_PROFILE"}, Usage: "write a CPU profile (go tool pprof) to this file until shutdown"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "trace", EnvVars: []string{"CAIRN_TRACE"}, Usage: "write a Go execution trace (go tool trace: every goroutine's runs, waits and syscalls) to this file until shutdown; it grows by megabytes a second under load"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "wait", Value: true, EnvVars: []string{"CAIRN_WAIT"}, Usage: "when another broker holds the journal, wait as its standby and take over when it goes (false: exit at once)"}),
-		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "warm", Value: true, EnvVars: []string{"CAIRN_WARM"}, Usage: "while standby, follow the journal so that a takeover replays only its last records (costs the journal projection's memory: two map entries per pending message)"}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "warm", Value: true, EnvVars: []string{"CAIRN_WARM"}, Usage: "while standby, follow the journal so that a takeover replays only its last records (costs the journal projection's memory: a map entry per pending message)"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "lease-ttl", Value: 5 * time.Second, EnvVars: []string{"CAIRN_LEASE_TTL"}, Usage: "a master that cannot renew its journal lease for this long stops writing, and a standby takes over shortly after"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"CAIRN_LOG_LEVEL"}, Usage: "debug, info, warn or error"}),
 	}
