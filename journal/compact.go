@@ -180,7 +180,9 @@ func Compact(l Log, opts CompactOptions) (CompactResult, error) {
 			read, readBytes = read+1, readBytes+n
 			return nil
 		})
-		groupLen = min(max(chunk/max(readBytes/max(read, 1), 1), 1), 1024)
+		if read > 0 && readBytes >= read {
+			groupLen = min(max(chunk/(readBytes/read), 1), 1024)
+		}
 		if err == nil && (size >= chunk || len(live) == 0) {
 			err = flush()
 		}

@@ -95,9 +95,10 @@ type Scanner interface {
 // a server: ReadBatch reads the records at several indexes in few requests.
 // (A local log's Read is cheap; it does not implement it.)
 type BatchReader interface {
-	// ReadBatch calls fn once for each of indexes, which ascend, in order:
+	// ReadBatch calls fn once for each of indexes, in the order given:
 	// with the record there, or with the error Read would return for it.
-	// A non-nil error from fn stops it and is returned.
+	// Runs of ascending indexes read best. A non-nil error from fn stops
+	// it and is returned.
 	ReadBatch(indexes []uint64, fn func(index uint64, r Record, err error) error) error
 }
 

@@ -795,7 +795,10 @@ func (l *Log) ReadBatch(indexes []uint64, fn func(uint64, journal.Record, error)
 		}
 		got := l.getBatch(indexes[i], indexes[j-1])
 		for _, idx := range indexes[i:j] {
-			r, err := journal.Record{}, error(nil)
+			var (
+				r   journal.Record
+				err error
+			)
 			if data, ok := got[idx]; ok {
 				r, err = l.decode(idx, data)
 			} else {
