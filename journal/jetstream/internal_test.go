@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -80,7 +81,14 @@ func TestReadBatch(t *testing.T) {
 }
 
 func testReadBatch(t *testing.T, nc *nats.Conn, replicas int) {
-	l, err := Open(context.Background(), nc, Options{Stream: "BATCHREAD", Replicas: replicas, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opts := Options{Stream: "BATCHREAD", Replicas: replicas, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	l, err := Open(context.Background(), nc, opts)
+	for try := 0; err != nil && try < 100; try++ {
+		// A new cluster may still be electing a leader for the stream's
+		// group (as jetstream_test.go's open waits out).
+		time.Sleep(100 * time.Millisecond)
+		l, err = Open(context.Background(), nc, opts)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
