@@ -8,12 +8,18 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cairnmq/cairn/journal/dirlock"
 )
+
+// steady is the TTL of a lease a test needs to stay valid throughout. A
+// renewal slower than TTL/5 gives the lease up (see renew), and a loaded CI
+// machine has taken 94ms over one; 2s allows 400ms.
+const steady = 2 * time.Second
 
 func acquire(t *testing.T, dir, id string, ttl time.Duration) Lease {
 	t.Helper()
@@ -128,10 +134,10 @@ func TestFileLockerHolderGone(t *testing.T) {
 // renewal finds it was taken over.
 func TestFileLockerExpiry(t *testing.T) {
 	dir := t.TempDir()
-	const ttl = 400 * time.Millisecond
+	const ttl = steady
 	a := acquire(t, dir, "a", ttl).(*fileLease)
 	bch := acquireAsync(t, fileLocker(dir, "b", ttl), nil)
-	mustNotAcquire(t, bch, 3*ttl)
+	mustNotAcquire(t, bch, ttl+ttl/2) // past TTL + TTL/5: a's renewals keep b out
 	a.pause() // SIGSTOP, as far as the lease goes
 	frozen := time.Now()
 	b := <-bch
@@ -182,14 +188,14 @@ func TestFileLockerStaleWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := <-acquireAsync(t, fileLocker(dir, "b", ttl), nil)
+	b := <-acquireAsync(t, fileLocker(dir, "b", steady), nil)
 	if b == nil {
 		t.FailNow()
 	}
 	if err := os.WriteFile(filepath.Join(dir, LeaseFile), stale, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(ttl)
+	time.Sleep(steady / 2) // two of b's renewals
 	cur, err := ReadLease(dir)
 	if err != nil || cur.ID != "b" || cur.Epoch != 2 {
 		t.Fatalf("lease after a stale write: %+v, %v; want b's epoch 2", cur, err)
@@ -223,7 +229,7 @@ func TestFileLockerOneOfMany(t *testing.T) {
 	a := acquire(t, dir, "a", ttl).(*fileLease)
 	var chans []<-chan Lease
 	for _, id := range []string{"b", "c", "d"} {
-		chans = append(chans, acquireAsync(t, fileLocker(dir, id, ttl), nil))
+		chans = append(chans, acquireAsync(t, fileLocker(dir, id, steady), nil))
 	}
 	time.Sleep(ttl)
 	a.pause()
@@ -270,7 +276,7 @@ func TestFileLockerDirectoryReplaced(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "data")
 	os.Mkdir(dir, 0o755)
-	const ttl = 400 * time.Millisecond
+	const ttl = steady
 	a := acquire(t, dir, "a", ttl)
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
@@ -282,7 +288,10 @@ func TestFileLockerDirectoryReplaced(t *testing.T) {
 	case <-time.After(5 * ttl):
 		t.Fatal("the master of a removed directory still holds its lease")
 	}
-	time.Sleep(ttl)
+	if err := a.Valid(); err == nil || !strings.Contains(err.Error(), "removed or replaced") {
+		t.Fatalf("a lost its lease for another reason: %v", err)
+	}
+	time.Sleep(ttl / 2) // two of each lease's renewals
 	if err := b.Valid(); err != nil {
 		t.Fatalf("the new directory's master: %v", err)
 	}
