@@ -236,7 +236,9 @@ func waitStopped(t *testing.T, pid int) {
 // none, and exit with status 3.
 func TestServeFencedAfterSIGSTOP(t *testing.T) {
 	data := t.TempDir()
-	ttl := []string{"--lease-ttl", "1s"}
+	// 2s, not less: a renewal slower than TTL/5 gives the lease up, and a
+	// loaded CI machine has taken 94ms over one.
+	ttl := []string{"--lease-ttl", "2s"}
 	master := startServe(t, data, ttl...)
 	standby := launchServe(t, data, ttl...)
 	standby.waitLog(t, "standby: waiting for the journal", 20*time.Second)
@@ -255,7 +257,7 @@ func TestServeFencedAfterSIGSTOP(t *testing.T) {
 			"receipt", fmt.Sprintf("r%d", i), "content-type", "text/plain"))
 	}
 	took := connectWhenUp(t, standby.addr, 20*time.Second)
-	t.Logf("the standby served %s after the master froze (TTL 1s)", took)
+	t.Logf("the standby served %s after the master froze (TTL 2s)", took)
 	if !strings.Contains(standby.log(), "how=expired") {
 		t.Fatalf("standby log does not say the lease expired:\n%s", standby.log())
 	}
