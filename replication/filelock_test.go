@@ -138,7 +138,7 @@ func TestFileLockerExpiry(t *testing.T) {
 	a := acquire(t, dir, "a", ttl).(*fileLease)
 	bch := acquireAsync(t, fileLocker(dir, "b", ttl), nil)
 	mustNotAcquire(t, bch, ttl+ttl/2) // past TTL + TTL/5: a's renewals keep b out
-	a.pause() // SIGSTOP, as far as the lease goes
+	a.pause()                         // SIGSTOP, as far as the lease goes
 	lastRenewal := a.base.Add(time.Duration(a.lastOK.Load()))
 	b := <-bch
 	if b == nil {
