@@ -137,8 +137,9 @@ func TestFileLockerExpiry(t *testing.T) {
 	const ttl = steady
 	a := acquire(t, dir, "a", ttl).(*fileLease)
 	bch := acquireAsync(t, fileLocker(dir, "b", ttl), nil)
-	mustNotAcquire(t, bch, ttl+ttl/2) // past TTL + TTL/5: a's renewals keep b out
-	a.pause()                         // SIGSTOP, as far as the lease goes
+	// Past TTL + TTL/5, a standby's wait: a's renewals keep b out.
+	mustNotAcquire(t, bch, ttl+ttl/2)
+	a.pause() // SIGSTOP, as far as the lease goes
 	lastRenewal := a.base.Add(time.Duration(a.lastOK.Load()))
 	b := <-bch
 	if b == nil {
