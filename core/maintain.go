@@ -68,6 +68,22 @@ func (b *Broker) background() {
 	}
 }
 
+// compactBefore is where compaction must stop, just after a snapshot at
+// snap: replay moves forward only the records before the snapshot it starts
+// from, and a journal that keeps older snapshots, to fall back on if the
+// newest is damaged, needs the records after the oldest of them.
+func compactBefore(log journal.Log, snap uint64) (uint64, error) {
+	k, ok := log.(journal.SnapshotKeeper)
+	if !ok {
+		return snap + 1, nil
+	}
+	oldest, err := k.OldestSnapshot()
+	if err != nil {
+		return 0, fmt.Errorf("the oldest snapshot kept: %w", err)
+	}
+	return min(oldest, snap) + 1, nil
+}
+
 // Maintain brings the projection up to the journal's end and, if
 // SnapshotEvery records have piled up since the last snapshot (or force),
 // saves a snapshot there and compacts the journal: head segments whose
@@ -106,13 +122,17 @@ func (b *Broker) Maintain(force bool) (MaintainResult, error) {
 	}
 	res.Snapshot = p.applied
 	if _, ok := b.log.(journal.Segmenter); ok {
+		before, err := compactBefore(b.log, p.applied)
+		if err != nil {
+			return res, fmt.Errorf("maintenance: %w", err)
+		}
 		cr, err := journal.Compact(b.log, journal.CompactOptions{
 			Live: p.live.has,
 			LiveBytes: func(first, last uint64) int64 {
 				_, size := p.live.count(first, last)
 				return size
 			},
-			Before:    p.applied + 1,
+			Before:    before,
 			Threshold: b.opts.CompactThreshold,
 		})
 		if err != nil {

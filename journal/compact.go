@@ -124,7 +124,7 @@ func Compact(l Log, opts CompactOptions) (CompactResult, error) {
 		case i == len(segs)-1:
 			st.Kept = "tail: being written"
 		case opts.Before != 0 && st.Last >= opts.Before:
-			st.Kept = fmt.Sprintf("holds records from %d on, which replay still reads (not yet covered by a snapshot)", opts.Before)
+			st.Kept = fmt.Sprintf("holds records from %d on, which a replay from a kept snapshot still reads", opts.Before)
 		case st.LiveBytes >= 0:
 			st.Kept = fmt.Sprintf("live share of the head run through it is %.1f%%, not under the %.0f%% threshold",
 				100*ratio(states[:i+1]), 100*threshold)

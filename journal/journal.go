@@ -113,6 +113,15 @@ type Snapshotter interface {
 	LoadSnapshot() (index uint64, data []byte, err error)
 }
 
+// SnapshotKeeper is implemented by a Snapshotter that keeps snapshots
+// before the newest, so that LoadSnapshot can fall back to one of them when
+// the newest is damaged. A replay from the oldest kept reads every record
+// after it, so whoever compacts the log must keep those: OldestSnapshot
+// returns its index, or an error wrapping ErrNoSnapshot if there is none.
+type SnapshotKeeper interface {
+	OldestSnapshot() (uint64, error)
+}
+
 // Segment describes one unit of storage that a log frees as a whole.
 type Segment struct {
 	First, Last uint64 // indexes of its first and last record (Last < First when empty)

@@ -250,6 +250,8 @@ func keptReason(rep *wal.Report, i int) string {
 		return "no snapshot yet: replay reads every record"
 	case seg.Last > rep.Snapshot:
 		return fmt.Sprintf("holds records after the newest snapshot (%d), which replay reads", rep.Snapshot)
+	case seg.Last > rep.OldestSnapshot:
+		return fmt.Sprintf("holds records after the older snapshot kept (%d), which replay reads if the newest is damaged", rep.OldestSnapshot)
 	default:
 		return "covered by the snapshot; kept for live records until compaction finds its live share below the threshold"
 	}

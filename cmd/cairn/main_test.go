@@ -46,6 +46,11 @@ func TestJournalCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for _, snap := range []uint64{60, 150} {
+		if err := l.SaveSnapshot(snap, []byte("state")); err != nil {
+			t.Fatal(err)
+		}
+	}
 	l.Close()
 
 	steps := []struct {
@@ -57,6 +62,8 @@ func TestJournalCommands(t *testing.T) {
 		{args: []string{"journal", "verify", dir}, code: 0, want: "records 1-200"},
 		{args: []string{"journal", "inspect", "--json", dir}, code: 0, want: `{"index":200,"type":4,"size":3,"batch":199}`},
 		{args: []string{"journal", "stats", dir}, code: 0, want: "tail: being written"},
+		{args: []string{"journal", "stats", dir}, code: 0, want: "holds records after the newest snapshot (150)"},
+		{args: []string{"journal", "stats", dir}, code: 0, want: "holds records after the older snapshot kept (60), which replay reads if the newest is damaged"},
 		{args: []string{"journal", "verify"}, code: 2, want: "needs exactly one argument"},
 		{args: []string{"journal", "verify", "--bogus", dir}, code: 2, want: "flag provided but not defined"},
 		{args: []string{"journal", "frobnicate"}, code: 2, want: `no command "frobnicate"`},

@@ -28,6 +28,9 @@ type Report struct {
 	Bytes       int64 // bytes of segment files
 	Segments    []SegmentReport
 	Snapshot    uint64 // index of the newest valid snapshot; 0 if none
+	// OldestSnapshot is the oldest snapshot file kept (Log.OldestSnapshot),
+	// which replay falls back on if the newer ones are damaged; 0 if none.
+	OldestSnapshot uint64
 	// Damage is the first place the log cannot be read, or nil.
 	Damage *journal.CorruptionError
 	// Torn says Damage is a torn tail, which Open cuts by itself. Otherwise
@@ -110,6 +113,7 @@ func Check(dir string, maxRecord int, visit func(*journal.Frame) error) (*Report
 		r.Last = first - 1
 	}
 	r.Snapshot, _, _ = loadSnapshot(dir, func(string, ...any) {})
+	r.OldestSnapshot, _ = oldestSnapshot(dir)
 	return r, r.checkRing(dir, maxRecord)
 }
 

@@ -364,3 +364,60 @@ func TestSecondWriter(t *testing.T) {
 		t.Fatalf("Repair of an open journal: %v, want ErrLocked", err)
 	}
 }
+
+// TestDamagedSnapshot: the journal keeps the two newest snapshots. A newest
+// one that fails its checksum is skipped, with a warning, for the one
+// before it; when every kept snapshot is damaged, LoadSnapshot says which
+// file and why rather than report none. OldestSnapshot names the oldest
+// kept, the one a replay may have to start from.
+func TestDamagedSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	var logged bytes.Buffer
+	l, err := wal.Open(dir, wal.Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.OldestSnapshot(); !errors.Is(err, journal.ErrNoSnapshot) {
+		t.Fatalf("OldestSnapshot of a new journal: %v, want ErrNoSnapshot", err)
+	}
+	for i := range 12 {
+		if _, _, err := l.Append(context.Background(), []journal.Record{{Type: 1, Data: payload(uint64(i+1), 50)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, idx := range []uint64{3, 7, 11} {
+		if err := l.SaveSnapshot(idx, []byte(fmt.Sprint("state at ", idx))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if oldest, err := l.OldestSnapshot(); oldest != 7 || err != nil {
+		t.Fatalf("OldestSnapshot = %d, %v; want 7 (two kept)", oldest, err)
+	}
+	damage := func(idx uint64) string {
+		path := filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", idx))
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)-1] ^= 0xff
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	newest := damage(11)
+	idx, data, err := l.LoadSnapshot()
+	if err != nil || idx != 7 || string(data) != "state at 7" {
+		t.Fatalf("LoadSnapshot with the newest damaged = %d, %q, %v; want the one at 7", idx, data, err)
+	}
+	if !strings.Contains(logged.String(), "skipping damaged snapshot") || !strings.Contains(logged.String(), newest) {
+		t.Fatalf("no warning naming %s:\n%s", newest, logged.String())
+	}
+	damage(7)
+	_, _, err = l.LoadSnapshot()
+	var ce *journal.CorruptionError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), newest) || !strings.Contains(err.Error(), "crc32c mismatch") {
+		t.Fatalf("LoadSnapshot with both damaged: %v, want a CorruptionError naming %s", err, newest)
+	}
+}

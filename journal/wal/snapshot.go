@@ -89,6 +89,21 @@ func listSnapshots(dir string) ([]uint64, error) {
 	return out, nil
 }
 
+// OldestSnapshot implements journal.SnapshotKeeper: the oldest snapshot
+// file kept, damaged or not (a replay may have to start there).
+func (l *Log) OldestSnapshot() (uint64, error) { return oldestSnapshot(l.dir) }
+
+func oldestSnapshot(dir string) (uint64, error) {
+	idx, err := listSnapshots(filepath.Join(dir, snapshotDir))
+	if err != nil {
+		return 0, fmt.Errorf("wal: snapshots: %w", err)
+	}
+	if len(idx) == 0 {
+		return 0, journal.ErrNoSnapshot
+	}
+	return idx[len(idx)-1], nil
+}
+
 // LoadSnapshot implements journal.Snapshotter. It returns the newest
 // snapshot whose checksum holds, logging any newer one that does not. If
 // snapshots exist but none is valid, it returns a *journal.CorruptionError

@@ -175,12 +175,13 @@ type Log struct {
 }
 
 var (
-	_ journal.Log          = (*Log)(nil)
-	_ journal.Scanner      = (*Log)(nil)
-	_ journal.Snapshotter  = (*Log)(nil)
-	_ journal.Segmenter    = (*Log)(nil)
-	_ journal.Syncer       = (*Log)(nil)
-	_ journal.LazyAppender = (*Log)(nil)
+	_ journal.Log            = (*Log)(nil)
+	_ journal.Scanner        = (*Log)(nil)
+	_ journal.Snapshotter    = (*Log)(nil)
+	_ journal.SnapshotKeeper = (*Log)(nil)
+	_ journal.Segmenter      = (*Log)(nil)
+	_ journal.Syncer         = (*Log)(nil)
+	_ journal.LazyAppender   = (*Log)(nil)
 )
 
 // request is one Append waiting for the writer. Requests are pooled, so an
