@@ -271,7 +271,9 @@ func decodeProjection(b []byte) (*projection, error) {
 			if version >= 5 {
 				prio := uint8(min(d.uint(), 9))
 				pr.expires = secs(min(d.uint(), math.MaxUint32))
-				pr.meta = packMeta(int(min(d.uint(), 1<<28)), prio)
+				if size := min(d.uint(), 1<<28); size > 0 {
+					pr.meta = packMeta(int(size), prio)
+				} // else not known (encoded so): replay reads the record
 			}
 			q.pending[s] = pr
 			if pr.known() { // else replay fills it in, and adds it then
