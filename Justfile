@@ -34,9 +34,11 @@ bench-full dir="./bench-journal":
 bench-go pattern="." time="1s":
     go test -run '^$' -bench '{{pattern}}' -benchtime {{time}} ./journal/...
 
-# fuzz the journal record decoder, the STOMP frame reader and the selector parser
+# fuzz the journal record decoder, the STOMP frame reader, the selector parser, and replay of snapshots and records
 fuzz time="60s":
     go test -run '^$' -fuzz FuzzDecodeFrame -fuzztime {{time}} ./journal
+    go test -run '^$' -fuzz FuzzDecodeProjection -fuzztime {{time}} ./core
+    go test -run '^$' -fuzz FuzzApplyRecord -fuzztime {{time}} ./core
     go test -run '^$' -fuzz FuzzReader -fuzztime {{time}} ./gateways/stomp
     go test -run '^$' -fuzz FuzzParse -fuzztime {{time}} ./core/selector
 
