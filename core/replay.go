@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -197,8 +198,10 @@ func (rb *rebuild) replay(l journal.Log, from uint64, opts journal.ReplayOptions
 
 var errReplayStopped = errors.New("core: replay stopped")
 
-// loadRebuild starts a rebuild from the log's newest snapshot.
-func loadRebuild(log journal.Log) (*rebuild, error) {
+// loadRebuild starts a rebuild from the log's newest snapshot, or, if that
+// one does not decode and the log keeps older ones, from the newest of
+// those that does.
+func loadRebuild(log journal.Log, logger *slog.Logger) (*rebuild, error) {
 	s, ok := log.(journal.Snapshotter)
 	if !ok {
 		return newRebuild(0, nil)
@@ -210,7 +213,21 @@ func loadRebuild(log journal.Log) (*rebuild, error) {
 	case err != nil:
 		return nil, fmt.Errorf("core: load snapshot: %w", err)
 	}
-	return newRebuild(idx, data)
+	rb, err := newRebuild(idx, data)
+	k, keeps := log.(journal.SnapshotKeeper)
+	for err != nil && keeps {
+		logger.Warn("core: the snapshot does not decode; trying the one before it", "snapshot", idx, "err", err)
+		older, data, lerr := k.LoadSnapshotBefore(idx)
+		if lerr != nil {
+			if errors.Is(lerr, journal.ErrNoSnapshot) {
+				return nil, err // nothing older: the first failure says it best
+			}
+			return nil, fmt.Errorf("core: load snapshot: %w", lerr)
+		}
+		idx = older
+		rb, err = newRebuild(idx, data)
+	}
+	return rb, err
 }
 
 // replay rebuilds the broker's state: the newest snapshot (a projection:
@@ -244,7 +261,7 @@ func (b *Broker) replay() error {
 	}
 	if rb == nil {
 		var err error
-		if rb, err = loadRebuild(b.log); err != nil {
+		if rb, err = loadRebuild(b.log, b.opts.Logger); err != nil {
 			return err
 		}
 		from = rb.from(first)

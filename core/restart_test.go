@@ -446,15 +446,67 @@ func BenchmarkPagedMessageMemory(b *testing.B) {
 // newest, to start from if the newest is damaged, so maintenance must not
 // compact away the records replay reads after that older one. Three rounds
 // of traffic, each followed by a snapshot and a compaction that frees
-// segments; then the newest snapshot is damaged, and a restart from the one
-// before it brings back exactly the messages still pending.
+// segments; then the newest snapshot is damaged (its checksum fails, or it
+// passes and does not decode), and a restart from the one before it brings
+// back exactly the messages still pending.
 func TestRestartFromOlderSnapshot(t *testing.T) {
-	dir := t.TempDir()
-	wo := wal.Options{SegmentBytes: 64 << 10, MaxRecordBytes: 16 << 10}
+	damages := map[string]func(t *testing.T, dir string, wo wal.Options, newest uint64){
+		"checksum": func(t *testing.T, dir string, _ wal.Options, newest uint64) {
+			path := filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", newest))
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw[len(raw)-10] ^= 0xff
+			if err := os.WriteFile(path, raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"undecodable": func(t *testing.T, dir string, wo wal.Options, newest uint64) {
+			wo.Logger = quiet
+			l, err := wal.Open(dir, wo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if err := l.SaveSnapshot(newest, []byte{5, 0xff}); err != nil { // format 5, then a truncated number
+				t.Fatal(err)
+			}
+		},
+	}
+	for name, damage := range damages {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			wo := wal.Options{SegmentBytes: 64 << 10, MaxRecordBytes: 16 << 10}
+			kept, snaps := compactedRounds(t, dir, wo)
+			damage(t, dir, wo, snaps[2])
+			b, stop := openOnWal(t, dir, wo)
+			defer stop()
+			if rec := b.Recovery(); rec.Snapshot != snaps[1] || rec.Messages != len(kept) {
+				t.Fatalf("recovery %+v, want the snapshot at %d and %d messages", rec, snaps[1], len(kept))
+			}
+			_, in := subscribe(t, b, "/queue/fallback", core.SubscribeOptions{Prefetch: 10000})
+			for range len(kept) {
+				m := string(in.next(t).Msg.Body)
+				if !kept[m] {
+					t.Fatalf("after the restart got %q, which was acked or delivered twice", m[:5])
+				}
+				delete(kept, m)
+			}
+			in.none(t, 50*time.Millisecond)
+		})
+	}
+}
+
+// compactedRounds runs three rounds of traffic on a new journal in dir,
+// each followed by a snapshot and a compaction; it returns the messages
+// left pending and the three snapshots' indexes.
+func compactedRounds(t *testing.T, dir string, wo wal.Options) (kept map[string]bool, snaps []uint64) {
+	t.Helper()
 	b, stop := openOnWal(t, dir, wo)
+	defer stop()
 	body := func(i int) string { return fmt.Sprintf("%05d-%s", i, strings.Repeat("x", 1000)) }
-	kept := map[string]bool{}
-	var snaps []uint64
+	kept = map[string]bool{}
 	for round := range 3 {
 		for i := round * 1000; i < (round+1)*1000; i++ {
 			send(t, b, "/queue/fallback", body(i), true)
@@ -486,29 +538,5 @@ func TestRestartFromOlderSnapshot(t *testing.T) {
 		}
 		snaps = append(snaps, res.Snapshot)
 	}
-	stop()
-
-	newest := filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", snaps[2]))
-	raw, err := os.ReadFile(newest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw[len(raw)-10] ^= 0xff
-	if err := os.WriteFile(newest, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b, stop = openOnWal(t, dir, wo)
-	defer stop()
-	if rec := b.Recovery(); rec.Snapshot != snaps[1] || rec.Messages != len(kept) {
-		t.Fatalf("recovery %+v, want the snapshot at %d and %d messages", rec, snaps[1], len(kept))
-	}
-	_, in := subscribe(t, b, "/queue/fallback", core.SubscribeOptions{Prefetch: 10000})
-	for range len(kept) {
-		m := string(in.next(t).Msg.Body)
-		if !kept[m] {
-			t.Fatalf("after the restart got %q, which was acked or delivered twice", m[:5])
-		}
-		delete(kept, m)
-	}
-	in.none(t, 50*time.Millisecond)
+	return kept, snaps
 }

@@ -118,8 +118,11 @@ type Snapshotter interface {
 // the newest is damaged. A replay from the oldest kept reads every record
 // after it, so whoever compacts the log must keep those: OldestSnapshot
 // returns its index, or an error wrapping ErrNoSnapshot if there is none.
+// LoadSnapshotBefore is LoadSnapshot among the snapshots older than index,
+// for an owner that finds a snapshot it cannot use.
 type SnapshotKeeper interface {
 	OldestSnapshot() (uint64, error)
+	LoadSnapshotBefore(index uint64) (uint64, []byte, error)
 }
 
 // Segment describes one unit of storage that a log frees as a whole.

@@ -6,6 +6,7 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 
 	"github.com/cairnmq/cairn/journal"
@@ -112,7 +113,7 @@ func Check(dir string, maxRecord int, visit func(*journal.Frame) error) (*Report
 	if r.Last+1 < first {
 		r.Last = first - 1
 	}
-	r.Snapshot, _, _ = loadSnapshot(dir, func(string, ...any) {})
+	r.Snapshot, _, _ = loadSnapshot(dir, math.MaxUint64, func(string, ...any) {})
 	r.OldestSnapshot, _ = oldestSnapshot(dir)
 	return r, r.checkRing(dir, maxRecord)
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -23,7 +24,7 @@ var ErrBehind = errors.New("wal: follower is behind the journal's first record")
 // journal another process writes. Like Log.LoadSnapshot it returns
 // journal.ErrNoSnapshot when there is none.
 func ReadSnapshot(dir string) (uint64, []byte, error) {
-	return loadSnapshot(dir, func(string, ...any) {})
+	return loadSnapshot(dir, math.MaxUint64, func(string, ...any) {})
 }
 
 // Follower reads a journal that another process is writing, without the

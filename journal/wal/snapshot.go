@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -109,15 +110,23 @@ func oldestSnapshot(dir string) (uint64, error) {
 // snapshots exist but none is valid, it returns a *journal.CorruptionError
 // rather than pretend there is none.
 func (l *Log) LoadSnapshot() (uint64, []byte, error) {
-	return loadSnapshot(l.dir, l.opts.Logger.Warn)
+	return loadSnapshot(l.dir, math.MaxUint64, l.opts.Logger.Warn)
 }
 
-func loadSnapshot(dir string, warn func(string, ...any)) (uint64, []byte, error) {
+// LoadSnapshotBefore implements journal.SnapshotKeeper: LoadSnapshot among
+// the snapshots older than index.
+func (l *Log) LoadSnapshotBefore(index uint64) (uint64, []byte, error) {
+	return loadSnapshot(l.dir, index, l.opts.Logger.Warn)
+}
+
+// loadSnapshot returns the newest valid snapshot in dir older than below.
+func loadSnapshot(dir string, below uint64, warn func(string, ...any)) (uint64, []byte, error) {
 	sdir := filepath.Join(dir, snapshotDir)
 	idx, err := listSnapshots(sdir)
 	if err != nil {
 		return 0, nil, fmt.Errorf("wal: snapshots: %w", err)
 	}
+	idx = slices.DeleteFunc(idx, func(i uint64) bool { return i >= below })
 	var firstErr error
 	for _, i := range idx {
 		path := filepath.Join(sdir, snapName(i))
