@@ -540,3 +540,25 @@ func compactedRounds(t *testing.T, dir string, wo wal.Options) (kept map[string]
 	}
 	return kept, snaps
 }
+
+// TestNoSnapshotToFallBackOn: when the only snapshot does not decode, the
+// broker does not start from nothing (which would lose what the snapshot
+// held pending): it stops with the snapshot's index and what is wrong.
+func TestNoSnapshotToFallBackOn(t *testing.T) {
+	dir := t.TempDir()
+	l, err := wal.Open(dir, wal.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.Append(context.Background(), []journal.Record{{Type: 1, Data: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SaveSnapshot(1, []byte{9}); err != nil { // format 9, from a broker yet to come
+		t.Fatal(err)
+	}
+	_, err = core.Open(core.Options{Journal: l, Logger: quiet, MaintainEvery: -1})
+	l.Close()
+	if err == nil || err.Error() != "core: snapshot at 1: snapshot format 9 is not one this broker reads" {
+		t.Fatalf("start-up with an unreadable only snapshot: %v", err)
+	}
+}
