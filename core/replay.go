@@ -200,34 +200,59 @@ var errReplayStopped = errors.New("core: replay stopped")
 
 // loadRebuild starts a rebuild from the log's newest snapshot, or, if that
 // one does not decode and the log keeps older ones, from the newest of
-// those that does.
+// those that does. With no usable snapshot at all, it starts from nothing
+// if the log still holds every record it was ever given (its first index
+// is 1: nothing compacted away), and fails otherwise.
 func loadRebuild(log journal.Log, logger *slog.Logger) (*rebuild, error) {
 	s, ok := log.(journal.Snapshotter)
 	if !ok {
 		return newRebuild(0, nil)
 	}
 	idx, data, err := s.LoadSnapshot()
+	var ce *journal.CorruptionError
 	switch {
 	case errors.Is(err, journal.ErrNoSnapshot):
 		return newRebuild(0, nil)
+	case errors.As(err, &ce):
+		return wholeLog(log, logger, fmt.Errorf("core: load snapshot: %w", err))
 	case err != nil:
 		return nil, fmt.Errorf("core: load snapshot: %w", err)
 	}
 	rb, err := newRebuild(idx, data)
+	if err == nil {
+		return rb, nil
+	}
+	first := err
 	k, keeps := log.(journal.SnapshotKeeper)
 	for err != nil && keeps {
 		logger.Warn("core: the snapshot does not decode; trying the one before it", "snapshot", idx, "err", err)
-		older, data, lerr := k.LoadSnapshotBefore(idx)
-		if lerr != nil {
-			if errors.Is(lerr, journal.ErrNoSnapshot) {
-				return nil, err // nothing older: the first failure says it best
-			}
-			return nil, fmt.Errorf("core: load snapshot: %w", lerr)
+		idx, data, err = k.LoadSnapshotBefore(idx)
+		switch {
+		case errors.Is(err, journal.ErrNoSnapshot):
+			keeps = false
+		case errors.As(err, &ce):
+			return wholeLog(log, logger, fmt.Errorf("%w; then: %w", first, err))
+		case err != nil:
+			return nil, fmt.Errorf("core: load snapshot: %w", err)
+		default:
+			rb, err = newRebuild(idx, data)
 		}
-		idx = older
-		rb, err = newRebuild(idx, data)
 	}
-	return rb, err
+	if err != nil {
+		return wholeLog(log, logger, first)
+	}
+	return rb, nil
+}
+
+// wholeLog starts a rebuild from nothing, replaying the whole log, when no
+// snapshot is usable (why: err) and the log still starts at its first
+// record; otherwise it returns err.
+func wholeLog(log journal.Log, logger *slog.Logger, err error) (*rebuild, error) {
+	if log.FirstIndex() > 1 {
+		return nil, err
+	}
+	logger.Warn("core: no snapshot is usable, but the journal still holds every record: replaying all of it", "err", err)
+	return newRebuild(0, nil)
 }
 
 // replay rebuilds the broker's state: the newest snapshot (a projection:

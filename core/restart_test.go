@@ -6,6 +6,7 @@ package core_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -452,15 +453,7 @@ func BenchmarkPagedMessageMemory(b *testing.B) {
 func TestRestartFromOlderSnapshot(t *testing.T) {
 	damages := map[string]func(t *testing.T, dir string, wo wal.Options, newest uint64){
 		"checksum": func(t *testing.T, dir string, _ wal.Options, newest uint64) {
-			path := filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", newest))
-			raw, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw[len(raw)-10] ^= 0xff
-			if err := os.WriteFile(path, raw, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			damageFile(t, filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", newest)))
 		},
 		"undecodable": func(t *testing.T, dir string, wo wal.Options, newest uint64) {
 			wo.Logger = quiet
@@ -541,24 +534,78 @@ func compactedRounds(t *testing.T, dir string, wo wal.Options) (kept map[string]
 	return kept, snaps
 }
 
-// TestNoSnapshotToFallBackOn: when the only snapshot does not decode, the
-// broker does not start from nothing (which would lose what the snapshot
-// held pending): it stops with the snapshot's index and what is wrong.
-func TestNoSnapshotToFallBackOn(t *testing.T) {
-	dir := t.TempDir()
-	l, err := wal.Open(dir, wal.Options{Logger: quiet})
+// TestNoUsableSnapshot: with no snapshot left that is usable, a journal
+// that still holds every record (nothing compacted: it starts at 1) is
+// replayed whole, and everything comes back; one that was compacted makes
+// start-up stop with the snapshot's index and what is wrong, never start
+// from nothing (which would lose what the snapshot held pending).
+func TestNoUsableSnapshot(t *testing.T) {
+	wo := wal.Options{SegmentBytes: 64 << 10, MaxRecordBytes: 16 << 10}
+	t.Run("whole journal", func(t *testing.T) {
+		dir := t.TempDir()
+		b, stop := openOnWal(t, dir, wo)
+		for i := range 3 {
+			send(t, b, "/queue/whole", fmt.Sprint("m", i), true)
+		}
+		res, err := b.Maintain(true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop()
+		damageFile(t, filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", res.Snapshot)))
+		b, stop = openOnWal(t, dir, wo)
+		defer stop()
+		if rec := b.Recovery(); rec.Snapshot != 0 || rec.Messages != 3 {
+			t.Fatalf("recovery %+v, want a whole replay and 3 messages", rec)
+		}
+	})
+	t.Run("compacted", func(t *testing.T) {
+		dir := t.TempDir()
+		_, snaps := compactedRounds(t, dir, wo)
+		l, err := wal.Open(dir, wal.Options{Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range snaps[1:] {
+			if err := l.SaveSnapshot(s, []byte{9}); err != nil { // format 9, from a broker yet to come
+				t.Fatal(err)
+			}
+		}
+		_, err = core.Open(core.Options{Journal: l, Logger: quiet, MaintainEvery: -1})
+		l.Close()
+		want := fmt.Sprintf("core: snapshot at %d: snapshot format 9 is not one this broker reads", snaps[2])
+		if err == nil || err.Error() != want {
+			t.Fatalf("start-up with no usable snapshot: %v, want %q", err, want)
+		}
+	})
+	t.Run("compacted, checksums", func(t *testing.T) {
+		dir := t.TempDir()
+		_, snaps := compactedRounds(t, dir, wo)
+		for _, s := range snaps[1:] {
+			damageFile(t, filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", s)))
+		}
+		l, err := wal.Open(dir, wal.Options{Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = core.Open(core.Options{Journal: l, Logger: quiet, MaintainEvery: -1})
+		l.Close()
+		var ce *journal.CorruptionError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), fmt.Sprintf("%020d.snap", snaps[2])) {
+			t.Fatalf("start-up with every snapshot damaged: %v, want a CorruptionError naming the newest", err)
+		}
+	})
+}
+
+// damageFile flips the bits of a file's last byte.
+func damageFile(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := l.Append(context.Background(), []journal.Record{{Type: 1, Data: []byte("x")}}); err != nil {
+	b[len(b)-1] ^= 0xff
+	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
-	}
-	if err := l.SaveSnapshot(1, []byte{9}); err != nil { // format 9, from a broker yet to come
-		t.Fatal(err)
-	}
-	_, err = core.Open(core.Options{Journal: l, Logger: quiet, MaintainEvery: -1})
-	l.Close()
-	if err == nil || err.Error() != "core: snapshot at 1: snapshot format 9 is not one this broker reads" {
-		t.Fatalf("start-up with an unreadable only snapshot: %v", err)
 	}
 }

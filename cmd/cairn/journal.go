@@ -144,11 +144,20 @@ func verify(c *cli.Context) error {
 	if rep.LockedBy != nil {
 		fmt.Fprintf(out, "note: the journal is open by %s; a tail being written may look torn\n", rep.LockedBy)
 	}
+	for _, err := range rep.SnapshotDamage {
+		fmt.Fprintf(out, "damaged snapshot: %s\n", err)
+	}
+	if len(rep.SnapshotDamage) > 0 && rep.Snapshot != 0 {
+		fmt.Fprintf(out, "note: start-up uses the newest snapshot that is intact, at %d, and replays the records after it\n", rep.Snapshot)
+	}
 	if rep.Restorable > 0 {
 		fmt.Fprintf(out, "note: the sync ring holds records %d-%d, which the segments lack (a power loss took them before their fsync); opening the journal restores them\n",
 			rep.RingLast-rep.Restorable+1, rep.RingLast)
 	}
 	switch {
+	case rep.Damage == nil && len(rep.SnapshotDamage) > 0 && rep.Snapshot == 0:
+		fmt.Fprintf(out, "corrupt: no snapshot is intact, and a broker will not start from this journal; `cairn journal repair` cannot mend snapshots\n")
+		return cli.Exit("", verifyCorrupt)
 	case rep.Damage == nil:
 		fmt.Fprintf(out, "ok: %s: records %d-%d (%d records, %s in %d segments)\n", dir, rep.First, rep.Last, rep.Records, human(rep.Bytes), len(rep.Segments))
 		return nil

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,6 +65,17 @@ func TestJournalCommands(t *testing.T) {
 		{args: []string{"journal", "stats", dir}, code: 0, want: "tail: being written"},
 		{args: []string{"journal", "stats", dir}, code: 0, want: "holds records after the newest snapshot (150)"},
 		{args: []string{"journal", "stats", dir}, code: 0, want: "holds records after the older snapshot kept (60), which replay reads if the newest is damaged"},
+		{args: []string{"journal", "verify", dir}, code: 0, want: "note: start-up uses the newest snapshot that is intact, at 60", prep: func() {
+			damageFile(t, filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", 150)))
+		}},
+		{args: []string{"journal", "verify", dir}, code: 2, want: "corrupt: no snapshot is intact", prep: func() {
+			damageFile(t, filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", 60)))
+		}},
+		{args: []string{"journal", "verify", dir}, code: 0, want: "records 1-200", prep: func() {
+			if err := os.RemoveAll(filepath.Join(dir, "snapshots")); err != nil {
+				t.Fatal(err)
+			}
+		}},
 		{args: []string{"journal", "verify"}, code: 2, want: "needs exactly one argument"},
 		{args: []string{"journal", "verify", "--bogus", dir}, code: 2, want: "flag provided but not defined"},
 		{args: []string{"journal", "frobnicate"}, code: 2, want: `no command "frobnicate"`},
@@ -91,6 +103,19 @@ func TestJournalCommands(t *testing.T) {
 		if code != s.code || !strings.Contains(out, s.want) {
 			t.Fatalf("cairn %s: exit %d, want %d, output containing %q:\n%s", strings.Join(s.args, " "), code, s.code, s.want, out)
 		}
+	}
+}
+
+// damageFile flips the bits of a file's last byte.
+func damageFile(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 0xff
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

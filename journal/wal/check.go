@@ -6,7 +6,6 @@ package wal
 import (
 	"errors"
 	"fmt"
-	"math"
 	"path/filepath"
 
 	"github.com/cairnmq/cairn/journal"
@@ -32,6 +31,9 @@ type Report struct {
 	// OldestSnapshot is the oldest snapshot file kept (Log.OldestSnapshot),
 	// which replay falls back on if the newer ones are damaged; 0 if none.
 	OldestSnapshot uint64
+	// SnapshotDamage is, newest first, each snapshot file that fails its
+	// checks (a *journal.CorruptionError naming it).
+	SnapshotDamage []error
 	// Damage is the first place the log cannot be read, or nil.
 	Damage *journal.CorruptionError
 	// Torn says Damage is a torn tail, which Open cuts by itself. Otherwise
@@ -47,6 +49,27 @@ type Report struct {
 	// RingFirst: none). Restorable counts those after Last, which a power
 	// loss took from the tail segment and opening the journal appends back.
 	RingFirst, RingLast, Restorable uint64
+}
+
+// checkSnapshots fills the report's snapshot fields, reading every
+// snapshot file in dir.
+func (r *Report) checkSnapshots(dir string) {
+	sdir := filepath.Join(dir, snapshotDir)
+	idx, err := listSnapshots(sdir)
+	if err != nil {
+		r.SnapshotDamage = append(r.SnapshotDamage, fmt.Errorf("wal: snapshots: %w", err))
+		return
+	}
+	for _, i := range idx {
+		if _, err := readSnapshot(filepath.Join(sdir, snapName(i)), i); err != nil {
+			r.SnapshotDamage = append(r.SnapshotDamage, err)
+		} else if r.Snapshot == 0 {
+			r.Snapshot = i
+		}
+	}
+	if len(idx) > 0 {
+		r.OldestSnapshot = idx[len(idx)-1]
+	}
 }
 
 // checkRing fills the report's ring fields from the ring in dir, once
@@ -113,8 +136,7 @@ func Check(dir string, maxRecord int, visit func(*journal.Frame) error) (*Report
 	if r.Last+1 < first {
 		r.Last = first - 1
 	}
-	r.Snapshot, _, _ = loadSnapshot(dir, math.MaxUint64, func(string, ...any) {})
-	r.OldestSnapshot, _ = oldestSnapshot(dir)
+	r.checkSnapshots(dir)
 	return r, r.checkRing(dir, maxRecord)
 }
 
