@@ -147,16 +147,20 @@ func verify(c *cli.Context) error {
 	for _, err := range rep.SnapshotDamage {
 		fmt.Fprintf(out, "damaged snapshot: %s\n", err)
 	}
-	if len(rep.SnapshotDamage) > 0 && rep.Snapshot != 0 {
+	switch {
+	case len(rep.SnapshotDamage) == 0:
+	case rep.Snapshot != 0:
 		fmt.Fprintf(out, "note: start-up uses the newest snapshot that is intact, at %d, and replays the records after it\n", rep.Snapshot)
+	case rep.First <= 1:
+		fmt.Fprintf(out, "note: no snapshot is intact, but the journal still holds every record: start-up replays all of it\n")
 	}
 	if rep.Restorable > 0 {
 		fmt.Fprintf(out, "note: the sync ring holds records %d-%d, which the segments lack (a power loss took them before their fsync); opening the journal restores them\n",
 			rep.RingLast-rep.Restorable+1, rep.RingLast)
 	}
 	switch {
-	case rep.Damage == nil && len(rep.SnapshotDamage) > 0 && rep.Snapshot == 0:
-		fmt.Fprintf(out, "corrupt: no snapshot is intact, and a broker will not start from this journal; `cairn journal repair` cannot mend snapshots\n")
+	case rep.Damage == nil && len(rep.SnapshotDamage) > 0 && rep.Snapshot == 0 && rep.First > 1:
+		fmt.Fprintf(out, "corrupt: no snapshot is intact, and records before %d are gone: a broker will not start from this journal (`cairn journal repair` cannot mend snapshots)\n", rep.First)
 		return cli.Exit("", verifyCorrupt)
 	case rep.Damage == nil:
 		fmt.Fprintf(out, "ok: %s: records %d-%d (%d records, %s in %d segments)\n", dir, rep.First, rep.Last, rep.Records, human(rep.Bytes), len(rep.Segments))

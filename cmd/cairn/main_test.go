@@ -53,6 +53,7 @@ func TestJournalCommands(t *testing.T) {
 		}
 	}
 	l.Close()
+	front := filepath.Join(t.TempDir(), "front") // a copy, truncated at the front
 
 	steps := []struct {
 		args []string
@@ -68,8 +69,21 @@ func TestJournalCommands(t *testing.T) {
 		{args: []string{"journal", "verify", dir}, code: 0, want: "note: start-up uses the newest snapshot that is intact, at 60", prep: func() {
 			damageFile(t, filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", 150)))
 		}},
-		{args: []string{"journal", "verify", dir}, code: 2, want: "corrupt: no snapshot is intact", prep: func() {
+		{args: []string{"journal", "verify", dir}, code: 0, want: "note: no snapshot is intact, but the journal still holds every record", prep: func() {
 			damageFile(t, filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", 60)))
+		}},
+		{args: []string{"journal", "verify", front}, code: 2, want: "corrupt: no snapshot is intact, and records before 101 are gone", prep: func() {
+			if err := os.CopyFS(front, os.DirFS(dir)); err != nil {
+				t.Fatal(err)
+			}
+			l, err := wal.Open(front, wal.Options{SegmentBytes: 8 << 10, MaxRecordBytes: 1 << 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.TruncateFront(101); err != nil {
+				t.Fatal(err)
+			}
+			l.Close()
 		}},
 		{args: []string{"journal", "verify", dir}, code: 0, want: "records 1-200", prep: func() {
 			if err := os.RemoveAll(filepath.Join(dir, "snapshots")); err != nil {
