@@ -453,7 +453,7 @@ func BenchmarkPagedMessageMemory(b *testing.B) {
 func TestRestartFromOlderSnapshot(t *testing.T) {
 	damages := map[string]func(t *testing.T, dir string, wo wal.Options, newest uint64){
 		"checksum": func(t *testing.T, dir string, _ wal.Options, newest uint64) {
-			damageFile(t, filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", newest)))
+			journaltest.DamageFile(t, filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", newest)))
 		},
 		"undecodable": func(t *testing.T, dir string, wo wal.Options, newest uint64) {
 			wo.Logger = quiet
@@ -552,7 +552,7 @@ func TestNoUsableSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 		stop()
-		damageFile(t, filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", res.Snapshot)))
+		journaltest.DamageFile(t, filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", res.Snapshot)))
 		b, stop = openOnWal(t, dir, wo)
 		defer stop()
 		if rec := b.Recovery(); rec.Snapshot != 0 || rec.Messages != 3 {
@@ -582,7 +582,7 @@ func TestNoUsableSnapshot(t *testing.T) {
 		dir := t.TempDir()
 		_, snaps := compactedRounds(t, dir, wo)
 		for _, s := range snaps[1:] {
-			damageFile(t, filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", s)))
+			journaltest.DamageFile(t, filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", s)))
 		}
 		l, err := wal.Open(dir, wal.Options{Logger: quiet})
 		if err != nil {
@@ -595,17 +595,4 @@ func TestNoUsableSnapshot(t *testing.T) {
 			t.Fatalf("start-up with every snapshot damaged: %v, want a CorruptionError naming the newest", err)
 		}
 	})
-}
-
-// damageFile flips the bits of a file's last byte.
-func damageFile(t *testing.T, path string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)-1] ^= 0xff
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/cairnmq/cairn/journal"
+	"github.com/cairnmq/cairn/journal/journaltest"
 	"github.com/cairnmq/cairn/journal/wal"
 )
 
@@ -67,10 +68,10 @@ func TestJournalCommands(t *testing.T) {
 		{args: []string{"journal", "stats", dir}, code: 0, want: "holds records after the newest snapshot (150)"},
 		{args: []string{"journal", "stats", dir}, code: 0, want: "holds records after the older snapshot kept (60), which replay reads if the newest is damaged"},
 		{args: []string{"journal", "verify", dir}, code: 0, want: "note: start-up uses the newest snapshot that is intact, at 60", prep: func() {
-			damageFile(t, filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", 150)))
+			journaltest.DamageFile(t, filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", 150)))
 		}},
 		{args: []string{"journal", "verify", dir}, code: 0, want: "note: no snapshot is intact, but the journal still holds every record", prep: func() {
-			damageFile(t, filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", 60)))
+			journaltest.DamageFile(t, filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", 60)))
 		}},
 		{args: []string{"journal", "verify", front}, code: 2, want: "corrupt: no snapshot is intact, and records before 101 are gone", prep: func() {
 			if err := os.CopyFS(front, os.DirFS(dir)); err != nil {
@@ -117,19 +118,6 @@ func TestJournalCommands(t *testing.T) {
 		if code != s.code || !strings.Contains(out, s.want) {
 			t.Fatalf("cairn %s: exit %d, want %d, output containing %q:\n%s", strings.Join(s.args, " "), code, s.code, s.want, out)
 		}
-	}
-}
-
-// damageFile flips the bits of a file's last byte.
-func damageFile(t *testing.T, path string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)-1] ^= 0xff
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
 

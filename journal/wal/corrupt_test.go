@@ -396,14 +396,7 @@ func TestDamagedSnapshot(t *testing.T) {
 	}
 	damage := func(idx uint64) string {
 		path := filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", idx))
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b[len(b)-1] ^= 0xff
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		journaltest.DamageFile(t, path)
 		return path
 	}
 	newest := damage(11)
