@@ -92,10 +92,8 @@ func listSnapshots(dir string) ([]uint64, error) {
 
 // OldestSnapshot implements journal.SnapshotKeeper: the oldest snapshot
 // file kept, damaged or not (a replay may have to start there).
-func (l *Log) OldestSnapshot() (uint64, error) { return oldestSnapshot(l.dir) }
-
-func oldestSnapshot(dir string) (uint64, error) {
-	idx, err := listSnapshots(filepath.Join(dir, snapshotDir))
+func (l *Log) OldestSnapshot() (uint64, error) {
+	idx, err := listSnapshots(filepath.Join(l.dir, snapshotDir))
 	if err != nil {
 		return 0, fmt.Errorf("wal: snapshots: %w", err)
 	}
