@@ -5,6 +5,7 @@ package jetstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	njs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cairnmq/cairn/internal/natstest"
 	"github.com/cairnmq/cairn/journal"
@@ -208,5 +210,89 @@ func TestCompactReadsInBatches(t *testing.T) {
 	// records, a few batches; then the checks' Reads, one per move.
 	if r := requests.Load(); r > int64(len(res.Moves))+20 {
 		t.Fatalf("%d direct get requests for %d moves", r, len(res.Moves))
+	}
+}
+
+// The log keeps two snapshot objects and replaces the older: the one
+// before the newest is there to fall back on (LoadSnapshotBefore), and
+// OldestSnapshot says where a replay from it starts. A snapshot saved by a
+// broker before this (one object, "snapshot") is read as one of the two;
+// one whose index is unreadable is skipped with a warning, and reported as
+// corruption when nothing else is left.
+func TestSnapshotSlots(t *testing.T) {
+	s := natstest.StartServer(t)
+	nc := natstest.Connect(t, s)
+	var logged strings.Builder
+	l, err := Open(context.Background(), nc, Options{Stream: "SLOTS", Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := range 12 {
+		if _, _, err := l.Append(context.Background(), []journal.Record{{Type: 1, Data: fmt.Appendf(nil, "r%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	obs, err := l.objects(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a broker before this saved: the one object, at 3.
+	put := func(name, index, data string) {
+		t.Helper()
+		meta := njs.ObjectMeta{Name: name, Metadata: map[string]string{"index": index}}
+		if _, err := obs.Put(context.Background(), meta, strings.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("snapshot", "3", "at 3")
+	load := func(want uint64, wantData string, get func() (uint64, []byte, error)) {
+		t.Helper()
+		idx, data, err := get()
+		if err != nil || idx != want || string(data) != wantData {
+			t.Fatalf("got %d, %q, %v; want %d, %q", idx, data, err, want, wantData)
+		}
+	}
+	oldest := func(want uint64) {
+		t.Helper()
+		if got, err := l.OldestSnapshot(); err != nil || got != want {
+			t.Fatalf("OldestSnapshot = %d, %v; want %d", got, err, want)
+		}
+	}
+	load(3, "at 3", l.LoadSnapshot)
+	oldest(3)
+	for _, i := range []uint64{7, 11} {
+		if err := l.SaveSnapshot(i, fmt.Appendf(nil, "at %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load(11, "at 11", l.LoadSnapshot)
+	load(7, "at 7", func() (uint64, []byte, error) { return l.LoadSnapshotBefore(11) })
+	oldest(7)
+	if _, _, err := l.LoadSnapshotBefore(7); !errors.Is(err, journal.ErrNoSnapshot) {
+		t.Fatalf("LoadSnapshotBefore(7): %v, want ErrNoSnapshot", err)
+	}
+	// Saving at the newest index again replaces the newest, not the older.
+	if err := l.SaveSnapshot(11, []byte("at 11, again")); err != nil {
+		t.Fatal(err)
+	}
+	load(11, "at 11, again", l.LoadSnapshot)
+	oldest(7)
+	// A snapshot object whose index is unreadable is passed over.
+	put("snapshot-2", "x", "no index")
+	idx, _, err := l.LoadSnapshot()
+	if err != nil || idx != 11 {
+		t.Fatalf("LoadSnapshot beside an unreadable object: %d, %v", idx, err)
+	}
+	if !strings.Contains(logged.String(), "skipping damaged snapshot") {
+		t.Fatalf("no warning for the unreadable object:\n%s", logged.String())
+	}
+	put("snapshot", "y", "no index either")
+	var ce *journal.CorruptionError
+	if _, _, err := l.LoadSnapshot(); !errors.As(err, &ce) {
+		t.Fatalf("LoadSnapshot with no readable object: %v, want a CorruptionError", err)
+	}
+	if _, err := l.OldestSnapshot(); !errors.Is(err, journal.ErrNoSnapshot) {
+		t.Fatalf("OldestSnapshot with no readable object: %v, want ErrNoSnapshot", err)
 	}
 }

@@ -49,6 +49,7 @@ package jetstream
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -57,7 +58,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -204,12 +207,13 @@ type Log struct {
 }
 
 var (
-	_ journal.Log         = (*Log)(nil)
-	_ journal.Scanner     = (*Log)(nil)
-	_ journal.BatchReader = (*Log)(nil)
-	_ journal.Snapshotter = (*Log)(nil)
-	_ journal.Segmenter   = (*Log)(nil)
-	_ journal.Fencer      = (*Log)(nil)
+	_ journal.Log            = (*Log)(nil)
+	_ journal.Scanner        = (*Log)(nil)
+	_ journal.BatchReader    = (*Log)(nil)
+	_ journal.Snapshotter    = (*Log)(nil)
+	_ journal.SnapshotKeeper = (*Log)(nil)
+	_ journal.Segmenter      = (*Log)(nil)
+	_ journal.Fencer         = (*Log)(nil)
 )
 
 type request struct {
@@ -1027,7 +1031,19 @@ func (l *Log) segName(s uint64) string {
 	return fmt.Sprintf("%s[%d-%d]", l.opts.Stream, s*l.opts.SegmentRecords+1, (s+1)*l.opts.SegmentRecords)
 }
 
-const snapshotName = "snapshot"
+// Snapshots are two objects in the <stream>_SNAP bucket, each with its
+// index in its metadata. A save replaces the older of the two (or the one
+// at the same index), so the snapshot before the newest is there to fall
+// back on if the newest is damaged: the log is a journal.SnapshotKeeper.
+// The first name is the one object a broker before this used.
+var snapshotNames = [2]string{"snapshot", "snapshot-2"}
+
+// snapSlot is one snapshot object: its index, or why it has none.
+type snapSlot struct {
+	name  string
+	index uint64
+	err   error // a *journal.CorruptionError: its index metadata is unreadable
+}
 
 // objects opens (creating it on first use) the object store bucket that
 // holds the snapshot: <stream>_SNAP, with the stream's replicas and storage.
@@ -1055,10 +1071,10 @@ func (l *Log) snapshotTimeout(size int) time.Duration {
 	return 4*l.opts.Timeout + time.Duration(size/(1<<20))*time.Second
 }
 
-// SaveSnapshot implements journal.Snapshotter. The snapshot is one object
-// in the <stream>_SNAP bucket; replacing it is atomic (the object's meta
-// message is written after its chunks), and the object store checks its
-// SHA-256 digest on load.
+// SaveSnapshot implements journal.Snapshotter. It replaces the older of
+// the two snapshot objects, or one at the same index; replacing an object
+// is atomic (its meta message is written after its chunks), and the object
+// store checks its SHA-256 digest on load.
 func (l *Log) SaveSnapshot(index uint64, data []byte) error {
 	l.closeMu.RLock()
 	defer l.closeMu.RUnlock()
@@ -1074,15 +1090,109 @@ func (l *Log) SaveSnapshot(index uint64, data []byte) error {
 	if err != nil {
 		return err
 	}
-	meta := njs.ObjectMeta{Name: snapshotName, Metadata: map[string]string{"index": strconv.FormatUint(index, 10)}}
+	slots, err := snapshotSlots(ctx, obs)
+	if err != nil {
+		return fmt.Errorf("jetstream: save snapshot at %d: %w", index, err)
+	}
+	name := snapshotNames[0]
+	switch {
+	case len(slots) == 1 && slots[0].index != index && slots[0].err == nil:
+		name = otherSnapshot(slots[0].name)
+	case len(slots) == 2 && slots[0].index != index:
+		name = slots[1].name // the older, or one that is damaged
+	case len(slots) > 0:
+		name = slots[0].name
+	}
+	meta := njs.ObjectMeta{Name: name, Metadata: map[string]string{"index": strconv.FormatUint(index, 10)}}
 	if _, err := obs.Put(ctx, meta, bytes.NewReader(data)); err != nil {
 		return fmt.Errorf("jetstream: save snapshot at %d: %w", index, err)
 	}
 	return nil
 }
 
-// LoadSnapshot implements journal.Snapshotter.
+func otherSnapshot(name string) string {
+	if name == snapshotNames[0] {
+		return snapshotNames[1]
+	}
+	return snapshotNames[0]
+}
+
+// snapshotSlots lists the snapshot objects there are, newest first, and
+// those whose index is unreadable last.
+func snapshotSlots(ctx context.Context, obs njs.ObjectStore) ([]snapSlot, error) {
+	var slots []snapSlot
+	for _, name := range snapshotNames {
+		info, err := obs.GetInfo(ctx, name)
+		if errors.Is(err, njs.ErrObjectNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("snapshot %s: %w", name, err)
+		}
+		sl := snapSlot{name: name}
+		sl.index, err = strconv.ParseUint(info.Metadata["index"], 10, 64)
+		if err != nil {
+			sl.err = &journal.CorruptionError{Path: "object " + info.Bucket + "/" + name,
+				Reason: fmt.Sprintf("snapshot index %q: %v", info.Metadata["index"], err)}
+		}
+		slots = append(slots, sl)
+	}
+	slices.SortStableFunc(slots, func(a, b snapSlot) int {
+		if (a.err == nil) != (b.err == nil) {
+			if a.err == nil {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(b.index, a.index)
+	})
+	return slots, nil
+}
+
+// LoadSnapshot implements journal.Snapshotter: the newest snapshot that
+// reads back whole, logging a newer one that does not. If snapshots exist
+// but none is whole, it returns a *journal.CorruptionError rather than
+// pretend there is none.
 func (l *Log) LoadSnapshot() (uint64, []byte, error) {
+	return l.loadSnapshot(math.MaxUint64)
+}
+
+// LoadSnapshotBefore implements journal.SnapshotKeeper: LoadSnapshot among
+// the snapshots older than index.
+func (l *Log) LoadSnapshotBefore(index uint64) (uint64, []byte, error) {
+	return l.loadSnapshot(index)
+}
+
+// OldestSnapshot implements journal.SnapshotKeeper.
+func (l *Log) OldestSnapshot() (uint64, error) {
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed {
+		return 0, journal.ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
+	defer cancel()
+	obs, err := l.objects(ctx)
+	if err != nil {
+		return 0, err
+	}
+	slots, err := snapshotSlots(ctx, obs)
+	if err != nil {
+		return 0, fmt.Errorf("jetstream: %w", err)
+	}
+	oldest, found := uint64(math.MaxUint64), false
+	for _, sl := range slots {
+		if sl.err == nil {
+			oldest, found = min(oldest, sl.index), true
+		}
+	}
+	if !found {
+		return 0, journal.ErrNoSnapshot
+	}
+	return oldest, nil
+}
+
+func (l *Log) loadSnapshot(below uint64) (uint64, []byte, error) {
 	l.closeMu.RLock()
 	defer l.closeMu.RUnlock()
 	if l.closed {
@@ -1094,31 +1204,63 @@ func (l *Log) LoadSnapshot() (uint64, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	res, err := obs.Get(ctx, snapshotName)
-	if errors.Is(err, njs.ErrObjectNotFound) {
-		return 0, nil, journal.ErrNoSnapshot
-	}
+	slots, err := snapshotSlots(ctx, obs)
 	if err != nil {
-		return 0, nil, fmt.Errorf("jetstream: load snapshot: %w", err)
+		return 0, nil, fmt.Errorf("jetstream: load %w", err)
+	}
+	var firstErr error
+	damaged := func(sl snapSlot, err error) {
+		l.opts.Logger.Warn("journal: skipping damaged snapshot", "object", sl.name, "err", err)
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if below == math.MaxUint64 { // else those not known to be older do not count
+		for _, sl := range slots {
+			if sl.err != nil {
+				damaged(sl, sl.err)
+			}
+		}
+	}
+	for _, sl := range slots {
+		if sl.err != nil || sl.index >= below {
+			continue
+		}
+		data, err := readSnapshot(ctx, obs, sl)
+		if err == nil {
+			return sl.index, data, nil
+		}
+		if !errors.As(err, new(*journal.CorruptionError)) {
+			return 0, nil, err
+		}
+		damaged(sl, err)
+	}
+	if firstErr != nil {
+		return 0, nil, firstErr
+	}
+	return 0, nil, journal.ErrNoSnapshot
+}
+
+// readSnapshot reads a snapshot object whole, checking its digest.
+func readSnapshot(ctx context.Context, obs njs.ObjectStore, sl snapSlot) ([]byte, error) {
+	res, err := obs.Get(ctx, sl.name)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: load snapshot %s: %w", sl.name, err)
 	}
 	defer res.Close()
-	info, err := res.Info()
-	if err != nil {
-		return 0, nil, fmt.Errorf("jetstream: load snapshot: %w", err)
-	}
-	where := "object " + info.Bucket + "/" + snapshotName
-	index, err := strconv.ParseUint(info.Metadata["index"], 10, 64)
-	if err != nil {
-		return 0, nil, &journal.CorruptionError{Path: where, Reason: fmt.Sprintf("snapshot index %q: %v", info.Metadata["index"], err)}
-	}
 	data, err := io.ReadAll(res)
 	if errors.Is(err, njs.ErrDigestMismatch) {
-		return 0, nil, &journal.CorruptionError{Path: where, Index: index, Reason: err.Error()}
+		info, _ := res.Info()
+		where := "object " + sl.name
+		if info != nil {
+			where = "object " + info.Bucket + "/" + sl.name
+		}
+		return nil, &journal.CorruptionError{Path: where, Index: sl.index, Reason: err.Error()}
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("jetstream: load snapshot: %w", err)
+		return nil, fmt.Errorf("jetstream: load snapshot %s: %w", sl.name, err)
 	}
-	return index, data, nil
+	return data, nil
 }
 
 // Close implements journal.Log: queued appends are published and settled,
