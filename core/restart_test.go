@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/cairnmq/cairn/core"
+	"github.com/cairnmq/cairn/internal/natstest"
 	"github.com/cairnmq/cairn/journal"
+	"github.com/cairnmq/cairn/journal/jetstream"
 	"github.com/cairnmq/cairn/journal/journaltest"
 	"github.com/cairnmq/cairn/journal/memlog"
 	"github.com/cairnmq/cairn/journal/wal"
@@ -449,32 +451,50 @@ func BenchmarkPagedMessageMemory(b *testing.B) {
 // of traffic, each followed by a snapshot and a compaction that frees
 // segments; then the newest snapshot is damaged (its checksum fails, or it
 // passes and does not decode), and a restart from the one before it brings
-// back exactly the messages still pending.
+// back exactly the messages still pending. On both journals.
 func TestRestartFromOlderSnapshot(t *testing.T) {
-	damages := map[string]func(t *testing.T, dir string, wo wal.Options, newest uint64){
-		"checksum": func(t *testing.T, dir string, _ wal.Options, newest uint64) {
-			journaltest.DamageFile(t, filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", newest)))
-		},
-		"undecodable": func(t *testing.T, dir string, wo wal.Options, newest uint64) {
-			wo.Logger = quiet
-			l, err := wal.Open(dir, wo)
+	undecodable := func(_ *testing.T, l journal.Log, newest uint64) error {
+		return l.(journal.Snapshotter).SaveSnapshot(newest, []byte{5, 0xff}) // format 5, then a truncated number
+	}
+	wo := wal.Options{SegmentBytes: 64 << 10, MaxRecordBytes: 16 << 10, Logger: quiet}
+	walDir := func(t *testing.T) func() (journal.Log, error) {
+		dir := t.TempDir()
+		return func() (journal.Log, error) { return wal.Open(dir, wo) }
+	}
+	cases := []struct {
+		name   string
+		open   func(t *testing.T) func() (journal.Log, error)
+		damage func(t *testing.T, l journal.Log, newest uint64) error
+	}{
+		{"wal/checksum", walDir, func(t *testing.T, l journal.Log, newest uint64) error {
+			journaltest.DamageFile(t, filepath.Join(l.(*wal.Log).Dir(), "snapshots", fmt.Sprintf("%020d.snap", newest)))
+			return nil
+		}},
+		{"wal/undecodable", walDir, undecodable},
+		{"jetstream/undecodable", func(t *testing.T) func() (journal.Log, error) {
+			nc := natstest.Connect(t, natstest.StartServer(t))
+			return func() (journal.Log, error) {
+				return jetstream.Open(context.Background(), nc, jetstream.Options{Stream: "FALLBACK", SegmentRecords: 256, Logger: quiet})
+			}
+		}, undecodable},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			open := c.open(t)
+			kept, snaps := compactedRounds(t, open)
+			l, err := open()
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer l.Close()
-			if err := l.SaveSnapshot(newest, []byte{5, 0xff}); err != nil { // format 5, then a truncated number
+			if err := c.damage(t, l, snaps[2]); err != nil {
 				t.Fatal(err)
 			}
-		},
-	}
-	for name, damage := range damages {
-		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
-			wo := wal.Options{SegmentBytes: 64 << 10, MaxRecordBytes: 16 << 10}
-			kept, snaps := compactedRounds(t, dir, wo)
-			damage(t, dir, wo, snaps[2])
-			b, stop := openOnWal(t, dir, wo)
-			defer stop()
+			b, err := core.Open(core.Options{Journal: l, Logger: quiet, MaintainEvery: -1})
+			if err != nil {
+				l.Close()
+				t.Fatal(err)
+			}
+			defer func() { b.Close(); l.Close() }()
 			if rec := b.Recovery(); rec.Snapshot != snaps[1] || rec.Messages != len(kept) {
 				t.Fatalf("recovery %+v, want the snapshot at %d and %d messages", rec, snaps[1], len(kept))
 			}
@@ -491,13 +511,21 @@ func TestRestartFromOlderSnapshot(t *testing.T) {
 	}
 }
 
-// compactedRounds runs three rounds of traffic on a new journal in dir,
+// compactedRounds runs three rounds of traffic on a new journal (open),
 // each followed by a snapshot and a compaction; it returns the messages
 // left pending and the three snapshots' indexes.
-func compactedRounds(t *testing.T, dir string, wo wal.Options) (kept map[string]bool, snaps []uint64) {
+func compactedRounds(t *testing.T, open func() (journal.Log, error)) (kept map[string]bool, snaps []uint64) {
 	t.Helper()
-	b, stop := openOnWal(t, dir, wo)
-	defer stop()
+	l, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	b, err := core.Open(core.Options{Journal: l, Logger: quiet, MaintainEvery: -1, SnapshotEvery: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
 	body := func(i int) string { return fmt.Sprintf("%05d-%s", i, strings.Repeat("x", 1000)) }
 	kept = map[string]bool{}
 	for round := range 3 {
@@ -540,7 +568,7 @@ func compactedRounds(t *testing.T, dir string, wo wal.Options) (kept map[string]
 // start-up stop with the snapshot's index and what is wrong, never start
 // from nothing (which would lose what the snapshot held pending).
 func TestNoUsableSnapshot(t *testing.T) {
-	wo := wal.Options{SegmentBytes: 64 << 10, MaxRecordBytes: 16 << 10}
+	wo := wal.Options{SegmentBytes: 64 << 10, MaxRecordBytes: 16 << 10, Logger: quiet}
 	t.Run("whole journal", func(t *testing.T) {
 		dir := t.TempDir()
 		b, stop := openOnWal(t, dir, wo)
@@ -561,7 +589,7 @@ func TestNoUsableSnapshot(t *testing.T) {
 	})
 	t.Run("compacted", func(t *testing.T) {
 		dir := t.TempDir()
-		_, snaps := compactedRounds(t, dir, wo)
+		_, snaps := compactedRounds(t, func() (journal.Log, error) { return wal.Open(dir, wo) })
 		l, err := wal.Open(dir, wal.Options{Logger: quiet})
 		if err != nil {
 			t.Fatal(err)
@@ -580,7 +608,7 @@ func TestNoUsableSnapshot(t *testing.T) {
 	})
 	t.Run("compacted, checksums", func(t *testing.T) {
 		dir := t.TempDir()
-		_, snaps := compactedRounds(t, dir, wo)
+		_, snaps := compactedRounds(t, func() (journal.Log, error) { return wal.Open(dir, wo) })
 		for _, s := range snaps[1:] {
 			journaltest.DamageFile(t, filepath.Join(dir, "snapshots", fmt.Sprintf("%020d.snap", s)))
 		}
