@@ -1046,7 +1046,7 @@ type snapSlot struct {
 }
 
 // objects opens (creating it on first use) the object store bucket that
-// holds the snapshot: <stream>_SNAP, with the stream's replicas and storage.
+// holds the snapshots: <stream>_SNAP, with the stream's replicas and storage.
 func (l *Log) objects(ctx context.Context) (njs.ObjectStore, error) {
 	l.obsMu.Lock()
 	defer l.obsMu.Unlock()
