@@ -1041,6 +1041,7 @@ var snapshotNames = [2]string{"snapshot", "snapshot-2"}
 // snapSlot is one snapshot object: its index, or why it has none.
 type snapSlot struct {
 	name  string
+	where string // "object <bucket>/<name>", for errors
 	index uint64
 	err   error // a *journal.CorruptionError: its index metadata is unreadable
 }
@@ -1094,14 +1095,16 @@ func (l *Log) SaveSnapshot(index uint64, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: save snapshot at %d: %w", index, err)
 	}
-	name := snapshotNames[0]
+	var name string
 	switch {
-	case len(slots) == 1 && slots[0].index != index && slots[0].err == nil:
+	case len(slots) > 0 && slots[0].err == nil && slots[0].index == index:
+		name = slots[0].name // saved again at the same index
+	case len(slots) == 0:
+		name = snapshotNames[0]
+	case len(slots) == 1:
 		name = otherSnapshot(slots[0].name)
-	case len(slots) == 2 && slots[0].index != index:
-		name = slots[1].name // the older, or one that is damaged
-	case len(slots) > 0:
-		name = slots[0].name
+	default:
+		name = slots[len(slots)-1].name // the older, or one that is damaged
 	}
 	meta := njs.ObjectMeta{Name: name, Metadata: map[string]string{"index": strconv.FormatUint(index, 10)}}
 	if _, err := obs.Put(ctx, meta, bytes.NewReader(data)); err != nil {
@@ -1129,11 +1132,10 @@ func snapshotSlots(ctx context.Context, obs njs.ObjectStore) ([]snapSlot, error)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot %s: %w", name, err)
 		}
-		sl := snapSlot{name: name}
+		sl := snapSlot{name: name, where: "object " + info.Bucket + "/" + name}
 		sl.index, err = strconv.ParseUint(info.Metadata["index"], 10, 64)
 		if err != nil {
-			sl.err = &journal.CorruptionError{Path: "object " + info.Bucket + "/" + name,
-				Reason: fmt.Sprintf("snapshot index %q: %v", info.Metadata["index"], err)}
+			sl.err = &journal.CorruptionError{Path: sl.where, Reason: fmt.Sprintf("snapshot index %q: %v", info.Metadata["index"], err)}
 		}
 		slots = append(slots, sl)
 	}
@@ -1163,7 +1165,8 @@ func (l *Log) LoadSnapshotBefore(index uint64) (uint64, []byte, error) {
 	return l.loadSnapshot(index)
 }
 
-// OldestSnapshot implements journal.SnapshotKeeper.
+// OldestSnapshot implements journal.SnapshotKeeper. An object whose index
+// is unreadable does not count: no replay can start from it.
 func (l *Log) OldestSnapshot() (uint64, error) {
 	l.closeMu.RLock()
 	defer l.closeMu.RUnlock()
@@ -1206,7 +1209,7 @@ func (l *Log) loadSnapshot(below uint64) (uint64, []byte, error) {
 	}
 	slots, err := snapshotSlots(ctx, obs)
 	if err != nil {
-		return 0, nil, fmt.Errorf("jetstream: load %w", err)
+		return 0, nil, fmt.Errorf("jetstream: load: %w", err)
 	}
 	var firstErr error
 	damaged := func(sl snapSlot, err error) {
@@ -1250,12 +1253,7 @@ func readSnapshot(ctx context.Context, obs njs.ObjectStore, sl snapSlot) ([]byte
 	defer res.Close()
 	data, err := io.ReadAll(res)
 	if errors.Is(err, njs.ErrDigestMismatch) {
-		info, _ := res.Info()
-		where := "object " + sl.name
-		if info != nil {
-			where = "object " + info.Bucket + "/" + sl.name
-		}
-		return nil, &journal.CorruptionError{Path: where, Index: sl.index, Reason: err.Error()}
+		return nil, &journal.CorruptionError{Path: sl.where, Index: sl.index, Reason: err.Error()}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: load snapshot %s: %w", sl.name, err)
