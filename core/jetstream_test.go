@@ -6,11 +6,8 @@ package core_test
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/cairnmq/cairn/core"
 	"github.com/cairnmq/cairn/internal/natstest"
@@ -61,15 +58,7 @@ func TestRestartOnJetStreamReadsBackInBatches(t *testing.T) {
 	if st, _ := b.QueueStats("js"); st.Paged != n {
 		t.Fatalf("after the restart: %+v", st)
 	}
-	var requests atomic.Int64
-	sub, err := nc.Subscribe("$JS.API.DIRECT.GET.RESTART", func(*nats.Msg) { requests.Add(1) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	requests := natstest.CountRequests(t, nc, "$JS.API.DIRECT.GET.RESTART")
 	_, in := subscribe(t, b, "/queue/js", core.SubscribeOptions{Prefetch: 2 * n})
 	for _, prio := range []int{7, 4} {
 		for j := range n {
@@ -82,13 +71,11 @@ func TestRestartOnJetStreamReadsBackInBatches(t *testing.T) {
 		}
 	}
 	in.none(t, 0)
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if r := requests.Load(); r > n/100 {
+	r := requests.Count(t)
+	if r > n/100 {
 		t.Fatalf("%d direct get requests to read back %d messages", r, n)
 	}
-	t.Logf("%d direct get requests to read back %d messages", requests.Load(), n)
+	t.Logf("%d direct get requests to read back %d messages", r, n)
 }
 
 // BenchmarkDrainAfterRestart: a broker restarted on a journal holding

@@ -139,3 +139,45 @@ func Connect(t testing.TB, servers ...*server.Server) *nats.Conn {
 	t.Cleanup(nc.Close)
 	return nc
 }
+
+// Requests counts the messages published to a subject (a JetStream API's
+// requests, say), for tests of how many round trips an operation makes.
+type Requests struct {
+	nc  *nats.Conn
+	sub *nats.Subscription
+}
+
+// CountRequests starts counting what is published to subject through the
+// server nc is connected to; the count stops when the test ends.
+func CountRequests(t testing.TB, nc *nats.Conn, subject string) *Requests {
+	t.Helper()
+	// A synchronous subscription only queues what arrives, so Count can
+	// read an exact figure (a callback may still be behind when asked).
+	sub, err := nc.SubscribeSync(subject)
+	if err == nil {
+		err = sub.SetPendingLimits(-1, -1)
+	}
+	if err == nil {
+		err = nc.Flush()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Unsubscribe() })
+	return &Requests{nc: nc, sub: sub}
+}
+
+// Count is how many were published since counting started, by nc or
+// through its server. A round trip to the server first makes sure that
+// everything nc published before the call has been counted.
+func (r *Requests) Count(t testing.TB) int {
+	t.Helper()
+	if err := r.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	n, _, err := r.sub.Pending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

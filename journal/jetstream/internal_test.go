@@ -105,15 +105,7 @@ func testReadBatch(t *testing.T, nc *nats.Conn, replicas int) {
 			t.Fatal(err)
 		}
 	}
-	var requests atomic.Int64
-	sub, err := nc.Subscribe("$JS.API.DIRECT.GET.BATCHREAD", func(*nats.Msg) { requests.Add(1) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	requests := natstest.CountRequests(t, nc, "$JS.API.DIRECT.GET.BATCHREAD")
 	var idx []uint64
 	for i := uint64(1); i <= 2000; i += 2 { // 1,000 indexes over 2,000 records: two runs
 		idx = append(idx, i)
@@ -138,13 +130,10 @@ func testReadBatch(t *testing.T, nc *nats.Conn, replicas int) {
 	if len(got) != len(idx) || got[0] != "r1" || got[999] != "r1999" || fmt.Sprint(got[1000:]) != "[r2500 r2400 err err]" {
 		t.Fatalf("got %d results, first %v, last %v", len(got), got[0], got[len(got)-4:])
 	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
 	// The 1,000 odd indexes: two runs (each spans at most readBatchSpan
 	// records), one request each; 2500 and 2400 one Read each (a run of
 	// one), and so are the checks' Reads; the two outside the stream none.
-	if r, want := requests.Load(), int64(2+2+len(idx)-2); r != want {
+	if r, want := requests.Count(t), 2+2+len(idx)-2; r != want {
 		t.Fatalf("%d direct get requests, want %d", r, want)
 	}
 	// A stop from fn ends it.
@@ -181,15 +170,7 @@ func TestCompactReadsInBatches(t *testing.T) {
 			}
 		}
 	}
-	var requests atomic.Int64
-	sub, err := nc.Subscribe("$JS.API.DIRECT.GET.COMPACTB", func(*nats.Msg) { requests.Add(1) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	requests := natstest.CountRequests(t, nc, "$JS.API.DIRECT.GET.COMPACTB")
 	res, err := journal.Compact(l, journal.CompactOptions{Live: func(i uint64) bool { _, ok := live[i]; return ok }})
 	if err != nil {
 		t.Fatal(err)
@@ -203,12 +184,9 @@ func TestCompactReadsInBatches(t *testing.T) {
 			t.Fatalf("moved %d to %d: read %q moved %d, %v; want %q", m.From, m.To, r.Data, r.Moved, err, live[m.From])
 		}
 	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
 	// The reads for measuring segments (no sizes given) and for moving
 	// records, a few batches; then the checks' Reads, one per move.
-	if r := requests.Load(); r > int64(len(res.Moves))+20 {
+	if r := requests.Count(t); r > len(res.Moves)+20 {
 		t.Fatalf("%d direct get requests for %d moves", r, len(res.Moves))
 	}
 }
