@@ -144,12 +144,17 @@ func Compact(l Log, opts CompactOptions) (CompactResult, error) {
 		if len(batch) == 0 {
 			return nil
 		}
-		f, _, err := l.Append(context.Background(), batch)
+		// The copies need not land together (a crash between appends leaves
+		// originals that the next compaction finds dead), so the chunk may
+		// be split where the log's batch limit says.
+		_, err := AppendInBatches(context.Background(), l, batch, func(f uint64, n int) {
+			for i, from := range froms[:n] {
+				res.Moves = append(res.Moves, Move{From: from, To: f + uint64(i)})
+			}
+			froms = froms[n:]
+		})
 		if err != nil {
 			return fmt.Errorf("journal: compaction append: %w", err)
-		}
-		for i, from := range froms {
-			res.Moves = append(res.Moves, Move{From: from, To: f + uint64(i)})
 		}
 		res.MovedBytes += int64(size)
 		batch, froms, size = batch[:0], froms[:0], 0

@@ -46,8 +46,8 @@ type Record struct {
 
 // Log is the seam between the broker and a log backend. It is as small as
 // hashicorp/raft's LogStore on purpose; what only some backends can do is a
-// separate interface (Scanner, Snapshotter, Segmenter, Syncer) found by type
-// assertion.
+// separate interface (Scanner, Snapshotter, Segmenter, Syncer,
+// BatchLimiter, ...) found by type assertion.
 //
 // All methods are safe for concurrent use.
 type Log interface {
@@ -166,6 +166,78 @@ type LazyAppender interface {
 	AppendLazy(ctx context.Context, recs []Record) error
 }
 
+// BatchLimiter is implemented by logs that take only so much in one Append:
+// JetStream at most the server's limit of messages in an atomic batch, the
+// embedded journal at most one segment of bytes. An Append over the limit
+// fails with an error wrapping ErrBatchTooLarge and stores nothing. Callers
+// find the limit with LimitOf: a burst of independent operations is split
+// into appends that fit (AppendInBatches), and an operation that must be
+// atomic and does not fit is refused before anything is stored.
+type BatchLimiter interface {
+	BatchLimit() BatchLimit
+}
+
+// BatchLimit is what one Append may hold. A zero field means no limit on
+// that count.
+type BatchLimit struct {
+	Records int // records
+	Bytes   int // framed bytes: the sum of FrameSize over the records
+}
+
+// LimitOf is l's BatchLimit; the zero BatchLimit if it has none.
+func LimitOf(l Log) BatchLimit {
+	if bl, ok := l.(BatchLimiter); ok {
+		return bl.BatchLimit()
+	}
+	return BatchLimit{}
+}
+
+// Check returns an error wrapping ErrBatchTooLarge, saying which limit,
+// when recs do not fit in one Append under lim.
+func (lim BatchLimit) Check(recs []Record) error {
+	if lim.Records > 0 && len(recs) > lim.Records {
+		return fmt.Errorf("%w: %d records, over the %d one append may hold", ErrBatchTooLarge, len(recs), lim.Records)
+	}
+	if lim.Bytes > 0 {
+		n := 0
+		for i := range recs {
+			n += FrameSize(&recs[i])
+		}
+		if n > lim.Bytes {
+			return fmt.Errorf("%w: %d bytes, over the %d one append may hold", ErrBatchTooLarge, n, lim.Bytes)
+		}
+	}
+	return nil
+}
+
+// AppendInBatches appends recs, which need not be atomic together, in
+// order, in as few Appends as l's BatchLimit allows (one, when it has
+// none). placed is called after each Append with the index of its first
+// record and how many it held. It stops at the first error and returns
+// how many records were stored before it. A single record over the limit
+// fails as Append would.
+func AppendInBatches(ctx context.Context, l Log, recs []Record, placed func(first uint64, n int)) (int, error) {
+	lim := LimitOf(l)
+	stored := 0
+	for stored < len(recs) {
+		n, bytes := 0, 0
+		for i := range recs[stored:] {
+			size := FrameSize(&recs[stored+i])
+			if n > 0 && ((lim.Records > 0 && n == lim.Records) || (lim.Bytes > 0 && bytes+size > lim.Bytes)) {
+				break
+			}
+			n, bytes = n+1, bytes+size
+		}
+		first, _, err := l.Append(ctx, recs[stored:stored+n])
+		if err != nil {
+			return stored, err
+		}
+		placed(first, n)
+		stored += n
+	}
+	return stored, nil
+}
+
 // Syncer is implemented by logs whose sync policy can leave confirmed
 // records not yet on disk.
 type Syncer interface {
@@ -187,6 +259,7 @@ var (
 	ErrLocked        = errors.New("journal: locked by another process")
 	ErrNoSnapshot    = errors.New("journal: no snapshot")
 	ErrFenced        = errors.New("journal: fenced: another writer owns the log")
+	ErrBatchTooLarge = errors.New("journal: batch too large")
 )
 
 // CorruptionError says exactly where a log is damaged. It wraps ErrCorrupt.

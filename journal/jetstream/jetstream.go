@@ -10,7 +10,8 @@
 //     payload is a Cairn frame (journal/doc.go) whose index must equal the
 //     message's sequence, so a record is checked end to end by its CRC32C.
 //   - Group commit. One writer goroutine takes every queued append (up to
-//     1,000 records, the server's limit on an atomic batch) and publishes
+//     Options.MaxBatch records, the server's limit on an atomic batch,
+//     1,000 by default) and publishes
 //     them as one message, or as one JetStream atomic batch (Nats-Batch-Id,
 //     -Sequence, -Commit; the stream has AllowAtomicPublish), then confirms
 //     each. A batch is all or nothing, so a multi-record Append is atomic
@@ -93,6 +94,12 @@ type Options struct {
 	// MaxRecordBytes bounds one record's payload (default: the server's
 	// maximum payload less room for the frame and headers).
 	MaxRecordBytes int
+	// MaxBatch is the most records one Append, and one round of group
+	// commit, holds (default 1000). It must not exceed the servers' limit on
+	// an atomic batch: nats-server's jetstream { limits { batch { max_msgs
+	// } } }, 1,000 unless configured. The log says so (BatchLimiter), so
+	// that the broker splits what it may and refuses what it may not.
+	MaxBatch int
 	// Timeout bounds each request to the server (default 5s).
 	Timeout time.Duration
 	// RetryFor is how long the writer keeps re-publishing appends whose
@@ -115,8 +122,10 @@ const (
 	// stepped down, or were lost). Nothing of the batch is stored, and a
 	// re-publish under a new batch id may land.
 	codeBatchIncomplete njs.ErrorCode = 10176
-	// maxBatch is nats-server's default limit on an atomic batch.
-	maxBatch = 1000
+	// codeBatchTooLarge: an atomic batch over the server's max_msgs.
+	codeBatchTooLarge njs.ErrorCode = 10199
+	// defaultMaxBatch is nats-server's default limit on an atomic batch.
+	defaultMaxBatch = 1000
 	// headerRoom is what the NATS headers of one message may take.
 	headerRoom = 512
 	// duplicates is the stream's de-duplication window.
@@ -145,6 +154,9 @@ func (o *Options) fill(maxPayload int64) error {
 	}
 	if o.MaxRecordBytes > limit {
 		return fmt.Errorf("jetstream: MaxRecordBytes %d is over what the server's max payload (%d) allows (%d)", o.MaxRecordBytes, maxPayload, limit)
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = defaultMaxBatch
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
@@ -214,6 +226,7 @@ var (
 	_ journal.SnapshotKeeper = (*Log)(nil)
 	_ journal.Segmenter      = (*Log)(nil)
 	_ journal.Fencer         = (*Log)(nil)
+	_ journal.BatchLimiter   = (*Log)(nil)
 )
 
 type request struct {
@@ -336,14 +349,18 @@ func (l *Log) Stream() string { return l.opts.Stream }
 // MaxRecordBytes is the largest payload Append accepts.
 func (l *Log) MaxRecordBytes() int { return l.opts.MaxRecordBytes }
 
-// Append implements journal.Log. A batch may hold at most 1,000 records,
-// the server's limit on an atomic batch.
+// BatchLimit implements journal.BatchLimiter: one Append holds at most
+// Options.MaxBatch records.
+func (l *Log) BatchLimit() journal.BatchLimit { return journal.BatchLimit{Records: l.opts.MaxBatch} }
+
+// Append implements journal.Log. A batch may hold at most Options.MaxBatch
+// records (see BatchLimit).
 func (l *Log) Append(ctx context.Context, recs []journal.Record) (uint64, uint64, error) {
 	if err := journal.ValidateBatch(recs, l.opts.MaxRecordBytes); err != nil {
 		return 0, 0, err
 	}
-	if len(recs) > maxBatch {
-		return 0, 0, fmt.Errorf("%w: batch of %d records is over the %d a JetStream atomic batch may hold", journal.ErrInvalidRecord, len(recs), maxBatch)
+	if err := l.BatchLimit().Check(recs); err != nil {
+		return 0, 0, fmt.Errorf("%w (a JetStream atomic batch)", err)
 	}
 	if err := l.failure.Load(); err != nil {
 		return 0, 0, *err
@@ -401,15 +418,15 @@ func (l *Log) run() {
 	}
 }
 
-// gather takes r and whatever else is queued, up to maxBatch records; a
+// gather takes r and whatever else is queued, up to MaxBatch records; a
 // request that would overflow the round waits for the next.
 func (l *Log) gather(r *request) []*request {
 	round := append(l.round[:0], r)
 	n := len(r.recs)
-	for n < maxBatch {
+	for n < l.opts.MaxBatch {
 		select {
 		case r := <-l.reqs:
-			if n+len(r.recs) > maxBatch {
+			if n+len(r.recs) > l.opts.MaxBatch {
 				l.held = r
 				l.round = round
 				return round
@@ -506,6 +523,10 @@ func (l *Log) publish(msgs []*nats.Msg, first uint64) error {
 		}
 		if fenced(err) {
 			return l.fencedError(first, last, err)
+		}
+		if isCode(err, codeBatchTooLarge) {
+			return fmt.Errorf("%w: stream %s refused records %d-%d: %v: the servers take fewer messages in an atomic batch (jetstream { limits { batch { max_msgs } } }) than this journal's MaxBatch, %d",
+				journal.ErrFailed, l.opts.Stream, first, last, err, l.opts.MaxBatch)
 		}
 		if refused(err) && !isCode(err, codeBatchDuplicate) && !isCode(err, codeBatchIncomplete) {
 			return fmt.Errorf("%w: stream %s refused records %d-%d: %v", journal.ErrFailed, l.opts.Stream, first, last, err)

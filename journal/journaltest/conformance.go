@@ -44,6 +44,7 @@ func Run(t *testing.T, newJournal func(t *testing.T) Opener) {
 		{"Snapshot", testSnapshot},
 		{"Compaction", testCompaction},
 		{"Closed", testClosed},
+		{"BatchLimit", testBatchLimit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newJournal(t)) })
@@ -468,5 +469,119 @@ func testClosed(t *testing.T, open Opener) {
 	}
 	if err := l.Close(); !errors.Is(err, journal.ErrClosed) {
 		t.Fatalf("second Close: %v, want ErrClosed", err)
+	}
+}
+
+// testBatchLimit: an Append as large as the log's BatchLimit says lands
+// whole; one record or one byte more is refused with ErrBatchTooLarge and
+// stores nothing; AppendInBatches carries any number in appends that fit,
+// in order; and compaction, whose copies may be many small records, stays
+// within the limit. A log with no limit takes a batch of 2,000 records.
+func testBatchLimit(t *testing.T, open Opener) {
+	l := open(t)
+	defer closeLog(t, l)
+	lim := journal.LimitOf(l)
+	const size = 20
+	frame := journal.FrameSize(&journal.Record{Type: 1, Data: make([]byte, size)})
+	n := 2000
+	if lim.Records > 0 {
+		n = lim.Records
+	}
+	if lim.Bytes > 0 {
+		n = min(n, lim.Bytes/frame)
+	}
+	batch := func(tag string, k int) []journal.Record {
+		recs := make([]journal.Record, k)
+		for i := range recs {
+			recs[i] = rec(1, fmt.Sprintf("%s%d", tag, i), size)
+		}
+		return recs
+	}
+	full := batch("full", n)
+	first, last := mustAppend(t, l, full...)
+	if last-first+1 != uint64(n) {
+		t.Fatalf("a batch of %d records got indexes %d-%d", n, first, last)
+	}
+	for _, i := range []int{0, n / 2, n - 1} {
+		checkRead(t, l, first+uint64(i), full[i])
+	}
+	over := map[string][]journal.Record{}
+	if lim.Records > 0 {
+		over["records"] = batch("over", lim.Records+1)
+	}
+	if lim.Bytes > 0 {
+		big := make([]journal.Record, 0)
+		for bytes := 0; bytes <= lim.Bytes; bytes += journal.FrameSize(&big[len(big)-1]) {
+			big = append(big, rec(1, "big", min(16<<10, lim.Bytes)))
+		}
+		over["bytes"] = big
+	}
+	for what, recs := range over {
+		if _, _, err := l.Append(context.Background(), recs); !errors.Is(err, journal.ErrBatchTooLarge) {
+			t.Fatalf("a batch one over the limit's %s (%+v): Append err = %v, want ErrBatchTooLarge", what, lim, err)
+		}
+		checkBounds(t, l, first, last) // nothing of it went in
+	}
+
+	// AppendInBatches: 3n+1 records, in order, no append over the limit.
+	many := batch("many", 3*n+1)
+	next := last + 1
+	appends := 0
+	stored, err := journal.AppendInBatches(context.Background(), l, many, func(f uint64, k int) {
+		if f != next {
+			t.Errorf("AppendInBatches: an append starting at %d, want %d", f, next)
+		}
+		if lim.Check(many[f-last-1:f-last-1+uint64(k)]) != nil {
+			t.Errorf("AppendInBatches: an append of %d records is over the limit %+v", k, lim)
+		}
+		next += uint64(k)
+		appends++
+	})
+	if err != nil || stored != len(many) {
+		t.Fatalf("AppendInBatches stored %d of %d: %v", stored, len(many), err)
+	}
+	if lim != (journal.BatchLimit{}) && appends < 2 {
+		t.Fatalf("AppendInBatches made %d appends of %d records under the limit %+v", appends, len(many), lim)
+	}
+	for i := range many {
+		checkRead(t, l, last+1+uint64(i), many[i])
+	}
+
+	// Compaction of a head run holding more live records than one append
+	// may take.
+	if lim == (journal.BatchLimit{}) {
+		return
+	}
+	if _, ok := l.(journal.Segmenter); !ok {
+		return
+	}
+	needLive := lim.Records + 1
+	if lim.Bytes > 0 {
+		needLive = max(needLive, lim.Bytes/frame+1)
+	}
+	live := map[uint64][]byte{}
+	for len(live) < needLive || len(l.(journal.Segmenter).Segments()) < 3 {
+		recs := batch("c", 100)
+		if _, err := journal.AppendInBatches(context.Background(), l, recs, func(f uint64, k int) {
+			for i := range k {
+				if (f+uint64(i))%10 == 0 {
+					live[f+uint64(i)] = recs[i].Data
+				}
+			}
+			recs = recs[k:]
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	isLive := func(i uint64) bool { _, ok := live[i]; return ok }
+	res, err := journal.Compact(l, journal.CompactOptions{Live: isLive, Before: l.LastIndex() + 1})
+	if err != nil {
+		t.Fatalf("compaction of %d live records with the limit %+v: %v", len(live), lim, err)
+	}
+	if len(res.Moves) <= lim.Records {
+		t.Fatalf("compaction moved %d records; the test needs more than the limit's %d", len(res.Moves), lim.Records)
+	}
+	for _, m := range res.Moves {
+		checkRead(t, l, m.To, journal.Record{Type: 1, Data: live[m.From], Moved: m.From})
 	}
 }

@@ -29,6 +29,7 @@ type Store struct {
 	snapIndex    uint64
 	snap         []byte
 	open         bool
+	limit        journal.BatchLimit
 }
 
 type record struct {
@@ -46,6 +47,15 @@ func NewStore(segmentBytes int64) *Store {
 	return &Store{segmentBytes: segmentBytes, first: 1, segStarts: []uint64{1}, segBytes: []int64{0}}
 }
 
+// LimitBatches makes the store's logs take at most lim in one Append, as a
+// backend with a batch limit does (journal.BatchLimiter), so that tests can
+// check that callers honour one.
+func (s *Store) LimitBatches(lim journal.BatchLimit) {
+	s.mu.Lock()
+	s.limit = lim
+	s.mu.Unlock()
+}
+
 // Log is an open handle on a Store.
 type Log struct {
 	s      *Store
@@ -53,10 +63,11 @@ type Log struct {
 }
 
 var (
-	_ journal.Log         = (*Log)(nil)
-	_ journal.Scanner     = (*Log)(nil)
-	_ journal.Snapshotter = (*Log)(nil)
-	_ journal.Segmenter   = (*Log)(nil)
+	_ journal.Log          = (*Log)(nil)
+	_ journal.Scanner      = (*Log)(nil)
+	_ journal.Snapshotter  = (*Log)(nil)
+	_ journal.Segmenter    = (*Log)(nil)
+	_ journal.BatchLimiter = (*Log)(nil)
 )
 
 // Open opens the store. Like a directory lock, only one handle may be open.
@@ -91,6 +102,9 @@ func (l *Log) Append(ctx context.Context, recs []journal.Record) (uint64, uint64
 	if err := l.checkLocked(); err != nil {
 		return 0, 0, err
 	}
+	if err := s.limit.Check(recs); err != nil {
+		return 0, 0, err
+	}
 	first := s.first + uint64(len(s.recs))
 	for i := range recs {
 		r := &recs[i]
@@ -109,6 +123,14 @@ func (l *Log) Append(ctx context.Context, recs []journal.Record) (uint64, uint64
 		s.recs = append(s.recs, record{typ: r.Type, data: slices.Clone(r.Data), moved: r.Moved})
 	}
 	return first, first + uint64(len(recs)) - 1, nil
+}
+
+// BatchLimit implements journal.BatchLimiter: the store's LimitBatches,
+// none by default.
+func (l *Log) BatchLimit() journal.BatchLimit {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	return l.s.limit
 }
 
 // Read implements journal.Log.

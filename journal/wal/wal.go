@@ -182,6 +182,7 @@ var (
 	_ journal.Segmenter      = (*Log)(nil)
 	_ journal.Syncer         = (*Log)(nil)
 	_ journal.LazyAppender   = (*Log)(nil)
+	_ journal.BatchLimiter   = (*Log)(nil)
 )
 
 // request is one Append waiting for the writer. Requests are pooled, so an
@@ -555,18 +556,25 @@ func (l *Log) AppendLazy(ctx context.Context, recs []journal.Record) error {
 	return nil
 }
 
+// BatchLimit implements journal.BatchLimiter: one Append holds at most a
+// segment's bytes.
+func (l *Log) BatchLimit() journal.BatchLimit {
+	return journal.BatchLimit{Bytes: l.opts.SegmentBytes}
+}
+
 // enqueue checks recs and queues them for the writer role.
 func (l *Log) enqueue(ctx context.Context, recs []journal.Record, lazy bool) (*request, error) {
 	if err := journal.ValidateBatch(recs, l.opts.MaxRecordBytes); err != nil {
 		return nil, err
 	}
-	size := 0
+	frames, size := 0, 0
 	for i := range recs {
 		n := journal.FrameSize(&recs[i])
+		frames += n
 		size += n + uvarintLen(n)
 	}
-	if size > l.opts.SegmentBytes {
-		return nil, fmt.Errorf("%w: batch of %d bytes is larger than a segment (%d)", journal.ErrInvalidRecord, size, l.opts.SegmentBytes)
+	if frames > l.opts.SegmentBytes {
+		return nil, fmt.Errorf("%w: %d bytes, over the %d of a segment, the most one append may hold", journal.ErrBatchTooLarge, frames, l.opts.SegmentBytes)
 	}
 	if err := l.failure.Load(); err != nil {
 		return nil, *err
