@@ -50,7 +50,7 @@ func (b *Broker) purge(ctx context.Context, name string, ev journal.RecordType) 
 			return
 		}
 		// Exactly the persistent messages it holds, in records of at most
-		// purgeChunk, and for a delete the removal: one atomic batch.
+		// purgeChunk, and for a delete the removal last.
 		var seqs []uint64
 		held := func(e *entry) {
 			if e.msg.Persistent {
@@ -79,8 +79,12 @@ func (b *Broker) purge(ctx context.Context, name string, ev journal.RecordType) 
 		if ev == evDeleted {
 			recs = append(recs, journal.Record{Type: evDeleted, Data: encodeDispatched(q.dest, 0)})
 		}
+		// A purge need not be atomic: a failure part way returns an error
+		// (the journal then fails until reopened, and what it journaled
+		// is gone after the restart, as the caller was not told otherwise),
+		// so it takes as many appends as the journal's batch limit needs.
 		if len(recs) > 0 {
-			if _, _, err = b.log.Append(ctx, recs); err != nil {
+			if _, err = journal.AppendInBatches(ctx, b.log, recs, func(uint64, int) {}); err != nil {
 				err = fmt.Errorf("journal: %w", err)
 				return
 			}

@@ -242,23 +242,38 @@ func (b *Broker) stamp(m *Message) {
 // durable subscriptions keeps nothing, so persistent topic messages are not
 // journaled, as in ActiveMQ.) Send sets m.Seq.
 func (b *Broker) Send(ctx context.Context, m *Message) error {
-	return b.SendMany(ctx, []*Message{m})
+	return b.SendConfirmed(ctx, []*Message{m}, nil)
 }
 
 // SendMany sends msgs in order, journaling the persistent queue messages
-// among them with one append: a connection's burst of unreceipted SENDs
-// costs one group commit, not one each. When it returns nil they are all
-// durable and delivered to their destinations.
+// among them with as few appends as the journal's batch limit allows
+// (journal.BatchLimiter; one where it has none): a connection's burst of
+// unreceipted SENDs costs one group commit, not one each. The burst is not
+// atomic: each message is stored whole, but where the journal limits a
+// batch, a failure can leave the first ones stored and delivered. When it
+// returns nil they are all durable and delivered to their destinations.
 func (b *Broker) SendMany(ctx context.Context, msgs []*Message) error {
-	return b.SendConfirmed(ctx, msgs, nil)
+	return b.send(ctx, msgs, nil, false)
 }
 
-// SendConfirmed is SendMany that calls confirmed (unless nil) once msgs
-// are durable and queued to their destinations, before it hands them on to
+// SendConfirmed sends msgs, one operation (a SEND, with a composite
+// destination's copies), as one atomic append: all of them are stored or
+// none. If their records (with the topic's durable subscriptions' copies)
+// are more than one append may hold, it stores nothing and returns an error
+// wrapping ErrTooLarge. It calls confirmed (unless nil) once msgs are
+// durable and queued to their destinations, before it hands them on to
 // consumers where it can: a listener writes the producer's RECEIPT there,
 // so that the producer's next message is on its way while this one is
 // dispatched. confirmed must not wait on the broker.
 func (b *Broker) SendConfirmed(ctx context.Context, msgs []*Message, confirmed func()) error {
+	return b.send(ctx, msgs, confirmed, true)
+}
+
+// ErrTooLarge is the error of an operation that must be stored atomically
+// and needs more than one journal append may hold (journal.BatchLimiter).
+var ErrTooLarge = errors.New("core: too large to store in one journal append")
+
+func (b *Broker) send(ctx context.Context, msgs []*Message, confirmed func(), atomic bool) error {
 	if b.isClosed() {
 		return ErrClosed
 	}
@@ -274,17 +289,46 @@ func (b *Broker) SendConfirmed(ctx context.Context, msgs []*Message, confirmed f
 		return err
 	}
 	recs := b.enqueueRecords(nil, msgs)
-	if len(recs) > 0 {
-		first, _, err := b.log.Append(ctx, recs)
-		if err != nil {
-			release(false)
-			return fmt.Errorf("journal: %w", err)
+	stored, err := b.journalEnqueues(ctx, msgs, recs, atomic)
+	release(err == nil)
+	if err != nil {
+		if len(stored) > 0 {
+			b.deliver(stored, nil) // what is in the journal is in the queues too
 		}
-		setIndexes(msgs, first)
+		return err
 	}
-	release(true)
 	b.deliver(msgs, confirmed)
 	return nil
+}
+
+// journalEnqueues journals recs, the enqueue records of the persistent queue messages
+// among msgs in order, and tells those messages where they landed. With
+// atomic, recs go in one append, or, when they do not fit, nothing is
+// stored and the error wraps ErrTooLarge; without, they are split where the
+// journal's batch limit says. It returns the prefix of msgs that is stored
+// (or needs no storing), which the caller delivers whatever the error.
+func (b *Broker) journalEnqueues(ctx context.Context, msgs []*Message, recs []journal.Record, atomic bool) ([]*Message, error) {
+	if len(recs) == 0 {
+		return msgs, nil
+	}
+	if atomic {
+		if err := journal.LimitOf(b.log).Check(recs); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrTooLarge, err)
+		}
+	}
+	i := 0 // msgs[:i] are stored or need no storing
+	_, err := journal.AppendInBatches(ctx, b.log, recs, func(first uint64, n int) {
+		for ; n > 0; i++ {
+			if m := msgs[i]; m.Persistent && m.Destination.Kind == Queue {
+				m.index = first
+				first, n = first+1, n-1
+			}
+		}
+	})
+	if err != nil {
+		return msgs[:i], fmt.Errorf("journal: %w", err)
+	}
+	return msgs, nil
 }
 
 // setIndexes records where each persistent queue message's enqueue record

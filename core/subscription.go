@@ -229,6 +229,33 @@ func (s *Subscription) take(seq uint64, cumulative bool) ([]delivered, error) {
 	return taken, nil
 }
 
+// persistentTaken is how many persistent messages take(seq, cumulative)
+// would take now, taking none.
+func (s *Subscription) persistentTaken(seq uint64, cumulative bool) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.live[seq]
+	if !ok {
+		return 0
+	}
+	if !cumulative {
+		if p {
+			return 1
+		}
+		return 0
+	}
+	n := 0
+	for _, o := range s.order {
+		if p, ok := s.live[o]; ok && p {
+			n++
+		}
+		if o == seq {
+			break
+		}
+	}
+	return n
+}
+
 // compactLocked drops taken entries from order once they are most of it.
 func (s *Subscription) compactLocked() {
 	if len(s.order) < 64 || len(s.order) < 2*len(s.live) {

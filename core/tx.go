@@ -5,6 +5,7 @@ package core
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -20,7 +21,10 @@ type TxAck struct {
 // Commit carries out a transaction's sends and acknowledgements as one
 // atomic journal batch: after a crash either all of them happened or none.
 // When Commit returns nil the batch is durable; then the messages are
-// delivered and the acknowledged messages are gone.
+// delivered and the acknowledged messages are gone. A transaction whose
+// records are more than one journal append may hold (JetStream: 1,000 by
+// default) stores nothing and returns an error wrapping ErrTooLarge; its
+// acknowledged messages stay delivered and unacknowledged.
 func (b *Broker) Commit(ctx context.Context, sends []*Message, acks []TxAck) error {
 	if b.isClosed() {
 		return ErrClosed
@@ -37,6 +41,10 @@ func (b *Broker) Commit(ctx context.Context, sends []*Message, acks []TxAck) err
 		return err
 	}
 	recs := b.enqueueRecords(nil, sends)
+	if err := b.checkTxSize(recs, acks); err != nil {
+		release(false)
+		return err
+	}
 	// Take the acknowledged deliveries from their subscriptions and out of
 	// flight, per queue.
 	type held struct {
@@ -77,5 +85,35 @@ func (b *Broker) Commit(ctx context.Context, sends []*Message, acks []TxAck) err
 		return fmt.Errorf("journal: %w", err)
 	}
 	b.deliver(sends, nil)
+	return nil
+}
+
+// checkTxSize refuses, with ErrTooLarge, a transaction whose records would
+// be more than one journal append holds: recs, its enqueues, and one
+// record for each ack that takes persistent queue messages. It counts
+// before any acknowledged message is taken from its subscription, so a
+// refused transaction leaves them delivered, to be acknowledged again.
+// (An ack that races with one outside the transaction can only take fewer.)
+func (b *Broker) checkTxSize(recs []journal.Record, acks []TxAck) error {
+	lim := journal.LimitOf(b.log)
+	if lim == (journal.BatchLimit{}) {
+		return nil
+	}
+	n, bytes := len(recs), 0
+	for i := range recs {
+		bytes += journal.FrameSize(&recs[i])
+	}
+	for _, a := range acks {
+		if a.Sub.t != nil {
+			continue // a topic's acks are not journaled
+		}
+		if k := a.Sub.persistentTaken(a.Seq, a.Sub.mode == AckClient); k > 0 {
+			n++
+			bytes += journal.HeaderSize + 16 + len(a.Sub.dest.Name) + binary.MaxVarintLen64*(k+1) // encodeAck's most
+		}
+	}
+	if err := lim.CheckSize(n, bytes); err != nil {
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+	}
 	return nil
 }

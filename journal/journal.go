@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 )
 
 // RecordType tags what a record means to the journal's owner. The journal
@@ -195,17 +196,23 @@ func LimitOf(l Log) BatchLimit {
 // Check returns an error wrapping ErrBatchTooLarge, saying which limit,
 // when recs do not fit in one Append under lim.
 func (lim BatchLimit) Check(recs []Record) error {
-	if lim.Records > 0 && len(recs) > lim.Records {
-		return fmt.Errorf("%w: %d records, over the %d one append may hold", ErrBatchTooLarge, len(recs), lim.Records)
-	}
+	n := 0
 	if lim.Bytes > 0 {
-		n := 0
 		for i := range recs {
 			n += FrameSize(&recs[i])
 		}
-		if n > lim.Bytes {
-			return fmt.Errorf("%w: %d bytes, over the %d one append may hold", ErrBatchTooLarge, n, lim.Bytes)
-		}
+	}
+	return lim.CheckSize(len(recs), n)
+}
+
+// CheckSize is Check for a batch of records records of bytes framed bytes
+// (bytes may be an upper bound), for a caller that counts before it builds.
+func (lim BatchLimit) CheckSize(records, bytes int) error {
+	if lim.Records > 0 && records > lim.Records {
+		return fmt.Errorf("%w: %d records, over the %d one append may hold", ErrBatchTooLarge, records, lim.Records)
+	}
+	if lim.Bytes > 0 && bytes > lim.Bytes {
+		return fmt.Errorf("%w: %d bytes, over the %d one append may hold", ErrBatchTooLarge, bytes, lim.Bytes)
 	}
 	return nil
 }
@@ -293,3 +300,11 @@ func ValidateBatch(recs []Record, maxRecord int) error {
 	}
 	return nil
 }
+
+// FileMode and DirMode are the permissions of every file and directory the
+// journal and the broker write: messages are for the broker's user alone to
+// read. (The umask can only take permissions away.)
+const (
+	FileMode fs.FileMode = 0o600
+	DirMode  fs.FileMode = 0o700
+)

@@ -265,7 +265,7 @@ func (l *fileLease) write(durable bool) error {
 	l.info.Renewed = time.Now()
 	path := filepath.Join(l.f.dir, LeaseFile)
 	tmp := path + "." + l.f.opts.ID + ".tmp"
-	err := os.WriteFile(tmp, []byte(l.info.encode()), 0o644)
+	err := os.WriteFile(tmp, []byte(l.info.encode()), journal.FileMode)
 	if err == nil && durable {
 		err = syncFile(tmp)
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cairnmq/cairn/journal"
 )
 
 // Role is what a broker is doing with a journal.
@@ -53,7 +55,7 @@ func WriteMember(dir string, m Member) error {
 		return fmt.Errorf("replication: bad member id %q", m.ID)
 	}
 	d := filepath.Join(dir, MembersDir)
-	if err := os.MkdirAll(d, 0o755); err != nil {
+	if err := os.MkdirAll(d, journal.DirMode); err != nil {
 		return err
 	}
 	m.Updated = time.Now().UTC()
@@ -63,7 +65,7 @@ func WriteMember(dir string, m Member) error {
 	}
 	path := filepath.Join(d, m.ID+".json")
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(tmp, append(b, '\n'), journal.FileMode); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)

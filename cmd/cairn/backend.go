@@ -65,7 +65,7 @@ func (be *backend) open(c *cli.Context, lease replication.Lease) (journal.Log, i
 	case "jetstream":
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		l, err := jetstream.Open(ctx, be.nc, jetstream.Options{Stream: c.String("stream"), Replicas: c.Int("replicas"),
+		l, err := jetstream.Open(ctx, be.nc, jetstream.Options{Stream: c.String("stream"), Replicas: c.Int("replicas"), MaxBatch: c.Int("jetstream-max-batch"),
 			Writer: fmt.Sprintf("%s epoch %d", be.name, lease.Epoch()), Logger: be.logger})
 		if err != nil {
 			return nil, 0, err

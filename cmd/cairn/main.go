@@ -60,15 +60,22 @@ func main() {
 	}
 }
 
+// versionString is what cairn version prints: the version, the platform
+// and the Go release.
 func versionString() string {
-	v := version
-	if v == "" {
-		v = "(devel)"
-		if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
-			v = info.Main.Version
-		}
+	return fmt.Sprintf("%s %s/%s %s", versionNumber(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+// versionNumber is Cairn's version alone: what clients are told (CONNECTED's
+// server header), which names neither the platform nor the Go release.
+func versionNumber() string {
+	if version != "" {
+		return version
 	}
-	return fmt.Sprintf("%s %s/%s %s", v, runtime.GOOS, runtime.GOARCH, runtime.Version())
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
+		return info.Main.Version
+	}
+	return "devel"
 }
 
 func commandNotFound(c *cli.Context, name string) {

@@ -34,6 +34,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "journal", Value: "wal", EnvVars: []string{"CAIRN_JOURNAL"}, Usage: "wal (embedded, in --data) or jetstream (a stream on --nats)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "nats", Value: "nats://127.0.0.1:4222", EnvVars: []string{"CAIRN_NATS"}, Usage: "NATS server URLs, comma-separated, for --journal jetstream"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "stream", Value: "CAIRN_JOURNAL", EnvVars: []string{"CAIRN_STREAM"}, Usage: "JetStream stream holding the journal (and the lease's key)"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "jetstream-max-batch", Value: 1000, EnvVars: []string{"CAIRN_JETSTREAM_MAX_BATCH"}, Usage: "records in one JetStream atomic batch at most: the NATS servers' jetstream { limits { batch { max_msgs } } } (1000 unless configured)"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "replicas", Value: 1, EnvVars: []string{"CAIRN_REPLICAS"}, Usage: "replicas of the stream and the lease bucket when created (3 on a 3-node NATS cluster)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "sync", Value: "always", EnvVars: []string{"CAIRN_SYNC"}, Usage: "journal sync policy: always, interval or never"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "sync-interval", Value: 50 * time.Millisecond, EnvVars: []string{"CAIRN_SYNC_INTERVAL"}, Usage: "most time between fsyncs under --sync interval"}),
@@ -157,8 +158,13 @@ func serve(c *cli.Context) error {
 		debug.SetMemoryLimit(2*lim + 200<<20)
 	}
 	dataDir := c.String("data")
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+	if err := os.MkdirAll(dataDir, journal.DirMode); err != nil {
 		return cli.Exit(err.Error(), exitFailure)
+	}
+	if fi, err := os.Stat(dataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		// Made before this broker, or by someone else: left as it is.
+		logger.Warn("the data directory is open to other users; the broker makes it 0700 and its files 0600 (chmod 0700 it)",
+			"dir", dataDir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
 	}
 	host, _ := os.Hostname()
 	id := replication.NewID()
@@ -216,7 +222,7 @@ func serve(c *cli.Context) error {
 	}
 	srv := stomp.NewServer(b, stomp.Options{
 		Limits:         stomp.Limits{MaxHeaders: c.Int("max-headers"), MaxHeaderBytes: c.Int("max-header-bytes"), MaxBodyBytes: maxBody},
-		MaxConnections: c.Int("max-connections"), Logger: logger, ServerName: "Cairn/" + versionString(),
+		MaxConnections: c.Int("max-connections"), Logger: logger, ServerName: "Cairn/" + versionNumber(),
 	})
 	rec := b.Recovery()
 	rep.SetListen(ln.Addr().String())

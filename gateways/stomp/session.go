@@ -179,13 +179,13 @@ func (ss *session) flush() error {
 		clear(b.sends)
 		b.sends, b.bytes = b.sends[:0], 0
 		if err != nil {
-			return brokerError(err)
+			return ss.brokerError(err)
 		}
 	}
 	var first error
 	for _, s := range b.subs {
 		if err := s.AckMany(context.Background(), b.acks[s]); err != nil && first == nil {
-			first = brokerError(err)
+			first = ss.brokerError(err)
 		}
 		delete(b.acks, s)
 	}
@@ -417,10 +417,10 @@ func (ss *session) finish(last *frame.Frame) {
 // errorFrame builds an ERROR frame for err: a short message and a stable
 // code, never a stack trace.
 func errorFrame(err error, receipt string) *frame.Frame {
-	code, msg := "internal-error", err.Error()
+	code, msg := "internal-error", "internal error; the server log has the detail" // the caller logs err
 	var pe *protocolError
 	if errors.As(err, &pe) {
-		code = pe.code
+		code, msg = pe.code, pe.msg
 	}
 	f := frame.New(frame.ERROR, "message", msg, "code", code, frame.ContentType, "text/plain")
 	if receipt != "" {
@@ -474,6 +474,10 @@ func (ss *session) serve() {
 			err = ss.flush()
 		}
 		if err != nil {
+			var pe *protocolError
+			if !errors.As(err, &pe) {
+				ss.srv.opts.Logger.Error("stomp: frame failed", "session", ss.id, "command", f.Command, "err", err)
+			}
 			ss.finish(errorFrame(err, f.Header.Get(frame.Receipt)))
 			return
 		}
@@ -1023,7 +1027,7 @@ func (ss *session) send(f *frame.Frame, receipt *string) error {
 		*receipt = ""
 	}
 	if err := ss.srv.broker.SendConfirmed(context.Background(), msgs, confirmed); err != nil {
-		return brokerError(err)
+		return ss.brokerError(err)
 	}
 	return nil
 }
@@ -1038,27 +1042,32 @@ func durableName(f *frame.Frame) string {
 	return f.Header.Get("durable-subscription-name")
 }
 
-func durableError(err error) error {
+func (ss *session) durableError(err error) error {
 	switch {
 	case errors.Is(err, core.ErrDurableInUse):
 		return perr("durable-in-use", "%v", err)
 	case errors.Is(err, core.ErrNoDurable):
 		return perr("unknown-subscription", "%v", err)
 	}
-	return brokerError(err)
+	return ss.brokerError(err)
 }
 
-func brokerError(err error) error {
-	if errors.Is(err, core.ErrClosed) {
+// brokerError is the ERROR a client gets for err from the broker. A
+// failure of the store gets a fixed message: its detail (file names, the
+// I/O error) goes to the log with the session's id, never to a client.
+func (ss *session) brokerError(err error) error {
+	switch {
+	case errors.Is(err, core.ErrClosed):
 		return perr("shutting-down", "the server is shutting down")
-	}
-	if errors.Is(err, core.ErrUnknownAck) {
+	case errors.Is(err, core.ErrUnknownAck):
 		return perr("unknown-ack", "%v", err)
-	}
-	if errors.Is(err, core.ErrStoreFull) {
+	case errors.Is(err, core.ErrStoreFull):
 		return perr("store-full", "%v", err)
+	case errors.Is(err, core.ErrTooLarge):
+		return perr("too-large", "%v; send it in smaller parts", err) // counts and limits, no names
 	}
-	return perr("journal-failure", "the message store failed: %v", err)
+	ss.srv.opts.Logger.Error("stomp: the message store failed", "session", ss.id, "err", err)
+	return perr("journal-failure", "the message store failed; the server log has the detail (session %s)", ss.id)
 }
 
 func (ss *session) subID(f *frame.Frame, destStr string) (string, error) {
@@ -1166,7 +1175,7 @@ func (ss *session) subscribe(f *frame.Frame, receipt string) error {
 		cs, err = ss.srv.broker.Subscribe(dest, opts, s)
 	}
 	if err != nil {
-		return durableError(err)
+		return ss.durableError(err)
 	}
 	s.core = cs
 	ss.subs[id] = s
@@ -1223,7 +1232,7 @@ func (ss *session) unsubscribe(f *frame.Frame) error {
 			return perr("missing-header", "removing a durable subscription needs client-id on CONNECT")
 		}
 		if err := ss.srv.broker.UnsubscribeDurable(context.Background(), ss.clientID, name); err != nil {
-			return durableError(err)
+			return ss.durableError(err)
 		}
 	}
 	return nil
@@ -1288,7 +1297,7 @@ func (ss *session) ack(f *frame.Frame) error {
 			err = s.Ack(context.Background(), seq)
 		}
 		if err != nil {
-			return brokerError(err)
+			return ss.brokerError(err)
 		}
 		return nil
 	}
@@ -1320,7 +1329,7 @@ func (ss *session) transaction(f *frame.Frame) error {
 		return nil // acks inside it are dropped: the messages stay delivered, to be acked again
 	}
 	if err := ss.srv.broker.Commit(context.Background(), tx.sends, tx.acks); err != nil {
-		return brokerError(err)
+		return ss.brokerError(err)
 	}
 	return nil
 }

@@ -1,8 +1,9 @@
 // Copyright 2026 The Cairn Authors
 // SPDX-License-Identifier: Apache-2.0
 
-// Package brokertest runs a Cairn broker in-process for tests: a wal
-// journal, the core broker and a STOMP listener on loopback.
+// Package brokertest runs a Cairn broker in-process for tests: a journal
+// (wal unless the test brings another), the core broker and a STOMP
+// listener on loopback.
 package brokertest
 
 import (
@@ -14,6 +15,7 @@ import (
 
 	"github.com/cairnmq/cairn/core"
 	"github.com/cairnmq/cairn/gateways/stomp"
+	"github.com/cairnmq/cairn/journal"
 	"github.com/cairnmq/cairn/journal/wal"
 )
 
@@ -23,6 +25,9 @@ type Options struct {
 	Dir     string // the journal's directory (default: a new t.TempDir())
 	Addr    string // where to listen (default 127.0.0.1:0); retried for 5 s while taken
 	Journal wal.Options
+	// Open, if not nil, opens the journal instead of wal.Open(Dir,
+	// Journal): a JetStream log, say. Stop closes what it returns.
+	Open func(t testing.TB) journal.Log
 	Core    core.Options
 	Server  stomp.Options
 	// Wrap, if not nil, wraps the listener (to set socket options on the
@@ -34,7 +39,7 @@ type Options struct {
 type Broker struct {
 	Addr   string
 	Core   *core.Broker
-	Log    *wal.Log
+	Log    journal.Log
 	Server *stomp.Server
 	done   bool
 }
@@ -56,9 +61,14 @@ func Start(t testing.TB, o Options) *Broker {
 			*lg = quiet
 		}
 	}
-	l, err := wal.Open(o.Dir, o.Journal)
-	if err != nil {
-		t.Fatal(err)
+	var l journal.Log
+	if o.Open != nil {
+		l = o.Open(t)
+	} else {
+		var err error
+		if l, err = wal.Open(o.Dir, o.Journal); err != nil {
+			t.Fatal(err)
+		}
 	}
 	o.Core.Journal = l
 	b, err := core.Open(o.Core)

@@ -23,8 +23,19 @@ import (
 // shut down when the test ends.
 func StartServer(t testing.TB) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	return StartServerWith(t, nil)
+}
+
+// StartServerWith is StartServer with the server's options changed by
+// configure (unless nil) before it starts.
+func StartServerWith(t testing.TB, configure func(*server.Options)) *server.Server {
+	t.Helper()
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
+	if configure != nil {
+		configure(opts)
+	}
+	s, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

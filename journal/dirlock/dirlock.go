@@ -81,7 +81,7 @@ func TryLock(dir string) (*Lock, error) {
 
 // flock opens dir's LOCK file and takes the lock without waiting.
 func flock(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, FileName), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, FileName), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}

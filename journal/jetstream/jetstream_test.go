@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -282,8 +283,8 @@ func TestBatchIsAtomic(t *testing.T) {
 	for i := range big {
 		big[i] = payload("r")
 	}
-	if _, _, err := l.Append(context.Background(), big); !errors.Is(err, journal.ErrInvalidRecord) {
-		t.Fatalf("batch of 1001: %v, want ErrInvalidRecord", err)
+	if _, _, err := l.Append(context.Background(), big); !errors.Is(err, journal.ErrBatchTooLarge) {
+		t.Fatalf("batch of 1001: %v, want ErrBatchTooLarge", err)
 	}
 	if _, _, err := l.Append(context.Background(), []journal.Record{{Type: 1, Data: make([]byte, l.MaxRecordBytes()+1)}}); !errors.Is(err, journal.ErrInvalidRecord) {
 		t.Fatalf("record over the payload limit: %v, want ErrInvalidRecord", err)
@@ -481,4 +482,54 @@ func BenchmarkLogR3(b *testing.B) {
 	journaltest.Bench(b, func(b *testing.B, _ journal.SyncPolicy) journal.Log {
 		return open(b, nc, jetstream.Options{Stream: newStream(), Replicas: 3})
 	}, journal.SyncAlways)
+}
+
+// MaxBatch follows a server whose atomic batches are limited below the
+// default (jetstream { limits { batch { max_msgs: 50 } } }): with MaxBatch
+// 50 no Append and no round of group commit goes over it, even with many
+// appenders at once; with a MaxBatch over the server's, the refusal says
+// which setting to change.
+func TestMaxBatchFollowsTheServer(t *testing.T) {
+	s := natstest.StartServerWith(t, func(o *server.Options) { o.JetStreamLimits.MaxBatchSize = 50 })
+	nc := connect(t, s)
+	l := open(t, nc, jetstream.Options{Stream: newStream(), MaxBatch: 50})
+	if lim := journal.LimitOf(l); lim.Records != 50 {
+		t.Fatalf("BatchLimit %+v, want 50 records", lim)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for g := range 200 {
+		wg.Go(func() {
+			for i := range 5 {
+				if _, _, err := l.Append(context.Background(), []journal.Record{payload(fmt.Sprintf("g%d-%d", g, i))}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("1,000 concurrent appends on a server that takes 50 in a batch: %v", err)
+	}
+	recs := make([]journal.Record, 50)
+	for i := range recs {
+		recs[i] = payload("b")
+	}
+	if _, _, err := l.Append(context.Background(), recs); err != nil {
+		t.Fatalf("a batch of 50: %v", err)
+	}
+	l.Close()
+
+	over := open(t, nc, jetstream.Options{Stream: newStream(), MaxBatch: 100})
+	defer over.Close()
+	recs = make([]journal.Record, 80)
+	for i := range recs {
+		recs[i] = payload("o")
+	}
+	_, _, err := over.Append(context.Background(), recs)
+	if err == nil || !strings.Contains(err.Error(), "max_msgs") {
+		t.Fatalf("a batch of 80 on a server that takes 50: %v, want an error naming max_msgs", err)
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/cairnmq/cairn/journal"
 )
 
 // DetachTail gives the journal in dir a fresh copy of its tail segment, for
@@ -50,7 +52,7 @@ func copyFile(from, to string) error {
 		return err
 	}
 	defer src.Close()
-	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, journal.FileMode)
 	if err != nil {
 		return err
 	}

@@ -113,7 +113,7 @@ func writeManifest(dir string, m *manifest) error {
 // rename it over path, fsync the directory (etcd's cut()).
 func writeFileAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, journal.FileMode)
 	if err != nil {
 		return err
 	}

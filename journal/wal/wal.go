@@ -240,7 +240,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l.tw, err = twal.Open(walDir, &twal.Options{
 		NoSync: true, SegmentSize: opts.SegmentBytes, LogFormat: twal.Binary,
-		SegmentCacheSize: 2, AllowEmpty: true, DirPerms: 0o755, FilePerms: 0o644,
+		SegmentCacheSize: 2, AllowEmpty: true, DirPerms: journal.DirMode, FilePerms: journal.FileMode,
 	})
 	if err != nil {
 		lock.Release()
@@ -295,7 +295,7 @@ func mkdirDurable(dir string) error {
 	if _, err := os.Stat(dir); err == nil {
 		return nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, journal.DirMode); err != nil {
 		return err
 	}
 	// Make the new entries durable up the tree as far as we created them.
