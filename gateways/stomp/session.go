@@ -63,17 +63,20 @@ type session struct {
 	acks      sync.WaitGroup // auto acks being journaled
 	pend      []byte         // what writeNow could not write at once: the writer writes it first,
 	pendAcks  []outItem      // then auto-acks these deliveries, which are in pend
+	barriers  []chan struct{} // owned by the writer role: composed barriers (see unsubscribe), closed once written and acked
 	replies   int            // frames the reader queued since the writer last took the queue
 	drained   sync.Cond      // on outMu: the writer took the queue, or the session is closing
 	written   chan struct{}  // closed when the writer has finished
 }
 
-// outItem is a frame for the writer: a built one, a delivery it builds, or
-// (neither) a heart-beat.
+// outItem is a frame for the writer: a built one, a delivery it builds, a
+// barrier, or (none of these) a heart-beat. A barrier is closed once
+// everything queued before it is written and its auto acks have landed.
 type outItem struct {
-	f   *frame.Frame
-	d   core.Delivery
-	sub *subscription
+	f       *frame.Frame
+	d       core.Delivery
+	sub     *subscription
+	barrier chan struct{}
 }
 
 // subscription is a STOMP subscription: a core subscription and its id.
@@ -83,6 +86,7 @@ type subscription struct {
 	destStr string
 	wild    bool               // a wildcard: MESSAGE frames name each message's destination
 	core    *core.Subscription // nil for a wildcard queue subscription (wildcard.go)
+	gone    atomic.Bool        // unsubscribed: its deliveries still queued are not written
 
 	// A wildcard queue subscription's core subscriptions, one per queue.
 	mu        sync.Mutex
@@ -324,6 +328,7 @@ func (ss *session) writeNow(batch []outItem) {
 	writers.Put(bw)
 	if len(nb.rest) == 0 {
 		ss.autoAck(autoAcks)
+		ss.releaseBarriers()
 		if _, idle := ss.written1(batch); !idle {
 			go ss.writeLoop()
 		}
@@ -599,7 +604,23 @@ func (ss *session) writeOnce() (final, idle bool) {
 		return true, false
 	}
 	ss.autoAck(autoAcks)
+	ss.releaseBarriers()
 	return ss.written1(batch)
+}
+
+// releaseBarriers closes the barriers composed so far, once the auto acks
+// of what was written before them have landed. Only the writer role's
+// holder adds to ss.acks, and it is the caller: the Wait is safe.
+func (ss *session) releaseBarriers() {
+	if len(ss.barriers) == 0 {
+		return
+	}
+	ss.acks.Wait()
+	for _, b := range ss.barriers {
+		close(b)
+	}
+	clear(ss.barriers)
+	ss.barriers = ss.barriers[:0]
 }
 
 // compose writes batch's frames into w, clearing batch, and returns
@@ -610,6 +631,11 @@ func (ss *session) compose(w *bufio.Writer, batch []outItem, autoAcks []outItem)
 		switch {
 		case it.f != nil:
 			writeFrame(w, it.f, ss.version)
+		case it.barrier != nil:
+			ss.barriers = append(ss.barriers, it.barrier)
+		case it.sub != nil && it.sub.gone.Load():
+			// Unsubscribed: not written, so not consumed; closing the
+			// core subscription gives it back.
 		case it.sub != nil:
 			ss.writeMessage(w, it)
 			if it.d.Sub != nil && it.d.Sub.Mode() == core.AckAuto { // (nil: a browse)
@@ -643,7 +669,14 @@ func (ss *session) autoAck(autoAcks []outItem) {
 			}
 		}
 		ack := func() {
-			if err := sub.AutoAck(context.Background(), seqs); err != nil && !errors.Is(err, core.ErrUnknownAck) {
+			err := sub.AutoAck(context.Background(), seqs)
+			switch {
+			case errors.Is(err, core.ErrUnknownAck):
+				// Written to the client, but no longer its to consume:
+				// it will be delivered again.
+				ss.srv.opts.Logger.Warn("stomp: auto ack of messages no longer delivered to the subscription; they will be delivered again",
+					"session", ss.id, "messages", len(seqs), "err", err)
+			case err != nil:
 				ss.srv.opts.Logger.Error("stomp: auto ack", "session", ss.id, "err", err)
 			}
 		}
@@ -1223,6 +1256,7 @@ func (ss *session) unsubscribe(f *frame.Frame) error {
 	}
 	if s != nil {
 		delete(ss.subs, id)
+		ss.endDeliveries(s)
 		s.close()
 	}
 	if name != "" {
@@ -1236,6 +1270,24 @@ func (ss *session) unsubscribe(f *frame.Frame) error {
 		}
 	}
 	return nil
+}
+
+// endDeliveries stops s's deliveries before its core subscription closes:
+// what is still queued for it is not written, and what was written to an
+// auto-ack subscription is acknowledged first, so that closing it does not
+// hand a message the client has already received to another consumer.
+func (ss *session) endDeliveries(s *subscription) {
+	s.gone.Store(true)
+	if s.core != nil && s.core.Mode() != core.AckAuto {
+		return // the client acks what it got; the rest is redelivered
+	}
+	b := make(chan struct{})
+	ss.push(outItem{barrier: b})
+	select {
+	case <-b:
+	case <-ss.written: // the writer has finished: no more auto acks start
+		ss.acks.Wait()
+	}
 }
 
 // ack handles ACK and NACK. STOMP 1.2 names the message by id (our MESSAGE
