@@ -54,19 +54,19 @@ type session struct {
 	// writer runs, so a receipted SEND costs no goroutine hand-off.
 	outMu     sync.Mutex
 	out       []outItem
-	spare     []outItem      // the previous batch's array, for the next
-	closing   bool           // no more frames are queued; the writer drains and closes
-	writing   bool           // someone holds the writer role
-	sendEvery time.Duration  // our heart-beat interval
-	wroteAt   time.Time      // last write
-	beats     *time.Timer    // sends heart-beats while nothing else is written
-	acks      sync.WaitGroup // auto acks being journaled
-	pend      []byte         // what writeNow could not write at once: the writer writes it first,
-	pendAcks  []outItem      // then auto-acks these deliveries, which are in pend
+	spare     []outItem       // the previous batch's array, for the next
+	closing   bool            // no more frames are queued; the writer drains and closes
+	writing   bool            // someone holds the writer role
+	sendEvery time.Duration   // our heart-beat interval
+	wroteAt   time.Time       // last write
+	beats     *time.Timer     // sends heart-beats while nothing else is written
+	acks      sync.WaitGroup  // auto acks being journaled
+	pend      []byte          // what writeNow could not write at once: the writer writes it first,
+	pendAcks  []outItem       // then auto-acks these deliveries, which are in pend
 	barriers  []chan struct{} // owned by the writer role: composed barriers (see unsubscribe), closed once written and acked
-	replies   int            // frames the reader queued since the writer last took the queue
-	drained   sync.Cond      // on outMu: the writer took the queue, or the session is closing
-	written   chan struct{}  // closed when the writer has finished
+	replies   int             // frames the reader queued since the writer last took the queue
+	drained   sync.Cond       // on outMu: the writer took the queue, or the session is closing
+	written   chan struct{}   // closed when the writer has finished
 }
 
 // outItem is a frame for the writer: a built one, a delivery it builds, a

@@ -27,9 +27,9 @@ type Options struct {
 	Journal wal.Options
 	// Open, if not nil, opens the journal instead of wal.Open(Dir,
 	// Journal): a JetStream log, say. Stop closes what it returns.
-	Open func(t testing.TB) journal.Log
-	Core    core.Options
-	Server  stomp.Options
+	Open   func(t testing.TB) journal.Log
+	Core   core.Options
+	Server stomp.Options
 	// Wrap, if not nil, wraps the listener (to set socket options on the
 	// connections it accepts, say).
 	Wrap func(net.Listener) net.Listener
