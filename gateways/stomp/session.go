@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/go-stomp/stomp/v3/frame"
 
@@ -754,6 +755,9 @@ func (ss *session) writeMessage(w *bufio.Writer, it *outItem) {
 	w.Write(strconv.AppendInt(num[:0], m.Expires, 10))
 	w.WriteByte('\n')
 	for i := 0; i+1 < len(m.Header); i += 2 {
+		if v != "1.2" && !deliverable(m.Header[i], m.Header[i+1], v) {
+			continue // it cannot reach this client intact
+		}
 		writeHeader(w, m.Header[i], m.Header[i+1], v, esc)
 	}
 	w.WriteString("content-length:")
@@ -926,6 +930,9 @@ var tempPrefixes = []struct {
 
 // parseDestination reads a destination, temporary ones included.
 func (ss *session) parseDestination(s string) (core.Destination, error) {
+	if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
+		return core.Destination{}, perr("bad-destination", "a destination holds a control character (at byte %d)", i)
+	}
 	for _, t := range tempPrefixes {
 		name, ok := strings.CutPrefix(s, t.prefix)
 		if !ok {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/go-stomp/stomp/v3/frame"
 )
@@ -219,6 +220,11 @@ func (r *reader) read() (*frame.Frame, error) {
 		if i < 0 {
 			return nil, perr("malformed-frame", "header line without a colon")
 		}
+		if i == 0 {
+			// STOMP's header-name is one octet or more; clients (go-stomp)
+			// fail a frame holding an empty one.
+			return nil, perr("malformed-frame", "header line without a name")
+		}
 		k, v := string(h[:i]), string(h[i+1:])
 		if escaped {
 			if k, err = unescape(k, r.version); err == nil {
@@ -227,6 +233,12 @@ func (r *reader) read() (*frame.Frame, error) {
 			if err != nil {
 				return nil, err
 			}
+		}
+		if err := checkHeaderText(k); err != nil {
+			return nil, err
+		}
+		if err := checkHeaderText(v); err != nil {
+			return nil, err
 		}
 		f.Header.Add(k, v)
 	}
@@ -270,6 +282,44 @@ func (r *reader) body(f *frame.Frame) ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// checkHeaderText refuses a header name or value (as decoded) that holds a
+// NUL byte or is not UTF-8, as STOMP requires: a NUL ends a frame for some
+// readers, and what is not UTF-8 reads differently in each client.
+func checkHeaderText(s string) error {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == 0:
+			return perr("bad-header", "a header holds a NUL byte (at byte %d)", i)
+		case c >= utf8.RuneSelf:
+			if !utf8.ValidString(s[i:]) {
+				return perr("bad-header", "a header is not valid UTF-8")
+			}
+			if strings.IndexByte(s[i:], 0) >= 0 {
+				return perr("bad-header", "a header holds a NUL byte")
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// deliverable reports whether a header can reach a client of version
+// intact. STOMP 1.2 escapes everything that matters. 1.1 has no escape for
+// a carriage return, which readers strip before a line feed. 1.0 has no
+// escapes at all: a line feed would end the header (and let one client
+// forge headers, or a whole frame, for another), a colon in a name would
+// end the name, and a carriage return would be stripped. Such headers are
+// not delivered to those clients (see README, "Headers across versions").
+func deliverable(k, v, version string) bool {
+	switch version {
+	case "1.2":
+		return true
+	case "1.1":
+		return strings.IndexByte(k, '\r') < 0 && strings.IndexByte(v, '\r') < 0
+	}
+	return strings.IndexAny(k, "\n\r:") < 0 && strings.IndexAny(v, "\n\r") < 0
 }
 
 // unescape decodes a header's escapes. STOMP 1.0 has none, but clients

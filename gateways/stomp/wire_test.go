@@ -77,3 +77,24 @@ func withLength(f *frame.Frame) *frame.Frame {
 func isEOF(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
+
+// A NUL byte or invalid UTF-8 in a header name or value is refused with
+// code bad-header, in every version, escaped or not.
+func TestHeaderText(t *testing.T) {
+	for _, version := range []string{"1.0", "1.1", "1.2"} {
+		for _, h := range []string{"k:a\x00b", "k\x00:v", "k:\xff\xfe", "k\xc3:v", "k:ok\xe2\x82", "k:\\\\\x00"} {
+			r := newReader(bytes.NewReader([]byte("SEND\ndestination:/queue/a\n"+h+"\n\nbody\x00")), Limits{MaxHeaders: 16, MaxHeaderBytes: 256, MaxBodyBytes: 1024})
+			r.version = version
+			_, err := r.read()
+			var pe *protocolError
+			if !errors.As(err, &pe) || pe.code != "bad-header" {
+				t.Errorf("STOMP %s, header %q: %v, want code bad-header", version, h, err)
+			}
+		}
+		r := newReader(bytes.NewReader([]byte("SEND\ndestination:/queue/a\nk:caf\xc3\xa9 \xe2\x82\xac\n\nbody\x00")), Limits{MaxHeaders: 16, MaxHeaderBytes: 256, MaxBodyBytes: 1024})
+		r.version = version
+		if f, err := r.read(); err != nil || f.Header.Get("k") != "café €" {
+			t.Errorf("STOMP %s: a UTF-8 header: %v %v", version, f, err)
+		}
+	}
+}
