@@ -81,16 +81,16 @@ func (p *peer) read(t testing.TB) *frame.Frame {
 // The seeds run with go test; go test -fuzz FuzzSendAcrossVersions
 // ./gateways/stomp explores (it needs no more than loopback).
 func FuzzSendAcrossVersions(f *testing.F) {
-	f.Add(uint8(2), "x-note", `a\nb`, []byte("body"))                                                  // an escaped line feed
+	f.Add(uint8(2), "x-note", `a\nb`, []byte("body"))                                                      // an escaped line feed
 	f.Add(uint8(2), "x-note", `a\n\nMESSAGE\ndestination:/topic/f\nsubscription:s\n\nforged`, []byte("b")) // a forged frame for 1.0
-	f.Add(uint8(2), `x\cnote`, `v`, []byte("b"))                                                      // a colon in a name
-	f.Add(uint8(2), "x-note", `end\r`, []byte("b"))                                                   // a carriage return
-	f.Add(uint8(1), "x-note", "a\rb", []byte("b"))                                                    // a raw carriage return from 1.1
-	f.Add(uint8(0), "x-note", `a\nb\c\\`, []byte("b"))                                                // 1.0's lenient escapes
-	f.Add(uint8(0), "x-note", "a:b:c", []byte("b"))                                                   // colons in a 1.0 value
-	f.Add(uint8(2), "x-note", "v\x00", []byte("b"))                                                   // a NUL
-	f.Add(uint8(2), "x-note", "\xff", []byte("b"))                                                    // not UTF-8
-	f.Add(uint8(1), "x-note", "v\n\nbody\x00SEND\ndestination:/topic/f", []byte("b"))                  // frames inside the producer's own
+	f.Add(uint8(2), `x\cnote`, `v`, []byte("b"))                                                           // a colon in a name
+	f.Add(uint8(2), "x-note", `end\r`, []byte("b"))                                                        // a carriage return
+	f.Add(uint8(1), "x-note", "a\rb", []byte("b"))                                                         // a raw carriage return from 1.1
+	f.Add(uint8(0), "x-note", `a\nb\c\\`, []byte("b"))                                                     // 1.0's lenient escapes
+	f.Add(uint8(0), "x-note", "a:b:c", []byte("b"))                                                        // colons in a 1.0 value
+	f.Add(uint8(2), "x-note", "v\x00", []byte("b"))                                                        // a NUL
+	f.Add(uint8(2), "x-note", "\xff", []byte("b"))                                                         // not UTF-8
+	f.Add(uint8(1), "x-note", "v\n\nbody\x00SEND\ndestination:/topic/f", []byte("b"))                      // frames inside the producer's own
 	f.Add(uint8(2), "x-note", "plain", []byte("with\x00a NUL"))
 
 	k := brokertest.Start(f, brokertest.Options{})
