@@ -112,11 +112,27 @@ func pct(sorted []time.Duration, p float64) float64 {
 	return float64(sorted[i]) / float64(time.Millisecond)
 }
 
+// perSource is how many idle connections share one loopback source
+// address: the broker limits connections per address (1,000 by default).
+const perSource = 500
+
+// idleDialer dials idle connection i. To a loopback broker, connections
+// come from 127.0.0.2 onward, perSource from each, as from many hosts.
+func idleDialer(addr string, i int) *net.Dialer {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	host, _, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err == nil && ip != nil && ip.IsLoopback() && ip.To4() != nil {
+		k := 2 + i/perSource
+		d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, byte(k>>8), byte(k))}
+	}
+	return d
+}
+
 // openIdle opens n raw STOMP connections, each subscribed to its own queue.
 func openIdle(o Options) ([]net.Conn, error) {
 	var conns []net.Conn
 	for i := range o.Idle {
-		c, err := net.DialTimeout("tcp", o.Addr, 10*time.Second)
+		c, err := idleDialer(o.Addr, i).Dial("tcp", o.Addr)
 		if err != nil {
 			return conns, fmt.Errorf("idle connection %d: %w", i, err)
 		}

@@ -39,7 +39,13 @@ func serveFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "sync", Value: "always", EnvVars: []string{"CAIRN_SYNC"}, Usage: "journal sync policy: always, interval or never"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "sync-interval", Value: 50 * time.Millisecond, EnvVars: []string{"CAIRN_SYNC_INTERVAL"}, Usage: "most time between fsyncs under --sync interval"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "persistent-default", EnvVars: []string{"CAIRN_PERSISTENT_DEFAULT"}, Usage: "a SEND without a persistent header is persistent (ActiveMQ's default: not)"}),
-		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-connections", Value: 10000, EnvVars: []string{"CAIRN_MAX_CONNECTIONS"}, Usage: "open connections at most"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-connections", Value: 10000, EnvVars: []string{"CAIRN_MAX_CONNECTIONS"}, Usage: "connected clients at most (past CONNECT)"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-unconnected", Value: 1000, EnvVars: []string{"CAIRN_MAX_UNCONNECTED"}, Usage: "connections that have not finished CONNECT at most, apart from --max-connections; one address may hold a tenth"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-connections-per-ip", Value: 1000, EnvVars: []string{"CAIRN_MAX_CONNECTIONS_PER_IP"}, Usage: "connections from one source address at most, connected or not (-1: no limit)"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "connect-timeout", Value: 10 * time.Second, EnvVars: []string{"CAIRN_CONNECT_TIMEOUT"}, Usage: "a connection must have sent its CONNECT by then"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "frame-timeout", Value: 30 * time.Second, EnvVars: []string{"CAIRN_FRAME_TIMEOUT"}, Usage: "one frame, first byte to last, at most (at least the client's heart-beat timeout)"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "idle-timeout", EnvVars: []string{"CAIRN_IDLE_TIMEOUT"}, Usage: "close a connected client without heart-beats that sends nothing for this long (0: never)"}),
+		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "read-memory-mb", EnvVars: []string{"CAIRN_READ_MEMORY_MB"}, Usage: "MiB of partly read frames across all connections at most (0: a quarter of --memory-limit-mb, at least twice --max-body; 256 without a memory limit)"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-body", Value: 10 << 20, EnvVars: []string{"CAIRN_MAX_BODY"}, Usage: "bytes in one frame's body at most"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-headers", Value: 1000, EnvVars: []string{"CAIRN_MAX_HEADERS"}, Usage: "headers in one frame at most"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-header-bytes", Value: 10 << 10, EnvVars: []string{"CAIRN_MAX_HEADER_BYTES"}, Usage: "bytes in one header line at most"}),
@@ -108,6 +114,19 @@ func checkConfig(path string, flags []cli.Flag) error {
 		}
 	}
 	return nil
+}
+
+// readMemory is the bytes of partly read frames the listener allows:
+// configured, or a quarter of the memory limit but at least two bodies of
+// the largest size, or 256 MiB without a memory limit.
+func readMemory(configured, memoryLimit int64, maxBody int) int64 {
+	switch {
+	case configured > 0:
+		return configured
+	case memoryLimit > 0:
+		return max(memoryLimit/4, 2*int64(maxBody))
+	}
+	return 256 << 20
 }
 
 func serve(c *cli.Context) error {
@@ -222,7 +241,10 @@ func serve(c *cli.Context) error {
 	}
 	srv := stomp.NewServer(b, stomp.Options{
 		Limits:         stomp.Limits{MaxHeaders: c.Int("max-headers"), MaxHeaderBytes: c.Int("max-header-bytes"), MaxBodyBytes: maxBody},
-		MaxConnections: c.Int("max-connections"), Logger: logger, ServerName: "Cairn/" + versionNumber(),
+		MaxConnections: c.Int("max-connections"), MaxUnconnected: c.Int("max-unconnected"), MaxPerAddress: c.Int("max-connections-per-ip"),
+		ConnectTimeout: c.Duration("connect-timeout"), FrameTimeout: c.Duration("frame-timeout"), IdleTimeout: c.Duration("idle-timeout"),
+		ReadMemory: readMemory(c.Int64("read-memory-mb")<<20, c.Int64("memory-limit-mb")<<20, maxBody),
+		Logger:     logger, ServerName: "Cairn/" + versionNumber(),
 	})
 	rec := b.Recovery()
 	rep.SetListen(ln.Addr().String())

@@ -20,7 +20,7 @@ import (
 //
 //	go test -run '^$' -bench IdleConnectionMemory -benchtime 5000x ./gateways/stomp
 func BenchmarkIdleConnectionMemory(b *testing.B) {
-	n := start(b, b.TempDir(), stomp.Options{MaxConnections: b.N + 100})
+	n := start(b, b.TempDir(), stomp.Options{MaxConnections: b.N + 100, MaxUnconnected: 10 * (b.N + 100), MaxPerAddress: -1})
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)

@@ -30,9 +30,32 @@ import (
 // Options configure a Server.
 type Options struct {
 	Limits
-	// MaxConnections bounds open connections (default 10,000). A client
-	// over it gets an ERROR frame and is closed.
+	// MaxConnections bounds connected clients: those whose CONNECT was
+	// answered (default 10,000). A CONNECT over it gets an ERROR frame
+	// (code too-many-connections) and the connection is closed.
 	MaxConnections int
+	// MaxUnconnected bounds connections that have not finished CONNECT
+	// (default 1,000), apart from MaxConnections, so that sockets which
+	// never send a CONNECT cannot crowd out clients; one address may hold a
+	// tenth of it. A socket over either is answered with an ERROR and
+	// closed at once.
+	MaxUnconnected int
+	// MaxPerAddress bounds the connections, connected or not, from one
+	// source address (default 1,000; negative: no limit).
+	MaxPerAddress int
+	// IdleTimeout closes a connected client that negotiated no heart-beat
+	// and sent nothing for this long (default 0: never, as ActiveMQ).
+	IdleTimeout time.Duration
+	// FrameTimeout bounds the time a client takes to send one frame, from
+	// its first byte to its last (default 30s; at least the client's
+	// heart-beat read timeout): a frame sent a byte at a time, or stalled
+	// part way, gets an ERROR (code frame-timeout).
+	FrameTimeout time.Duration
+	// ReadMemory bounds the bytes of partly read frames across all
+	// connections, above the first 4 KiB of each (default 256 MiB). A body
+	// waits for room, within FrameTimeout, and is never allocated past it;
+	// a frame larger than all of it is refused (frame-too-large).
+	ReadMemory int64
 	// ConnectTimeout closes a connection that sends no CONNECT in time
 	// (default 10s).
 	ConnectTimeout time.Duration
@@ -53,6 +76,18 @@ func (o *Options) fill() {
 	o.Limits.fill()
 	if o.MaxConnections <= 0 {
 		o.MaxConnections = 10000
+	}
+	if o.MaxUnconnected <= 0 {
+		o.MaxUnconnected = 1000
+	}
+	if o.MaxPerAddress == 0 {
+		o.MaxPerAddress = 1000
+	}
+	if o.FrameTimeout <= 0 {
+		o.FrameTimeout = 30 * time.Second
+	}
+	if o.ReadMemory <= 0 {
+		o.ReadMemory = 256 << 20
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 10 * time.Second
@@ -76,10 +111,14 @@ type Server struct {
 	opts   Options
 	broker *core.Broker
 
-	mu       sync.Mutex
-	ln       net.Listener
-	sessions map[*session]struct{}
-	closing  bool
+	mu          sync.Mutex
+	ln          net.Listener
+	sessions    map[*session]struct{}
+	connected   int                 // sessions past CONNECT
+	unconnected int                 // sessions before it
+	byAddr      map[string]*perAddr // connections per source address
+	closing     bool
+	budget      *readBudget
 	conns    atomic.Int64
 	wg       sync.WaitGroup
 	nextID   atomic.Uint64
@@ -91,7 +130,8 @@ func NewServer(b *core.Broker, opts Options) *Server {
 	opts.fill()
 	var r [4]byte
 	rand.Read(r[:])
-	return &Server{opts: opts, broker: b, sessions: map[*session]struct{}{}, idPrefix: "cairn-" + hex.EncodeToString(r[:]) + "-"}
+	return &Server{opts: opts, broker: b, sessions: map[*session]struct{}{}, byAddr: map[string]*perAddr{},
+		budget: newReadBudget(opts.ReadMemory), idPrefix: "cairn-" + hex.EncodeToString(r[:]) + "-"}
 }
 
 // Serve accepts connections on ln until Close. It returns nil after Close.
@@ -128,6 +168,21 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
+// perAddr counts one source address's connections.
+type perAddr struct{ total, unconnected int }
+
+// addrOf is the source address a connection counts against: its IP.
+func addrOf(c net.Conn) string {
+	a := c.RemoteAddr()
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
 func (s *Server) start(c net.Conn) {
 	s.mu.Lock()
 	if s.closing {
@@ -135,10 +190,28 @@ func (s *Server) start(c net.Conn) {
 		c.Close()
 		return
 	}
-	over := len(s.sessions) >= s.opts.MaxConnections
 	ss := newSession(s, c)
-	if !over {
+	addr := addrOf(c)
+	pa := s.byAddr[addr]
+	if pa == nil {
+		pa = &perAddr{}
+	}
+	var refusal error
+	switch {
+	case s.opts.MaxPerAddress > 0 && pa.total >= s.opts.MaxPerAddress:
+		refusal = perr("too-many-connections", "this address has %d connections, the server's limit for one address", pa.total)
+	case s.unconnected >= s.opts.MaxUnconnected:
+		refusal = perr("too-many-connections", "the server has %d connections that have not sent CONNECT, its limit", s.unconnected)
+	case pa.unconnected >= max(s.opts.MaxUnconnected/10, 1):
+		refusal = perr("too-many-connections", "this address has %d connections that have not sent CONNECT, its limit", pa.unconnected)
+	}
+	if refusal == nil {
 		s.sessions[ss] = struct{}{}
+		s.unconnected++
+		pa.total++
+		pa.unconnected++
+		s.byAddr[addr] = pa
+		ss.addr = addr
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -146,15 +219,40 @@ func (s *Server) start(c net.Conn) {
 	go func() {
 		defer s.wg.Done()
 		defer s.conns.Add(-1)
-		if over {
-			ss.refuse(perr("too-many-connections", "the server has %d connections, its limit", s.opts.MaxConnections))
+		if refusal != nil {
+			ss.refuse(refusal)
 			return
 		}
 		ss.serve()
 		s.mu.Lock()
 		delete(s.sessions, ss)
+		pa := s.byAddr[ss.addr]
+		if ss.connected {
+			s.connected--
+		} else {
+			s.unconnected--
+			pa.unconnected--
+		}
+		if pa.total--; pa.total == 0 {
+			delete(s.byAddr, ss.addr)
+		}
 		s.mu.Unlock()
 	}()
+}
+
+// admit moves ss from the connections that have not finished CONNECT to
+// the connected ones, unless MaxConnections are. The reader calls it
+// before it sets ss.connected.
+func (s *Server) admit(ss *session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.connected >= s.opts.MaxConnections {
+		return perr("too-many-connections", "the server has %d connections, its limit", s.connected)
+	}
+	s.connected++
+	s.unconnected--
+	s.byAddr[ss.addr].unconnected--
+	return nil
 }
 
 // Addr is the listening address, once Serve has been called.

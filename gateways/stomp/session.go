@@ -35,11 +35,14 @@ type session struct {
 	conn net.Conn
 	r    *reader
 	id   string
+	addr string // the source address it counts against (Server.byAddr)
 
 	// Owned by the reader goroutine (serve).
 	version   string
 	connected bool
 	readEvery time.Duration // the client's heart-beat interval; 0: none
+	connectBy time.Time     // CONNECT must have arrived by then
+	framing   bool          // a frame is being read (its deadline is the frame's)
 	subs      map[string]*subscription
 	browsers  map[string]bool // ids of finished browses, until UNSUBSCRIBE
 	clientID  string          // CONNECT client-id: names durable subscriptions
@@ -208,6 +211,7 @@ func newSession(s *Server, c net.Conn) *session {
 	ss := &session{srv: s, conn: c, r: newReader(c, s.opts.Limits), version: "1.2", num: n, id: s.idPrefix + strconv.FormatUint(n, 10),
 		subs: map[string]*subscription{}, written: make(chan struct{})} // the other maps are made on first use
 	ss.drained.L = &ss.outMu
+	ss.r.budget, ss.r.done = s.budget, ss.written
 	return ss
 }
 
@@ -452,20 +456,24 @@ func (ss *session) shutdown() {
 // order until the connection ends or a protocol error ends it.
 func (ss *session) serve() {
 	defer ss.cleanup()
-	ss.conn.SetReadDeadline(time.Now().Add(ss.srv.opts.ConnectTimeout))
+	ss.connectBy = time.Now().Add(ss.srv.opts.ConnectTimeout)
+	ss.conn.SetReadDeadline(ss.connectBy)
+	ss.r.deadline = ss.connectBy
 	for {
+		if ss.connected && ss.r.buffered() == 0 {
+			ss.conn.SetReadDeadline(ss.idleDeadline()) // the wait for the next frame
+		}
 		err := ss.r.wait()
 		var f *frame.Frame
 		if err == nil {
+			ss.beginFrame()
 			f, err = ss.r.read()
 		}
 		if err != nil {
 			ss.readFailed(err)
 			return
 		}
-		if ss.readEvery > 0 {
-			ss.conn.SetReadDeadline(time.Now().Add(time.Duration(float64(ss.readEvery) * ss.srv.opts.HeartBeatGrace)))
-		}
+		ss.framing = false
 		if f == nil {
 			if ss.r.buffered() == 0 {
 				if err := ss.flush(); err != nil {
@@ -494,6 +502,43 @@ func (ss *session) serve() {
 	}
 }
 
+// heartBeatTimeout is how long a client that promised heart-beats may be
+// silent between frames; 0 if it promised none.
+func (ss *session) heartBeatTimeout() time.Duration {
+	return time.Duration(float64(ss.readEvery) * ss.srv.opts.HeartBeatGrace)
+}
+
+// idleDeadline is when a connected client that sends nothing next is
+// dropped: its heart-beat's grace, or the idle timeout, or never.
+func (ss *session) idleDeadline() time.Time {
+	switch {
+	case ss.readEvery > 0:
+		return time.Now().Add(ss.heartBeatTimeout())
+	case ss.srv.opts.IdleTimeout > 0:
+		return time.Now().Add(ss.srv.opts.IdleTimeout)
+	}
+	return time.Time{}
+}
+
+// frameTimeout bounds one frame, first byte to last: the server's frame
+// timeout, or the client's heart-beat timeout where that is longer (a
+// client may be that slow between frames, so within one too).
+func (ss *session) frameTimeout() time.Duration {
+	return max(ss.srv.opts.FrameTimeout, ss.heartBeatTimeout())
+}
+
+// beginFrame sets the deadline of the frame about to be read (before
+// CONNECT, the connect deadline stands).
+func (ss *session) beginFrame() {
+	ss.framing = true
+	if !ss.connected {
+		return
+	}
+	d := time.Now().Add(ss.frameTimeout())
+	ss.conn.SetReadDeadline(d)
+	ss.r.deadline = d
+}
+
 func (ss *session) readFailed(err error) {
 	// What the client sent before it went away still counts.
 	if ferr := ss.flush(); ferr != nil {
@@ -512,8 +557,12 @@ func (ss *session) readFailed(err error) {
 		case closing: // shutdown woke us
 		case !ss.connected:
 			ss.finish(errorFrame(perr("connect-timeout", "no CONNECT frame within %v", ss.srv.opts.ConnectTimeout), ""))
+		case ss.framing:
+			ss.finish(errorFrame(perr("frame-timeout", "a frame took over %v to arrive", ss.frameTimeout()), ""))
+		case ss.readEvery > 0:
+			ss.finish(errorFrame(perr("heartbeat-timeout", "nothing received for %v", ss.heartBeatTimeout()), ""))
 		default:
-			ss.finish(errorFrame(perr("heartbeat-timeout", "nothing received for %v", time.Duration(float64(ss.readEvery)*ss.srv.opts.HeartBeatGrace)), ""))
+			ss.finish(errorFrame(perr("idle-timeout", "nothing received for %v", ss.srv.opts.IdleTimeout), ""))
 		}
 	default: // the client went away (EOF, reset, closed)
 		ss.finish(nil)
@@ -859,16 +908,14 @@ func (ss *session) connect(f *frame.Frame) error {
 	if cx > 0 {
 		recv = max(cx, min)
 	}
+	if err := ss.srv.admit(ss); err != nil {
+		return err
+	}
 	ss.version = version
 	ss.r.version = version
 	ss.connected = true
 	ss.clientID = f.Header.Get("client-id")
 	ss.readEvery = time.Duration(recv) * time.Millisecond
-	if ss.readEvery > 0 {
-		ss.conn.SetReadDeadline(time.Now().Add(time.Duration(float64(ss.readEvery) * ss.srv.opts.HeartBeatGrace)))
-	} else {
-		ss.conn.SetReadDeadline(time.Time{})
-	}
 	resp := frame.New(frame.CONNECTED, frame.Version, version, frame.Session, ss.id,
 		frame.Server, ss.srv.opts.ServerName, frame.HeartBeat, fmt.Sprintf("%d,%d", send, recv))
 	if r := f.Header.Get(frame.Receipt); r != "" {

@@ -387,7 +387,10 @@ func TestConnectTimeoutAndLimit(t *testing.T) {
 	}
 	dial(t, n.addr)
 	dial(t, n.addr)
-	_, r3 := raw(t, n.addr)
+	// MaxConnections counts connected clients: the third is refused at
+	// its CONNECT.
+	c3, r3 := raw(t, n.addr)
+	fmt.Fprint(c3, "CONNECT\naccept-version:1.2\nhost:/\n\n\x00")
 	if cmd, h := readFrame(t, r3); cmd != "ERROR" || h["code"] != "too-many-connections" {
 		t.Fatalf("third connection got %s %v", cmd, h)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 	"unicode/utf8"
 
 	"github.com/go-stomp/stomp/v3/frame"
@@ -66,6 +67,46 @@ type reader struct {
 	rc      syscall.RawConn
 	lim     Limits
 	version string // "1.0", "1.1" or "1.2": how header values are escaped
+
+	// The read budget (nil: none): what the frame being read holds of it,
+	// when it must be read by, and a channel closed when its session ends.
+	budget   *readBudget
+	deadline time.Time
+	done     <-chan struct{}
+	used     int64 // bytes of the frame being read
+	held     int64 // taken from budget for it
+}
+
+// budgetStep is how much more a frame takes from the budget at once while
+// it grows a line or a body of unknown length.
+const budgetStep = 64 << 10
+
+// charge counts n more bytes of the frame being read against the budget,
+// taking at least step more when it must take any (a known body length
+// takes exactly what it needs).
+func (r *reader) charge(n, step int64) error {
+	if r.budget == nil {
+		return nil
+	}
+	r.used += n
+	over := r.used - readBufferSize - r.held
+	if over <= 0 {
+		return nil
+	}
+	need := max(over, step)
+	if err := r.budget.take(need, r.deadline, r.done); err != nil {
+		return err
+	}
+	r.held += need
+	return nil
+}
+
+// endFrame gives back what the frame took from the budget.
+func (r *reader) endFrame() {
+	if r.held > 0 {
+		r.budget.give(r.held)
+	}
+	r.used, r.held = 0, 0
 }
 
 // readBufferSize is the reader's buffer, borrowed from a pool while there
@@ -163,15 +204,27 @@ func (r *reader) line(what string) ([]byte, error) {
 	b, err := r.br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		// Longer than the buffer: gather it, up to the limit.
-		long := append([]byte(nil), b...)
+		var long []byte
 		for errors.Is(err, bufio.ErrBufferFull) {
-			if len(long) > r.lim.MaxHeaderBytes+2 {
+			if len(long)+len(b) > r.lim.MaxHeaderBytes+2 {
 				return nil, perr("header-too-large", "%s is longer than %d bytes", what, r.lim.MaxHeaderBytes)
 			}
-			b, err = r.br.ReadSlice('\n')
+			if cerr := r.charge(int64(len(b)), budgetStep); cerr != nil {
+				return nil, cerr
+			}
 			long = append(long, b...)
+			b, err = r.br.ReadSlice('\n')
 		}
-		b = long
+		if err == nil {
+			if cerr := r.charge(int64(len(b)), budgetStep); cerr != nil {
+				return nil, cerr
+			}
+		}
+		b = append(long, b...)
+	} else if err == nil {
+		if cerr := r.charge(int64(len(b)), budgetStep); cerr != nil {
+			return nil, cerr
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -189,6 +242,7 @@ func (r *reader) line(what string) ([]byte, error) {
 // read returns the next frame, or nil for a heart-beat (an empty line).
 func (r *reader) read() (*frame.Frame, error) {
 	r.take()
+	defer r.endFrame()
 	cmd, err := r.line("the command line")
 	if err != nil {
 		return nil, err
@@ -259,6 +313,9 @@ func (r *reader) body(f *frame.Frame) ([]byte, error) {
 		if n > r.lim.MaxBodyBytes {
 			return nil, perr("frame-too-large", "body of %d bytes is over the %d-byte limit", n, r.lim.MaxBodyBytes)
 		}
+		if err := r.charge(int64(n)+1, 0); err != nil {
+			return nil, err
+		}
 		body := make([]byte, n+1)
 		if _, err := io.ReadFull(r.br, body); err != nil {
 			return nil, err
@@ -273,6 +330,9 @@ func (r *reader) body(f *frame.Frame) ([]byte, error) {
 		chunk, err := r.br.ReadSlice(0)
 		if len(body)+len(chunk) > r.lim.MaxBodyBytes+1 {
 			return nil, perr("frame-too-large", "body is over the %d-byte limit", r.lim.MaxBodyBytes)
+		}
+		if err := r.charge(int64(len(chunk)), budgetStep); err != nil {
+			return nil, err
 		}
 		body = append(body, chunk...)
 		if err == nil {
