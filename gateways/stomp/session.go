@@ -43,6 +43,7 @@ type session struct {
 	readEvery time.Duration // the client's heart-beat interval; 0: none
 	connectBy time.Time     // CONNECT must have arrived by then
 	framing   bool          // a frame is being read (its deadline is the frame's)
+	frameSet  time.Time     // when the read deadline was last set for frames; zero: it is not a frame's
 	subs      map[string]*subscription
 	browsers  map[string]bool // ids of finished browses, until UNSUBSCRIBE
 	clientID  string          // CONNECT client-id: names durable subscriptions
@@ -462,6 +463,7 @@ func (ss *session) serve() {
 	for {
 		if ss.connected && ss.r.buffered() == 0 {
 			ss.conn.SetReadDeadline(ss.idleDeadline()) // the wait for the next frame
+			ss.frameSet = time.Time{}
 		}
 		err := ss.r.wait()
 		var f *frame.Frame
@@ -528,15 +530,23 @@ func (ss *session) frameTimeout() time.Duration {
 }
 
 // beginFrame sets the deadline of the frame about to be read (before
-// CONNECT, the connect deadline stands).
+// CONNECT, the connect deadline stands). Frames read back to back share a
+// deadline set at most an eighth of the frame timeout before the frame
+// began, which saves setting it for each: a frame is cut between 7/8 of
+// the timeout and all of it after its first byte.
 func (ss *session) beginFrame() {
 	ss.framing = true
 	if !ss.connected {
 		return
 	}
-	d := time.Now().Add(ss.frameTimeout())
-	ss.conn.SetReadDeadline(d)
-	ss.r.deadline = d
+	now := time.Now()
+	t := ss.frameTimeout()
+	if !ss.frameSet.IsZero() && now.Sub(ss.frameSet) < t/8 {
+		return
+	}
+	ss.frameSet = now
+	ss.r.deadline = now.Add(t)
+	ss.conn.SetReadDeadline(ss.r.deadline)
 }
 
 func (ss *session) readFailed(err error) {
