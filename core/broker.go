@@ -269,6 +269,19 @@ func (b *Broker) SendConfirmed(ctx context.Context, msgs []*Message, confirmed f
 	return b.send(ctx, msgs, confirmed, true)
 }
 
+// ErrStoreUnavailable is the error of a persistent message while the
+// journal's device is full (journal.SpaceGuard): it is refused, stored
+// nowhere, while acknowledgements and non-persistent messages go on.
+var ErrStoreUnavailable = errors.New("core: the message store is out of disk space; persistent messages are refused until it has room")
+
+// checkSpace refuses new persistent data while the journal is low on space.
+func (b *Broker) checkSpace() error {
+	if sg, ok := b.log.(journal.SpaceGuard); ok && sg.LowOnSpace() {
+		return ErrStoreUnavailable
+	}
+	return nil
+}
+
 // ErrTooLarge is the error of an operation that must be stored atomically
 // and needs more than one journal append may hold (journal.BatchLimiter).
 var ErrTooLarge = errors.New("core: too large to store in one journal append")
@@ -310,6 +323,9 @@ func (b *Broker) send(ctx context.Context, msgs []*Message, confirmed func(), at
 func (b *Broker) journalEnqueues(ctx context.Context, msgs []*Message, recs []journal.Record, atomic bool) ([]*Message, error) {
 	if len(recs) == 0 {
 		return msgs, nil
+	}
+	if err := b.checkSpace(); err != nil {
+		return nil, err
 	}
 	if atomic {
 		if err := journal.LimitOf(b.log).Check(recs); err != nil {

@@ -45,6 +45,12 @@ func (b *Broker) Commit(ctx context.Context, sends []*Message, acks []TxAck) err
 		release(false)
 		return err
 	}
+	if len(recs) > 0 {
+		if err := b.checkSpace(); err != nil {
+			release(false)
+			return err
+		}
+	}
 	// Take the acknowledged deliveries from their subscriptions and out of
 	// flight, per queue.
 	type held struct {

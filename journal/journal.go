@@ -245,6 +245,15 @@ func AppendInBatches(ctx context.Context, l Log, recs []Record, placed func(firs
 	return stored, nil
 }
 
+// SpaceGuard is implemented by logs on a device that can fill up. While
+// LowOnSpace is true the log has run out of space once and not yet got its
+// reserve back: it still takes appends (acknowledgements of what it holds
+// must go on), but the owner should refuse new data (persistent messages)
+// with a clear error rather than spend the reserve on it.
+type SpaceGuard interface {
+	LowOnSpace() bool
+}
+
 // Syncer is implemented by logs whose sync policy can leave confirmed
 // records not yet on disk.
 type Syncer interface {
@@ -267,6 +276,7 @@ var (
 	ErrNoSnapshot    = errors.New("journal: no snapshot")
 	ErrFenced        = errors.New("journal: fenced: another writer owns the log")
 	ErrBatchTooLarge = errors.New("journal: batch too large")
+	ErrNoSpace       = errors.New("journal: no space left on the device")
 )
 
 // CorruptionError says exactly where a log is damaged. It wraps ErrCorrupt.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -260,12 +261,26 @@ func (l *fileLease) renew() error {
 	return nil
 }
 
-// write replaces the lease file with l.info.
+// write replaces the lease file with l.info. A renewal (not durable)
+// overwrites the file in place: it is one fixed-size record with a
+// checksum, in blocks the file already has, so that a full disk cannot
+// make the master lose its lease (a new file needs new blocks). A reader
+// that catches the write half done sees a bad checksum and reads again.
+// Taking the lease (durable) writes a new file and renames it over.
 func (l *fileLease) write(durable bool) error {
 	l.info.Renewed = time.Now()
 	path := filepath.Join(l.f.dir, LeaseFile)
+	rec := []byte(l.info.encodeFile())
+	if !durable {
+		if done, err := overwrite(path, rec); done || err != nil {
+			if err != nil {
+				return fmt.Errorf("replication: renew lease %s: %w", path, err)
+			}
+			return nil
+		}
+	}
 	tmp := path + "." + l.f.opts.ID + ".tmp"
-	err := os.WriteFile(tmp, []byte(l.info.encode()), journal.FileMode)
+	err := os.WriteFile(tmp, rec, journal.FileMode)
 	if err == nil && durable {
 		err = syncFile(tmp)
 	}
@@ -280,6 +295,23 @@ func (l *fileLease) write(durable bool) error {
 		return fmt.Errorf("replication: write lease %s: %w", path, err)
 	}
 	return nil
+}
+
+// overwrite writes rec over the file at path from its start, if the file is
+// exactly len(rec) bytes; done says it was.
+func overwrite(path string, rec []byte) (done bool, err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return false, nil // not there (yet): written anew
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.Size() != int64(len(rec)) {
+		return false, nil // an older broker's lease: written anew
+	}
+	if _, err := f.WriteAt(rec, 0); err != nil {
+		return true, err
+	}
+	return true, f.Close()
 }
 
 func syncFile(path string) error {
@@ -330,10 +362,30 @@ func (i LeaseInfo) encode() string {
 		i.Epoch, i.ID, i.Host, i.PID, i.Seq, i.Renewed.UTC().Format(time.RFC3339Nano), i.TTL, i.Released)
 }
 
+// leaseFileSize is the size of the lease file's one record.
+const leaseFileSize = 512
+
+// encodeFile is the lease file's record: encode's fields, a CRC32C of them,
+// spaces up to leaseFileSize, and a line feed.
+func (i LeaseInfo) encodeFile() string {
+	fields := strings.TrimSuffix(i.encode(), "\n")
+	rec := fmt.Sprintf("%s crc=%08x", fields, crc32.Checksum([]byte(fields), crcTable))
+	return rec + strings.Repeat(" ", max(leaseFileSize-1-len(rec), 0)) + "\n"
+}
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
 func parseLease(b []byte) (LeaseInfo, error) {
 	var i LeaseInfo
 	if !strings.HasSuffix(string(b), "\n") {
 		return i, errors.New("incomplete")
+	}
+	if k := strings.LastIndex(string(b), " crc="); k >= 0 {
+		want, err := strconv.ParseUint(strings.TrimSpace(string(b[k+len(" crc="):])), 16, 32)
+		if err != nil || crc32.Checksum(b[:k], crcTable) != uint32(want) {
+			return i, errors.New("bad checksum (read while being written?)")
+		}
+		b = b[:k]
 	}
 	for _, kv := range strings.Fields(string(b)) {
 		k, v, _ := strings.Cut(kv, "=")

@@ -300,3 +300,50 @@ func TestFileLockerDirectoryReplaced(t *testing.T) {
 		t.Fatalf("lease names %q, want b", cur.ID)
 	}
 }
+
+// A renewal overwrites the lease file in place (the same file, in the
+// blocks it has), so that it needs no new blocks and a full disk cannot
+// take the lease away; every version of it reads back whole, checksum and
+// all, and a torn one is refused.
+func TestLeaseRenewsInPlace(t *testing.T) {
+	dir := t.TempDir()
+	acquire(t, dir, "a", 400*time.Millisecond) // renewed every 100ms
+	path := filepath.Join(dir, LeaseFile)
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := ReadLease(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		cur, err := ReadLease(dir)
+		if err != nil {
+			continue // caught mid-write: refused, read again
+		}
+		if cur.Seq >= first.Seq+3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lease was not renewed 3 times in 5s: seq %d -> %d", first.Seq, cur.Seq)
+		}
+	}
+	after, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) || after.Size() != leaseFileSize {
+		t.Fatalf("renewals replaced the lease file (same file %t, %d bytes), want it overwritten in place", os.SameFile(before, after), after.Size())
+	}
+	b, _ := os.ReadFile(path)
+	torn := append([]byte(nil), b...)
+	copy(torn, "epoch=9")
+	if _, err := parseLease(torn); err == nil {
+		t.Fatal("a lease record with a changed field parsed: its checksum is not checked")
+	}
+	legacy := first.encode()
+	if got, err := parseLease([]byte(legacy)); err != nil || got.Epoch != first.Epoch {
+		t.Fatalf("a lease without a checksum (an older broker's): %+v %v", got, err)
+	}
+}

@@ -119,10 +119,10 @@ type Server struct {
 	byAddr      map[string]*perAddr // connections per source address
 	closing     bool
 	budget      *readBudget
-	conns    atomic.Int64
-	wg       sync.WaitGroup
-	nextID   atomic.Uint64
-	idPrefix string // "cairn-<random>-": session ids differ across servers and restarts
+	conns       atomic.Int64
+	wg          sync.WaitGroup
+	nextID      atomic.Uint64
+	idPrefix    string // "cairn-<random>-": session ids differ across servers and restarts
 }
 
 // NewServer returns a server for broker b.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/cairnmq/cairn/core"
 	"github.com/cairnmq/cairn/core/selector"
+	"github.com/cairnmq/cairn/journal"
 )
 
 // writeTimeout drops a client that reads nothing for this long.
@@ -1160,6 +1161,11 @@ func (ss *session) brokerError(err error) error {
 		return perr("unknown-ack", "%v", err)
 	case errors.Is(err, core.ErrStoreFull):
 		return perr("store-full", "%v", err)
+	case errors.Is(err, core.ErrStoreUnavailable) || errors.Is(err, journal.ErrNoSpace):
+		if !errors.Is(err, core.ErrStoreUnavailable) {
+			ss.srv.opts.Logger.Warn("stomp: the message store is out of space", "session", ss.id, "err", err)
+		}
+		return perr("store-unavailable", "the message store is out of disk space: persistent messages are refused until it has room; nothing of this one was stored")
 	case errors.Is(err, core.ErrTooLarge):
 		return perr("too-large", "%v; send it in smaller parts", err) // counts and limits, no names
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cairnmq/cairn/journal"
 	"github.com/cairnmq/cairn/journal/wal"
@@ -21,9 +22,22 @@ import (
 // /dev/full, so the next write to it fails with ENOSPC, as a full disk would.
 func breakFile(t *testing.T, path string) {
 	t.Helper()
-	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	redirect(t, path, "/dev/full", os.O_WRONLY)
+}
+
+// failFile points every descriptor this process has open on path at a
+// descriptor open only for reading, so the next write to it fails (EBADF)
+// as a failing disk's does: an I/O error that is not a full disk.
+func failFile(t *testing.T, path string) {
+	t.Helper()
+	redirect(t, path, "/dev/null", os.O_RDONLY)
+}
+
+func redirect(t *testing.T, path, to string, flag int) {
+	t.Helper()
+	full, err := os.OpenFile(to, flag, 0)
 	if err != nil {
-		t.Skipf("no /dev/full: %v", err)
+		t.Skipf("no %s: %v", to, err)
 	}
 	defer full.Close()
 	ents, err := os.ReadDir("/proc/self/fd")
@@ -48,6 +62,8 @@ func breakFile(t *testing.T, path string) {
 	}
 }
 
+// An I/O error that is not a full disk is fail-stop: every later append
+// fails, reads still work, and a reopen recovers.
 func TestWriteErrorIsSticky(t *testing.T) {
 	dir := t.TempDir()
 	l, err := wal.Open(dir, fixtureOptions())
@@ -61,10 +77,10 @@ func TestWriteErrorIsSticky(t *testing.T) {
 		}
 	}
 	tail, _ := tailFile(t, dir)
-	breakFile(t, tail)
+	failFile(t, tail)
 	_, _, err = l.Append(ctx, []journal.Record{{Type: 1, Data: payload(11, 90)}})
-	if !errors.Is(err, journal.ErrFailed) || !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("append on a full disk: %v, want ErrFailed wrapping ENOSPC", err)
+	if !errors.Is(err, journal.ErrFailed) || !errors.Is(err, syscall.EBADF) {
+		t.Fatalf("append on a failing disk: %v, want ErrFailed wrapping the write's error", err)
 	}
 	// Sticky: later appends fail without touching the disk, reads still work.
 	for range 3 {
@@ -89,6 +105,72 @@ func TestWriteErrorIsSticky(t *testing.T) {
 	if f, _, err := l.Append(ctx, []journal.Record{{Type: 1, Data: payload(11, 90)}}); err != nil || f != 11 {
 		t.Fatalf("append after reopen at %d: %v", f, err)
 	}
+}
+
+// A full disk is not fail-stop: the append that met it is refused with
+// ErrNoSpace and nothing of it is kept; the journal releases its reserve,
+// reports LowOnSpace, reopens itself (crash rules and all) and appends
+// again, without a restart; once there is room, the reserve is written
+// again and LowOnSpace ends.
+func TestFullDiskRecovers(t *testing.T) {
+	dir := t.TempDir()
+	opts := fixtureOptions()
+	opts.ReserveBytes = 64 << 10
+	l, err := wal.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if fi, err := os.Stat(filepath.Join(dir, "RESERVE")); err != nil || fi.Size() != 64<<10 {
+		t.Fatalf("the reserve at open: %v %v", fi, err)
+	}
+	ctx := context.Background()
+	for i := uint64(1); i <= 10; i++ {
+		if _, _, err := l.Append(ctx, []journal.Record{{Type: 1, Data: payload(i, 90)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tail, _ := tailFile(t, dir)
+	breakFile(t, tail)
+	_, _, err = l.Append(ctx, []journal.Record{{Type: 1, Data: payload(11, 90)}, {Type: 1, Data: payload(12, 90)}})
+	if !errors.Is(err, journal.ErrNoSpace) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("append on a full disk: %v, want ErrNoSpace wrapping ENOSPC", err)
+	}
+	if !l.LowOnSpace() {
+		t.Fatal("LowOnSpace is false after the disk filled")
+	}
+	// It reopens by itself: appends work again, with nothing of the
+	// refused batch.
+	var f uint64
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if f, _, err = l.Append(ctx, []journal.Record{{Type: 1, Data: payload(11, 90)}}); err == nil {
+			break
+		}
+		if !errors.Is(err, journal.ErrNoSpace) || time.Now().After(deadline) {
+			t.Fatalf("append after the disk filled: %v", err)
+		}
+	}
+	if f != 11 {
+		t.Fatalf("the first append after the reopen got index %d, want 11 (the refused batch left nothing)", f)
+	}
+	checkContent(t, l, 11)
+	// The disk has room (it was /dev/full's descriptors, not the disk):
+	// the reserve comes back and LowOnSpace ends.
+	for deadline := time.Now().Add(10 * time.Second); l.LowOnSpace(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("LowOnSpace still true 10s after space came back")
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "RESERVE")); err != nil || fi.Size() != 64<<10 {
+		t.Fatalf("the reserve after space came back: %v %v", fi, err)
+	}
+	l.Close()
+	l2, err := wal.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	checkContent(t, l2, 11)
 }
 
 // tidwall/wal alone races and can panic when Reads run concurrently with a

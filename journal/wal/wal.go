@@ -69,6 +69,11 @@ type Options struct {
 	// which makes group commits durable under SyncAlways (ring.go); a
 	// negative value fsyncs the tail segment for every group instead.
 	RingBytes int64
+	// ReserveBytes is the size of DIR/RESERVE (default SegmentBytes; a
+	// negative value: none), written when there is room and deleted when
+	// the device is full, so that acknowledgements can still be written
+	// (see space.go).
+	ReserveBytes int64
 	// Gate, if set, is called before every write to the directory (a batch,
 	// a segment seal, a snapshot, a truncation) and again before a batch is
 	// confirmed. An error from it fences the log: that write is not made or
@@ -95,6 +100,9 @@ func (o *Options) fill() error {
 	}
 	if o.RingBytes == 0 {
 		o.RingBytes = defaultRingSize
+	}
+	if o.ReserveBytes == 0 {
+		o.ReserveBytes = int64(o.SegmentBytes)
 	}
 	if o.RingBytes > 0 && (o.RingBytes < ringMinBytes || o.RingBytes%ringBlock != 0) {
 		return fmt.Errorf("wal: RingBytes %d is not a multiple of %d of at least %d", o.RingBytes, ringBlock, ringMinBytes)
@@ -149,6 +157,9 @@ type Log struct {
 	first, last, durable atomic.Uint64
 	ringTail             ringTail              // what the ring held at Open; dropped once restored
 	failure              atomic.Pointer[error] // sticky: the first write or sync error
+	lowSpace             atomic.Bool           // the device ran out of space; the reserve is not back (space.go)
+	spaceWG              sync.WaitGroup        // recoverSpace, which Close waits for
+	closing              chan struct{}         // closed by Close
 
 	segMu sync.Mutex // guards man, tail and tailDurable, and orders manifest writes
 	man   manifest
@@ -183,6 +194,7 @@ var (
 	_ journal.Syncer         = (*Log)(nil)
 	_ journal.LazyAppender   = (*Log)(nil)
 	_ journal.BatchLimiter   = (*Log)(nil)
+	_ journal.SpaceGuard     = (*Log)(nil)
 )
 
 // request is one Append waiting for the writer. Requests are pooled, so an
@@ -222,34 +234,66 @@ func Open(dir string, opts Options) (*Log, error) {
 			return nil, err
 		}
 	}
-	l := &Log{dir: dir, walDir: walDir, opts: opts, lock: lock}
-	var err error
-	if l.ringTail, err = readRing(dir, opts.MaxRecordBytes); err != nil {
-		lock.Release()
-		return nil, err
-	}
+	l := &Log{dir: dir, walDir: walDir, opts: opts, lock: lock, closing: make(chan struct{})}
 	if opts.VerifyAll {
 		if err := l.verifyAll(); err != nil {
 			lock.Release()
 			return nil, err
 		}
 	}
-	if err := l.recover(); err != nil {
+	// Under a replication lease the old master may still hold the ring
+	// open: give this one a new file (as DetachTail does the tail).
+	if err := l.openFiles(opts.Locked); err != nil {
 		lock.Release()
 		return nil, err
 	}
-	l.tw, err = twal.Open(walDir, &twal.Options{
-		NoSync: true, SegmentSize: opts.SegmentBytes, LogFormat: twal.Binary,
-		SegmentCacheSize: 2, AllowEmpty: true, DirPerms: journal.DirMode, FilePerms: journal.FileMode,
-	})
-	if err != nil {
-		lock.Release()
-		return nil, fmt.Errorf("wal: open segments in %s: %w", walDir, err)
+	l.recovery.First, l.recovery.Last = l.first.Load(), l.last.Load()
+	l.recovery.Took = time.Since(start)
+	l.wtok = make(chan struct{}, 1)
+	l.syncTimer = time.AfterFunc(time.Hour, l.timedSync)
+	l.syncTimer.Stop()
+	l.lazyTimer = time.AfterFunc(time.Hour, l.timedLazy)
+	l.lazyTimer.Stop()
+	if err := l.writeReserve(); err != nil {
+		if !isNoSpace(err) {
+			l.Close()
+			return nil, fmt.Errorf("wal: %w", err)
+		}
+		l.lowSpace.Store(true)
+		l.opts.Logger.Warn("journal: no room for the reserve: the disk is full; persistent messages are refused until there is", "dir", dir, "err", err)
+		l.spaceWG.Add(1)
+		go func() { defer l.spaceWG.Done(); l.awaitReserve() }()
 	}
+	return l, nil
+}
+
+func (l *Log) twalOptions() *twal.Options {
+	return &twal.Options{
+		NoSync: true, SegmentSize: l.opts.SegmentBytes, LogFormat: twal.Binary,
+		SegmentCacheSize: 2, AllowEmpty: true, DirPerms: journal.DirMode, FilePerms: journal.FileMode,
+	}
+}
+
+// openFiles reads the ring, recovers the segments (crash rules), opens
+// tidwall/wal on them, appends what the ring holds beyond them, and opens
+// the ring again (a new file if freshRing). Open and reopen call it.
+func (l *Log) openFiles(freshRing bool) error {
+	var err error
+	if l.ringTail, err = readRing(l.dir, l.opts.MaxRecordBytes); err != nil {
+		return err
+	}
+	if err := l.recover(); err != nil {
+		return err
+	}
+	l.tw, err = twal.Open(l.walDir, l.twalOptions())
+	if err != nil {
+		return fmt.Errorf("wal: open segments in %s: %w", l.walDir, err)
+	}
+	l.twClosed = false
 	if twLast, _ := l.tw.LastIndex(); twLast != l.next-1 {
 		l.tw.Close()
-		lock.Release()
-		return nil, fmt.Errorf("wal: %s: tidwall/wal sees last index %d, the scan saw %d", walDir, twLast, l.next-1)
+		l.twClosed = true
+		return fmt.Errorf("wal: %s: tidwall/wal sees last index %d, the scan saw %d", l.walDir, twLast, l.next-1)
 	}
 	// After a kill -9 the tail's last records may be only in the page cache,
 	// durable through the old ring alone: fsync them before it is cleared.
@@ -259,30 +303,18 @@ func Open(dir string, opts Options) (*Log, error) {
 			err = fmt.Errorf("wal: fsync the tail segment at open: %w", err)
 		}
 	}
+	if err == nil && l.opts.Sync == journal.SyncAlways && l.opts.RingBytes > 0 {
+		l.ring, err = openRing(l.dir, l.opts.RingBytes, freshRing)
+	}
 	if err != nil {
 		l.tw.Close()
-		lock.Release()
-		return nil, err
-	}
-	if opts.Sync == journal.SyncAlways && opts.RingBytes > 0 {
-		// Under a replication lease the old master may still hold the ring
-		// open: give this one a new file (as DetachTail does the tail).
-		if l.ring, err = openRing(dir, opts.RingBytes, opts.Locked); err != nil {
-			l.tw.Close()
-			lock.Release()
-			return nil, err
-		}
+		l.twClosed = true
+		return err
 	}
 	l.tailDurable = l.tail.bytes
 	l.durable.Store(l.next - 1)
-	l.recovery.First, l.recovery.Last = l.first.Load(), l.last.Load()
-	l.recovery.Took = time.Since(start)
-	l.wtok = make(chan struct{}, 1)
-	l.syncTimer = time.AfterFunc(time.Hour, l.timedSync)
-	l.syncTimer.Stop()
-	l.lazyTimer = time.AfterFunc(time.Hour, l.timedLazy)
-	l.lazyTimer.Stop()
-	return l, nil
+	l.last.Store(l.next - 1)
+	return nil
 }
 
 // Recovery reports what Open found and did.
@@ -443,7 +475,9 @@ func (l *Log) recover() error {
 			return &journal.CorruptionError{Path: l.walDir, Index: man.first, Reason: "no segment files, but the manifest says the log starts at " + fmt.Sprint(man.first)}
 		}
 		// A new journal: tidwall/wal creates the first segment.
+		l.segMu.Lock() // Segments reads them while a reopen runs
 		l.man, l.tail = *man, segInfo{first: 1}
+		l.segMu.Unlock()
 		l.first.Store(1)
 		l.next = 1
 		return writeManifest(l.dir, &l.man)
@@ -500,8 +534,10 @@ func (l *Log) recover() error {
 	}
 	man.sealed = sealed
 	tf := walk[len(walk)-1]
+	l.segMu.Lock() // Segments reads them while a reopen runs
 	l.man = *man
 	l.tail = segInfo{first: tf.first, last: max(last, tf.first-1), bytes: tf.size}
+	l.segMu.Unlock()
 	if t := l.ringTail; last+1 < man.first && (t.empty() || t.first > last+1 || t.last+1 < man.first) {
 		return &journal.CorruptionError{Path: tf.path, Index: last + 1,
 			Reason: fmt.Sprintf("the log ends at %d, before its first index %d", last, man.first)}
@@ -706,9 +742,12 @@ func (l *Log) commit(group []*request) {
 	l.offs = append(l.offs, len(l.buf))
 	if err := l.writeBuf(idx); err != nil {
 		var ge *gateError
-		if errors.As(err, &ge) {
+		switch {
+		case errors.As(err, &ge):
 			l.fence(group, ge.cause)
-		} else {
+		case isNoSpace(err):
+			l.noSpace(group, fmt.Errorf("write records %d-%d: %w", from, idx-1, err))
+		default:
 			l.fail(group, fmt.Errorf("write records %d-%d: %w", from, idx-1, err))
 		}
 		return
@@ -1157,6 +1196,7 @@ func (l *Log) Close() error {
 		return journal.ErrClosed
 	}
 	l.closed = true
+	close(l.closing)
 	l.closeMu.Unlock()
 	// Nothing more is queued: take the writer role from whoever holds it,
 	// commit what is left, fsync and close.
@@ -1183,6 +1223,7 @@ func (l *Log) Close() error {
 	l.twClosed = true
 	<-l.wtok
 	l.syncTimer.Stop()
+	l.spaceWG.Wait()
 	if rerr := l.lock.Release(); err == nil {
 		err = rerr
 	}
