@@ -4,6 +4,7 @@
 package wal
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -39,6 +40,10 @@ const reserveName = "RESERVE"
 
 // spaceRetry is how often a journal short of space looks again.
 const spaceRetry = time.Second
+
+// spaceWait is how long an append refused for want of space waits for the
+// journal to reopen before it gives up.
+const spaceWait = 5 * time.Second
 
 // isNoSpace reports whether err is the device being full.
 func isNoSpace(err error) bool {
@@ -85,7 +90,11 @@ func (l *Log) releaseReserve() bool {
 // sticky for group and starts the recovery (recoverSpace), once.
 func (l *Log) noSpace(group []*request, err error) {
 	err = fmt.Errorf("%w: %s: %w", journal.ErrNoSpace, l.dir, err)
-	if l.failure.CompareAndSwap(nil, &err) {
+	// Every failure is set by the writer role's holder, the caller: no race.
+	if l.failure.Load() == nil {
+		reopened := make(chan struct{})
+		l.reopened.Store(&reopened)
+		l.failure.Store(&err)
 		l.lowSpace.Store(true)
 		l.opts.Logger.Error("journal: the disk is full; refusing appends until the journal is reopened", "dir", l.dir, "err", err)
 		l.spaceWG.Add(1)
@@ -97,10 +106,58 @@ func (l *Log) noSpace(group []*request, err error) {
 	}
 }
 
+// awaitReopen waits, within spaceWait, for the journal to reopen after a
+// full disk; it reports whether it did.
+func (l *Log) awaitReopen(ctx context.Context) bool {
+	ch := l.reopened.Load()
+	if ch == nil {
+		return false
+	}
+	t := time.NewTimer(spaceWait)
+	defer t.Stop()
+	select {
+	case <-*ch:
+		return l.failure.Load() == nil
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// park keeps a lazy request that was refused for want of space, to be
+// queued again when the journal reopens. The caller holds the writer role.
+func (l *Log) park(r *request) {
+	r.err = nil
+	l.qmu.Lock()
+	l.parked = append(l.parked, r)
+	l.qmu.Unlock()
+}
+
+// unpark queues the parked requests again, ahead of what came since.
+func (l *Log) unpark() {
+	l.qmu.Lock()
+	n := len(l.parked)
+	if n > 0 {
+		l.queue = append(l.parked, l.queue...)
+		l.parked = nil
+	}
+	l.qmu.Unlock()
+	if n > 0 && l.lazyArmed.CompareAndSwap(false, true) {
+		l.lazyTimer.Reset(l.opts.SyncInterval)
+	}
+}
+
 // recoverSpace frees the reserve, reopens the journal once it can, and then
-// waits for room to write the reserve again.
+// waits for room to write the reserve again. Appends waiting for the reopen
+// are woken however it ends.
 func (l *Log) recoverSpace() {
 	defer l.spaceWG.Done()
+	reopened, woken := *l.reopened.Load(), false
+	defer func() {
+		if !woken {
+			close(reopened)
+		}
+	}()
 	if l.releaseReserve() {
 		l.opts.Logger.Warn("journal: released the reserve so that acknowledgements can be written", "dir", l.dir,
 			"bytes", l.opts.ReserveBytes)
@@ -111,6 +168,9 @@ func (l *Log) recoverSpace() {
 		case err == nil:
 			l.opts.Logger.Warn("journal: reopened after the disk was full; appending again", "dir", l.dir,
 				"last", l.last.Load(), "attempts", attempt+1)
+			close(reopened)
+			woken = true
+			l.unpark()
 			l.awaitReserve()
 			return
 		case errors.Is(err, journal.ErrClosed):

@@ -158,6 +158,8 @@ type Log struct {
 	ringTail             ringTail              // what the ring held at Open; dropped once restored
 	failure              atomic.Pointer[error] // sticky: the first write or sync error
 	lowSpace             atomic.Bool           // the device ran out of space; the reserve is not back (space.go)
+	reopened             atomic.Pointer[chan struct{}] // closed when the journal reopens after a full disk, or gives up
+	parked               []*request            // lazy requests refused for want of space, queued again on reopen (under qmu)
 	spaceWG              sync.WaitGroup        // recoverSpace, which Close waits for
 	closing              chan struct{}         // closed by Close
 
@@ -551,8 +553,18 @@ func (l *Log) recover() error {
 	return nil
 }
 
-// Append implements journal.Log.
+// Append implements journal.Log. An append refused because the device is
+// full is tried once more when the journal has reopened (space.go), within
+// spaceWait: what it refused is never kept, so the second try is the only.
 func (l *Log) Append(ctx context.Context, recs []journal.Record) (uint64, uint64, error) {
+	first, last, err := l.append(ctx, recs)
+	if errors.Is(err, journal.ErrNoSpace) && l.awaitReopen(ctx) {
+		first, last, err = l.append(ctx, recs)
+	}
+	return first, last, err
+}
+
+func (l *Log) append(ctx context.Context, recs []journal.Record) (uint64, uint64, error) {
 	req, err := l.enqueue(ctx, recs, false)
 	if err != nil {
 		return 0, 0, err
@@ -706,6 +718,10 @@ func (l *Log) commit(group []*request) {
 	defer func() {
 		for _, r := range group {
 			if r.lazy {
+				if errors.Is(r.err, journal.ErrNoSpace) {
+					l.park(r) // written once the journal reopens
+					continue
+				}
 				r.recs, r.err = nil, nil // nobody waits: an error is sticky and logged
 				requests.Put(r)
 			} else {
