@@ -155,13 +155,13 @@ type Log struct {
 	lazyArmed atomic.Bool
 
 	first, last, durable atomic.Uint64
-	ringTail             ringTail              // what the ring held at Open; dropped once restored
-	failure              atomic.Pointer[error] // sticky: the first write or sync error
-	lowSpace             atomic.Bool           // the device ran out of space; the reserve is not back (space.go)
+	ringTail             ringTail                      // what the ring held at Open; dropped once restored
+	failure              atomic.Pointer[error]         // sticky: the first write or sync error
+	lowSpace             atomic.Bool                   // the device ran out of space; the reserve is not back (space.go)
 	reopened             atomic.Pointer[chan struct{}] // closed when the journal reopens after a full disk, or gives up
-	parked               []*request            // lazy requests refused for want of space, queued again on reopen (under qmu)
-	spaceWG              sync.WaitGroup        // recoverSpace, which Close waits for
-	closing              chan struct{}         // closed by Close
+	parked               []*request                    // lazy requests refused for want of space, queued again on reopen (under qmu)
+	spaceWG              sync.WaitGroup                // recoverSpace, which Close waits for
+	closing              chan struct{}                 // closed by Close
 
 	segMu sync.Mutex // guards man, tail and tailDurable, and orders manifest writes
 	man   manifest
