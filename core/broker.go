@@ -77,9 +77,14 @@ type Options struct {
 	Standby *Standby
 	// SnapshotEvery is how many journal records may pile up after the last
 	// snapshot before the background maintenance takes another and compacts
-	// (default 100,000). MaintainEvery is how often it looks (default 5s;
-	// negative: never, only Maintain calls).
+	// (default 100,000); SnapshotBytes how many bytes of them (default 16
+	// MiB, or four times the last snapshot's size if that is more), counted
+	// from the snapshot as the journal holds them, restarts or not (see
+	// journalsize.go). MaintainEvery is how often it looks (default 5s;
+	// negative: never, only Maintain calls); passing SnapshotBytes wakes it
+	// at once.
 	SnapshotEvery uint64
+	SnapshotBytes int64
 	MaintainEvery time.Duration
 	// CompactThreshold is the live share under which head segments are
 	// rewritten (default 0.5, journal.Compact's).
@@ -109,21 +114,27 @@ type Broker struct {
 	proj    *projection // owned by maintenance (after Open)
 	dd      *dedup      // live duplicate suppression of SENDs
 
-	wild         map[string]*topic    // wildcard topics (also in topics), by pattern; guarded by mu
-	store        storeGauge           // persistent bytes held, for StoreLimit
-	memUsed      atomic.Int64         // bytes of messages held in memory, for MemoryLimit
-	mem          storeGauge           // wakes senders waiting for memory (its room and closed)
-	wildCount    atomic.Int32         // len(wild), read without the lock
-	watchers     map[int]func(string) // WatchQueues; guarded by mu
-	nextWatch    int
-	durCount     atomic.Int32 // len(durables), read without the lock
-	durMu        sync.Mutex   // serializes creating and removing durable subscriptions
-	durables     map[durableKey]*durable
-	byTopic      map[string][]*durable
-	wildDurables map[string]bool // patterns in byTopic that are wildcards
-	stopBg       chan struct{}
-	bgDone       chan struct{}
-	fetches      sync.WaitGroup // paged messages being read back (paging.go)
+	wild           map[string]*topic    // wildcard topics (also in topics), by pattern; guarded by mu
+	store          storeGauge           // persistent bytes held, for StoreLimit
+	memUsed        atomic.Int64         // bytes of messages held in memory, for MemoryLimit
+	mem            storeGauge           // wakes senders waiting for memory (its room and closed)
+	wildCount      atomic.Int32         // len(wild), read without the lock
+	watchers       map[int]func(string) // WatchQueues; guarded by mu
+	nextWatch      int
+	durCount       atomic.Int32 // len(durables), read without the lock
+	durMu          sync.Mutex   // serializes creating and removing durable subscriptions
+	durables       map[durableKey]*durable
+	byTopic        map[string][]*durable
+	wildDurables   map[string]bool // patterns in byTopic that are wildcards
+	stopBg         chan struct{}
+	bgDone         chan struct{}
+	kick           chan struct{}  // wakes maintenance (journalsize.go)
+	snapIndex      atomic.Uint64  // the newest snapshot's index (0: none)
+	lastSnapSize   atomic.Int64   // its size
+	sinceSnap      atomic.Int64   // journal bytes after it, about
+	journalBytes   atomic.Int64   // the journal's bytes, about
+	largestSegment atomic.Int64   // the largest segment's bytes
+	fetches        sync.WaitGroup // paged messages being read back (paging.go)
 
 	mu     sync.Mutex
 	queues map[string]*queue
@@ -158,6 +169,9 @@ func Open(opts Options) (*Broker, error) {
 	if opts.SnapshotEvery == 0 {
 		opts.SnapshotEvery = 100000
 	}
+	if opts.SnapshotBytes <= 0 {
+		opts.SnapshotBytes = 16 << 20
+	}
 	if opts.ExpirySweep == 0 {
 		opts.ExpirySweep = time.Second
 	}
@@ -165,9 +179,14 @@ func Open(opts Options) (*Broker, error) {
 		opts.MaintainEvery = 5 * time.Second
 	}
 	b := &Broker{opts: opts, log: opts.Journal, queues: map[string]*queue{}, topics: map[string]*topic{}, wild: map[string]*topic{},
-		stopBg: make(chan struct{}), bgDone: make(chan struct{})}
+		stopBg: make(chan struct{}), bgDone: make(chan struct{}), kick: make(chan struct{}, 1)}
 	if err := b.replay(); err != nil {
 		return nil, err
+	}
+	b.snapIndex.Store(b.recovery.Snapshot)
+	b.measureJournal()
+	if b.dueForSnapshot() {
+		b.kickMaintenance() // what earlier runs left: at once, not at the first tick
 	}
 	go b.background()
 	return b, nil
@@ -332,6 +351,7 @@ func (b *Broker) journalEnqueues(ctx context.Context, msgs []*Message, recs []jo
 			return nil, fmt.Errorf("%w: %w", ErrTooLarge, err)
 		}
 	}
+	defer b.noteAppended(recs)
 	i := 0 // msgs[:i] are stored or need no storing
 	_, err := journal.AppendInBatches(ctx, b.log, recs, func(first uint64, n int) {
 		for ; n > 0; i++ {

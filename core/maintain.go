@@ -62,6 +62,13 @@ func (b *Broker) background() {
 			if _, err := b.Maintain(false); err != nil {
 				b.opts.Logger.Error("maintenance", "err", err)
 			}
+		case <-b.kick:
+			if b.opts.MaintainEvery < 0 {
+				continue // only Maintain calls
+			}
+			if _, err := b.Maintain(false); err != nil {
+				b.opts.Logger.Error("maintenance", "err", err)
+			}
 		case <-sweep:
 			b.sweepExpired()
 		}
@@ -97,7 +104,7 @@ func (b *Broker) Maintain(force bool) (MaintainResult, error) {
 	var res MaintainResult
 	p := b.proj
 	last := b.log.LastIndex()
-	if !force && last-p.applied < b.opts.SnapshotEvery {
+	if !force && !b.dueForSnapshot() {
 		return res, nil
 	}
 	n, err := b.catchUp(last)
@@ -117,11 +124,19 @@ func (b *Broker) Maintain(force bool) (MaintainResult, error) {
 			return res, fmt.Errorf("maintenance: sync before the snapshot: %w", err)
 		}
 	}
-	if err := snap.SaveSnapshot(p.applied, p.encode()); err != nil {
+	enc := p.encode()
+	if err := snap.SaveSnapshot(p.applied, enc); err != nil {
 		return res, fmt.Errorf("maintenance: snapshot at %d: %w", p.applied, err)
 	}
 	res.Snapshot = p.applied
+	b.snapIndex.Store(p.applied)
+	b.lastSnapSize.Store(int64(len(enc)))
+	defer b.measureJournal()
 	if _, ok := b.log.(journal.Segmenter); ok {
+		threshold := b.opts.CompactThreshold
+		if b.journalFull() {
+			threshold = 0.9 // at the store limit: compact harder
+		}
 		before, err := compactBefore(b.log, p.applied)
 		if err != nil {
 			return res, fmt.Errorf("maintenance: %w", err)
@@ -133,7 +148,7 @@ func (b *Broker) Maintain(force bool) (MaintainResult, error) {
 				return size
 			},
 			Before:    before,
-			Threshold: b.opts.CompactThreshold,
+			Threshold: threshold,
 		})
 		if err != nil {
 			return res, fmt.Errorf("maintenance: %w", err)

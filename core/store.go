@@ -59,7 +59,15 @@ func (b *Broker) waitForStore(ctx context.Context, msgs []*Message) error {
 	if used := b.store.used.Load(); used >= lim && b.opts.StoreFullError {
 		return fmt.Errorf("%w: %d bytes of persistent messages held, the limit is %d", ErrStoreFull, used, lim)
 	}
-	return b.store.wait(ctx, lim, &b.store.used)
+	if b.journalFull() {
+		// The journal's disk use counts too: maintenance, woken, frees
+		// what compaction can (measureJournal wakes the waiters).
+		b.kickMaintenance()
+		if b.opts.StoreFullError {
+			return fmt.Errorf("%w: the journal takes %d bytes on disk, the limit is %d", ErrStoreFull, b.journalBytes.Load(), b.journalLimit())
+		}
+	}
+	return b.store.wait(ctx, func() bool { return b.store.used.Load() >= lim || b.journalFull() })
 }
 
 // waitForMemory holds a send of non-persistent queue messages back while
@@ -78,12 +86,12 @@ func (b *Broker) waitForMemory(ctx context.Context, msgs []*Message) error {
 	if !volatile {
 		return nil
 	}
-	return b.mem.wait(ctx, lim, &b.memUsed)
+	return b.mem.wait(ctx, func() bool { return b.memUsed.Load() >= lim })
 }
 
-// wait blocks until used falls below lim (or ctx ends, or the broker closes).
-func (g *storeGauge) wait(ctx context.Context, lim int64, used *atomic.Int64) error {
-	for used.Load() >= lim {
+// wait blocks while full reports true (until ctx ends, or the broker closes).
+func (g *storeGauge) wait(ctx context.Context, full func() bool) error {
+	for full() {
 		g.mu.Lock()
 		if g.closed {
 			g.mu.Unlock()
@@ -94,7 +102,7 @@ func (g *storeGauge) wait(ctx context.Context, lim int64, used *atomic.Int64) er
 		}
 		room := g.room
 		g.mu.Unlock()
-		if used.Load() < lim {
+		if !full() {
 			return nil // room was made before we started waiting
 		}
 		select {

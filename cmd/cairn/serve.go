@@ -55,7 +55,9 @@ func serveFlags() []cli.Flag {
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "durable-offline-timeout", EnvVars: []string{"CAIRN_DURABLE_OFFLINE_TIMEOUT"}, Usage: "remove a durable topic subscription without a subscriber for this long (0: never)"}),
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "memory-limit-mb", Value: 1024, EnvVars: []string{"CAIRN_MEMORY_LIMIT_MB"}, Usage: "MiB of messages held in memory at most; past it, persistent messages wait in the journal only and are read back as consumers reach them (0: no limit)"}),
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "queue-memory-limit-mb", EnvVars: []string{"CAIRN_QUEUE_MEMORY_LIMIT_MB"}, Usage: "the same, for each queue (0: only the broker's limit)"}),
-		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "store-limit-mb", EnvVars: []string{"CAIRN_STORE_LIMIT_MB"}, Usage: "MiB of persistent messages held at most; at the limit persistent SENDs wait for room (0: no limit)"}),
+		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "store-limit-mb", EnvVars: []string{"CAIRN_STORE_LIMIT_MB"}, Usage: "MiB of persistent messages held, and of the journal on disk, at most; at the limit persistent SENDs wait for room (0: no limit)"}),
+		altsrc.NewUint64Flag(&cli.Uint64Flag{Name: "snapshot-every", Value: 100000, EnvVars: []string{"CAIRN_SNAPSHOT_EVERY"}, Usage: "journal records after the last snapshot that start the next, and a compaction"}),
+		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "snapshot-mb", Value: 16, EnvVars: []string{"CAIRN_SNAPSHOT_MB"}, Usage: "MiB of journal after the last snapshot that start the next (or four times the last snapshot's size, if more)"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "store-full-error", EnvVars: []string{"CAIRN_STORE_FULL_ERROR"}, Usage: "at the store limit, refuse persistent SENDs with ERROR code store-full instead of holding them"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "cpu-profile", EnvVars: []string{"CAIRN_CPU_PROFILE"}, Usage: "write a CPU profile (go tool pprof) to this file until shutdown"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "trace", EnvVars: []string{"CAIRN_TRACE"}, Usage: "write a Go execution trace (go tool trace: every goroutine's runs, waits and syscalls) to this file until shutdown; it grows by megabytes a second under load"}),
@@ -225,6 +227,7 @@ func serve(c *cli.Context) error {
 	b, err := core.Open(core.Options{Journal: l, PersistentByDefault: c.Bool("persistent-default"), Logger: logger, Standby: standby,
 		Redelivery: rules, ExpiredToDLQ: c.Bool("expired-to-dlq"), DurableOfflineTimeout: c.Duration("durable-offline-timeout"),
 		StoreLimit: c.Int64("store-limit-mb") << 20, StoreFullError: c.Bool("store-full-error"),
+		SnapshotEvery: c.Uint64("snapshot-every"), SnapshotBytes: c.Int64("snapshot-mb") << 20,
 		MemoryLimit: c.Int64("memory-limit-mb") << 20, QueueMemoryLimit: c.Int64("queue-memory-limit-mb") << 20,
 		Progress: func(p journal.Progress) {
 			if !p.Done {

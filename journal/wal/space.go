@@ -31,7 +31,7 @@ import (
 //     crash rules and all, without a restart. If the reopen itself finds no
 //     room, it is tried again every second.
 //
-// Once the device has room for the reserve twice over, the reserve is
+// Once the device has room for the reserve four times over, the reserve is
 // written again and LowOnSpace is false. Other write errors (EIO) and every
 // failed fsync stay fail-stop: after a failed fsync the page cache is not
 // to be trusted.
@@ -187,12 +187,12 @@ func (l *Log) recoverSpace() {
 	}
 }
 
-// awaitReserve waits until the device has room for the reserve twice over,
-// writes it, and ends LowOnSpace.
+// awaitReserve waits until the device has room for the reserve four times
+// over, writes it, and ends LowOnSpace.
 func (l *Log) awaitReserve() {
 	for {
 		free, err := l.freeBytes()
-		if err == nil && free >= 2*max(l.opts.ReserveBytes, int64(l.opts.SegmentBytes)) {
+		if err == nil && free >= 4*l.opts.ReserveBytes {
 			if err = l.writeReserve(); err == nil {
 				l.lowSpace.Store(false)
 				l.opts.Logger.Warn("journal: space is back; the reserve is written again", "dir", l.dir, "free_bytes", free)

@@ -69,7 +69,8 @@ type Options struct {
 	// which makes group commits durable under SyncAlways (ring.go); a
 	// negative value fsyncs the tail segment for every group instead.
 	RingBytes int64
-	// ReserveBytes is the size of DIR/RESERVE (default SegmentBytes; a
+	// ReserveBytes is the size of DIR/RESERVE (default 4 MiB, at most
+	// SegmentBytes: some 100,000 acknowledgements; a
 	// negative value: none), written when there is room and deleted when
 	// the device is full, so that acknowledgements can still be written
 	// (see space.go).
@@ -102,7 +103,7 @@ func (o *Options) fill() error {
 		o.RingBytes = defaultRingSize
 	}
 	if o.ReserveBytes == 0 {
-		o.ReserveBytes = int64(o.SegmentBytes)
+		o.ReserveBytes = min(int64(o.SegmentBytes), 4<<20)
 	}
 	if o.RingBytes > 0 && (o.RingBytes < ringMinBytes || o.RingBytes%ringBlock != 0) {
 		return fmt.Errorf("wal: RingBytes %d is not a multiple of %d of at least %d", o.RingBytes, ringBlock, ringMinBytes)
