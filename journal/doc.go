@@ -111,6 +111,13 @@
 //     appends (ErrFailed) until it is closed and reopened, which re-runs
 //     these rules; tidwall/wal's in-memory state may be ahead of the disk
 //     after such a failure, so it is never written through again.
+//   - Except a write or manifest update that fails because the device is
+//     full (ENOSPC, EDQUOT): the log refuses appends with ErrNoSpace,
+//     deletes DIR/RESERVE (zeros, 4 MiB by default, written when there is
+//     room) and reopens itself: the tail segment is truncated to the bytes
+//     confirmed before the failed write, segment files begun after it are
+//     deleted, and the files are opened again by these rules. Nothing of
+//     the failed write survives. A failed fsync stays ErrFailed.
 //   - DIR/LOCK is held with flock while the log is open and names the
 //     holder's pid, host and start time; a second opener is refused with
 //     them.
