@@ -20,9 +20,9 @@ import (
 // consumers with client-individual acks at a prefetch of 1,000, acking
 // each message as it comes. A plain go-stomp consumer at its default
 // options deadlocks here against a broker that dispatches this fast: its
-// reader blocks handing a MESSAGE to a subscription channel of 16 while
-// the consumer blocks in Ack on a write channel of 20 that only that
-// reader drains. stompclient's pump takes every MESSAGE off go-stomp's
+// connection goroutine blocks handing a MESSAGE on to a subscription
+// channel of 16 while the consumer blocks in Ack on a write channel of 20
+// that only that goroutine drains. stompclient's pump takes every MESSAGE off go-stomp's
 // channel at once (the broker's prefetch bounds its queue), so the reader
 // never blocks and every message is delivered and acknowledged.
 func TestConsumersAtPrefetch1000DoNotDeadlock(t *testing.T) {
