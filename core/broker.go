@@ -37,6 +37,10 @@ type Options struct {
 	// the topic one such wait, and never stalls it.
 	TopicBacklog     int
 	TopicPublishWait time.Duration
+	// TopicBacklogBytes bounds the same backlog in bytes (default 64 MiB):
+	// past it too, the oldest messages are lost. Subscription.Dropped
+	// counts what each subscriber lost.
+	TopicBacklogBytes int64
 	// Logger receives broker events (default slog.Default()).
 	Logger *slog.Logger
 	// Progress, if set, is called during the start-up replay.
@@ -159,6 +163,9 @@ func Open(opts Options) (*Broker, error) {
 	}
 	if opts.TopicBacklog <= 0 {
 		opts.TopicBacklog = 10000
+	}
+	if opts.TopicBacklogBytes <= 0 {
+		opts.TopicBacklogBytes = 64 << 20
 	}
 	if opts.TopicPublishWait <= 0 {
 		opts.TopicPublishWait = time.Second

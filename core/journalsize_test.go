@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairnmq/cairn/core"
 	"github.com/cairnmq/cairn/journal"
+	"github.com/cairnmq/cairn/journal/memlog"
 	"github.com/cairnmq/cairn/journal/wal"
 )
 
@@ -179,4 +180,34 @@ func TestStoreLimitBoundsTheJournal(t *testing.T) {
 		}
 	}
 	t.Logf("3.75 MiB pending, half of every segment dead: the journal holds %d KiB (bound %d KiB)", total>>10, bound>>10)
+}
+
+// A topic subscriber that does not read holds at most TopicBacklogBytes
+// beyond its prefetch, whatever the messages' size, and what it loses is
+// counted on its subscription.
+func TestTopicBacklogBoundedInBytes(t *testing.T) {
+	b, _ := open(t, memlog.NewStore(1<<20), core.Options{TopicBacklogBytes: 64 << 10, TopicPublishWait: 10 * time.Millisecond})
+	slow, in := subscribe(t, b, "/topic/big", core.SubscribeOptions{Mode: core.AckClient, Prefetch: 1})
+	body := make([]byte, 4<<10)
+	for range 100 {
+		m := &core.Message{Destination: core.Destination{Kind: core.Topic, Name: "big"}, Priority: 4, Body: body}
+		if err := b.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := in.next(t) // the one its prefetch took
+	held := int(100 - 1 - slow.Dropped())
+	if slow.Dropped() == 0 || held*len(body) > 64<<10 {
+		t.Fatalf("a subscriber that read nothing holds %d messages of 4 KiB beyond its prefetch (dropped %d), over 64 KiB", held, slow.Dropped())
+	}
+	if err := slow.Ack(context.Background(), first.Msg.Seq); err != nil {
+		t.Fatal(err)
+	}
+	for range held { // then it gets what its backlog kept, the newest
+		d := in.next(t)
+		if err := slow.Ack(context.Background(), d.Msg.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in.none(t, 50*time.Millisecond)
 }

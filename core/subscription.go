@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cairnmq/cairn/core/selector"
 	"github.com/cairnmq/cairn/journal"
@@ -107,10 +108,11 @@ type Subscription struct {
 	t         *topic
 
 	// Owned by the destination's goroutine.
-	credit  int
-	backlog []*entry // topics: held beyond prefetch
-	slow    bool     // topics: publishers no longer wait for it
-	dropped uint64
+	credit       int
+	backlog      []*entry      // topics: held beyond prefetch
+	backlogBytes int64         // their Size()s
+	slow         bool          // topics: publishers no longer wait for it
+	dropped      atomic.Uint64 // topics: messages lost from a full backlog (Dropped)
 
 	// Deliveries not yet acknowledged. live answers "is it unacknowledged"
 	// in O(1); order keeps delivery order for cumulative acks and may hold
@@ -255,6 +257,11 @@ func (s *Subscription) persistentTaken(seq uint64, cumulative bool) int {
 	}
 	return n
 }
+
+// Dropped is how many messages a topic subscription lost because its
+// backlog (TopicBacklog messages, TopicBacklogBytes bytes) was full; 0 for
+// a queue's. Safe to call from any goroutine.
+func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
 
 // compactLocked drops taken entries from order once they are most of it.
 func (s *Subscription) compactLocked() {

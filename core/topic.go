@@ -78,15 +78,18 @@ func (t *topic) offer(s *Subscription, e *entry) {
 	if !s.slow && len(s.backlog) >= t.b.opts.TopicBacklog/2 {
 		t.setFull(true)
 	}
-	if len(s.backlog) >= t.b.opts.TopicBacklog {
+	size := int64(e.msg.Size())
+	for len(s.backlog) > 0 && (len(s.backlog) >= t.b.opts.TopicBacklog || s.backlogBytes+size > t.b.opts.TopicBacklogBytes) {
+		s.backlogBytes -= int64(s.backlog[0].msg.Size())
 		s.backlog[0] = nil
 		s.backlog = s.backlog[1:]
-		s.dropped++
-		if s.dropped&(s.dropped-1) == 0 { // log at 1, 2, 4, 8, ... drops
-			t.b.opts.Logger.Warn("slow topic subscriber: dropping its oldest messages", "topic", t.name, "dropped", s.dropped)
+		n := s.dropped.Add(1)
+		if n&(n-1) == 0 { // log at 1, 2, 4, 8, ... drops
+			t.b.opts.Logger.Warn("slow topic subscriber: dropping its oldest messages", "topic", t.name, "dropped", n)
 		}
 	}
 	s.backlog = append(s.backlog, e)
+	s.backlogBytes += size
 }
 
 // credit returns n acknowledged deliveries' worth of credit to s and sends
@@ -97,6 +100,7 @@ func (t *topic) credit(s *Subscription, n int) {
 		e := s.backlog[0]
 		s.backlog[0] = nil
 		s.backlog = s.backlog[1:]
+		s.backlogBytes -= int64(e.msg.Size())
 		s.credit--
 		s.deliver(e)
 	}
@@ -147,6 +151,6 @@ func (t *topic) addSubscriber(s *Subscription) { t.subs = append(t.subs, s) }
 
 func (t *topic) removeSubscriber(s *Subscription) {
 	t.subs = slices.DeleteFunc(t.subs, func(c *Subscription) bool { return c == s })
-	s.backlog = nil
+	s.backlog, s.backlogBytes = nil, 0
 	t.checkFull()
 }

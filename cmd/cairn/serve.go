@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"runtime/trace"
@@ -59,6 +60,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewUint64Flag(&cli.Uint64Flag{Name: "snapshot-every", Value: 100000, EnvVars: []string{"CAIRN_SNAPSHOT_EVERY"}, Usage: "journal records after the last snapshot that start the next, and a compaction"}),
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "snapshot-mb", Value: 16, EnvVars: []string{"CAIRN_SNAPSHOT_MB"}, Usage: "MiB of journal after the last snapshot that start the next (or four times the last snapshot's size, if more)"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "store-full-error", EnvVars: []string{"CAIRN_STORE_FULL_ERROR"}, Usage: "at the store limit, refuse persistent SENDs with ERROR code store-full instead of holding them"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "heap-profile", EnvVars: []string{"CAIRN_HEAP_PROFILE"}, Usage: "write a heap profile (go tool pprof) to this file when told to stop, before draining"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "cpu-profile", EnvVars: []string{"CAIRN_CPU_PROFILE"}, Usage: "write a CPU profile (go tool pprof) to this file until shutdown"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "trace", EnvVars: []string{"CAIRN_TRACE"}, Usage: "write a Go execution trace (go tool trace: every goroutine's runs, waits and syscalls) to this file until shutdown; it grows by megabytes a second under load"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "wait", Value: true, EnvVars: []string{"CAIRN_WAIT"}, Usage: "when another broker holds the journal, wait as its standby and take over when it goes (false: exit at once)"}),
@@ -278,6 +280,11 @@ func serve(c *cli.Context) error {
 		}
 		return cli.Exit(fmt.Sprintf("stomp listener: %v", err), exitFailure)
 	case s := <-sigs:
+		if path := c.String("heap-profile"); path != "" {
+			if err := writeHeapProfile(path); err != nil {
+				logger.Warn("heap profile", "err", err)
+			}
+		}
 		logger.Info("draining: closing connections; signal again to exit at once", "signal", s.String())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -376,4 +383,18 @@ func fenceExit(rep *replication.Reporter, lease replication.Lease, err error) er
 	lease.Release()
 	rep.Stop(replication.RoleStopped, err.Error())
 	return cli.Exit(err.Error(), exitFailure)
+}
+
+// writeHeapProfile writes the heap's live objects (after a GC) to path.
+func writeHeapProfile(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	err = pprof.WriteHeapProfile(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

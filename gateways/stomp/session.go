@@ -329,11 +329,22 @@ func (ss *session) writeNow(batch []outItem) {
 	nb := nbWriter{rc: ss.r.rc}
 	bw := writers.Get().(*bufio.Writer)
 	bw.Reset(&nb)
-	autoAcks := ss.compose(bw, batch, nil)
+	// Compose only while the socket takes what is written: for a client
+	// that has stopped reading, what is left is one buffer's worth (and one
+	// frame), not a copy of every frame the batch holds.
+	autoAcks, n := ss.composeUntil(bw, batch, nil, func() bool { return len(nb.rest) > 0 })
 	bw.Flush()
 	bw.Reset(nil)
 	writers.Put(bw)
-	if len(nb.rest) == 0 {
+	if n < len(batch) {
+		ss.outMu.Lock()
+		rest := make([]outItem, 0, len(batch)-n+len(ss.out))
+		rest = append(append(rest, batch[n:]...), ss.out...) // ahead of what came since
+		clear(batch[n:])
+		ss.out = rest
+		ss.outMu.Unlock()
+	}
+	if len(nb.rest) == 0 && n == len(batch) {
 		ss.autoAck(autoAcks)
 		ss.releaseBarriers()
 		if _, idle := ss.written1(batch); !idle {
@@ -687,7 +698,17 @@ func (ss *session) releaseBarriers() {
 // compose writes batch's frames into w, clearing batch, and returns
 // autoAcks with the deliveries to auto-ack subscriptions appended.
 func (ss *session) compose(w *bufio.Writer, batch []outItem, autoAcks []outItem) []outItem {
+	autoAcks, _ = ss.composeUntil(w, batch, autoAcks, nil)
+	return autoAcks
+}
+
+// composeUntil is compose that stops after the frame for which full (if
+// not nil) reports true, and says how many items it composed (and cleared).
+func (ss *session) composeUntil(w *bufio.Writer, batch []outItem, autoAcks []outItem, full func() bool) ([]outItem, int) {
 	for i := range batch {
+		if full != nil && full() {
+			return autoAcks, i
+		}
 		it := &batch[i]
 		switch {
 		case it.f != nil:
@@ -707,7 +728,7 @@ func (ss *session) compose(w *bufio.Writer, batch []outItem, autoAcks []outItem)
 		}
 		*it = outItem{}
 	}
-	return autoAcks
+	return autoAcks, len(batch)
 }
 
 // autoAck acknowledges deliveries written to auto-ack subscriptions: one
