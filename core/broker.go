@@ -39,7 +39,9 @@ type Options struct {
 	TopicPublishWait time.Duration
 	// TopicBacklogBytes bounds the same backlog in bytes (default 64 MiB):
 	// past it too, the oldest messages are lost. Subscription.Dropped
-	// counts what each subscriber lost.
+	// counts what each subscriber lost. A topic subscriber's deliveries in
+	// flight (delivered, not acknowledged) are bounded by it as well,
+	// whatever its prefetch: past it, messages wait in the backlog.
 	TopicBacklogBytes int64
 	// Logger receives broker events (default slog.Default()).
 	Logger *slog.Logger

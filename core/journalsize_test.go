@@ -211,3 +211,30 @@ func TestTopicBacklogBoundedInBytes(t *testing.T) {
 	}
 	in.none(t, 50*time.Millisecond)
 }
+
+// A topic subscriber's deliveries in flight are bounded in bytes too,
+// whatever its prefetch: one asking for 100,000 that acknowledges nothing
+// is given about TopicBacklogBytes of them, the rest wait in its backlog.
+func TestTopicInflightBoundedInBytes(t *testing.T) {
+	b, _ := open(t, memlog.NewStore(1<<20), core.Options{TopicBacklogBytes: 64 << 10, TopicPublishWait: 10 * time.Millisecond})
+	sub, in := subscribe(t, b, "/topic/wide", core.SubscribeOptions{Mode: core.AckClient, Prefetch: 100000})
+	body := make([]byte, 4<<10)
+	for range 100 {
+		m := &core.Message{Destination: core.Destination{Kind: core.Topic, Name: "wide"}, Priority: 4, Body: body}
+		if err := b.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := len(in); n == 0 || n*len(body) > 64<<10+len(body) {
+		t.Fatalf("a subscriber with a prefetch of 100,000 that acknowledged nothing was given %d messages of 4 KiB, over 64 KiB", n)
+	}
+	var last core.Delivery
+	for len(in) > 0 {
+		last = <-in
+	}
+	if err := sub.Ack(context.Background(), last.Msg.Seq); err != nil { // cumulative: all of them
+		t.Fatal(err)
+	}
+	in.next(t) // the backlog flows again
+}

@@ -109,8 +109,10 @@ type Subscription struct {
 
 	// Owned by the destination's goroutine.
 	credit       int
-	backlog      []*entry      // topics: held beyond prefetch
-	backlogBytes int64         // their Size()s
+	backlog      []*entry // topics: held beyond prefetch
+	backlogBytes int64    // their Size()s
+	heldBytes    int64    // topics: bytes delivered and not acknowledged, about (topic.hold)
+	heldCount    int
 	slow         bool          // topics: publishers no longer wait for it
 	dropped      atomic.Uint64 // topics: messages lost from a full backlog (Dropped)
 

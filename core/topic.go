@@ -68,8 +68,10 @@ func (t *topic) publish(m *Message) {
 // dropping the oldest held message when the backlog is full: a subscriber
 // that does not read loses messages rather than slow the topic.
 func (t *topic) offer(s *Subscription, e *entry) {
-	if s.credit > 0 {
+	size := int64(e.msg.Size())
+	if s.credit > 0 && (s.heldCount == 0 || s.heldBytes+size <= t.b.opts.TopicBacklogBytes) {
 		s.credit--
+		t.hold(s, size)
 		s.deliver(e)
 		return
 	}
@@ -78,7 +80,6 @@ func (t *topic) offer(s *Subscription, e *entry) {
 	if !s.slow && len(s.backlog) >= t.b.opts.TopicBacklog/2 {
 		t.setFull(true)
 	}
-	size := int64(e.msg.Size())
 	for len(s.backlog) > 0 && (len(s.backlog) >= t.b.opts.TopicBacklog || s.backlogBytes+size > t.b.opts.TopicBacklogBytes) {
 		s.backlogBytes -= int64(s.backlog[0].msg.Size())
 		s.backlog[0] = nil
@@ -96,18 +97,44 @@ func (t *topic) offer(s *Subscription, e *entry) {
 // it what its backlog holds.
 func (t *topic) credit(s *Subscription, n int) {
 	s.credit += n
+	t.release(s, n)
 	for s.credit > 0 && len(s.backlog) > 0 {
 		e := s.backlog[0]
+		size := int64(e.msg.Size())
+		if s.heldCount > 0 && s.heldBytes+size > t.b.opts.TopicBacklogBytes {
+			break
+		}
 		s.backlog[0] = nil
 		s.backlog = s.backlog[1:]
-		s.backlogBytes -= int64(e.msg.Size())
+		s.backlogBytes -= size
 		s.credit--
+		t.hold(s, size)
 		s.deliver(e)
 	}
 	if s.slow && len(s.backlog) <= t.b.opts.TopicBacklog/4 {
 		s.slow = false // caught up: it holds the gate again
 	}
 	t.checkFull()
+}
+
+// hold counts a delivery of size bytes in flight to s: a topic subscriber
+// holds at most TopicBacklogBytes in flight (and as much again in its
+// backlog), whatever its prefetch, so that a prefetch of 100,000 large
+// messages to a subscriber that stopped reading cannot take gigabytes.
+func (t *topic) hold(s *Subscription, size int64) {
+	s.heldBytes += size
+	s.heldCount++
+}
+
+// release takes n acknowledged deliveries out of flight. Acks name
+// messages, not sizes: each counts as the average held.
+func (t *topic) release(s *Subscription, n int) {
+	if n >= s.heldCount {
+		s.heldBytes, s.heldCount = 0, 0
+		return
+	}
+	s.heldBytes -= s.heldBytes / int64(s.heldCount) * int64(n)
+	s.heldCount -= n
 }
 
 // markSlow runs when a publisher has waited its full TopicPublishWait: the
