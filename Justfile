@@ -40,7 +40,17 @@ fuzz time="60s":
     go test -run '^$' -fuzz FuzzDecodeProjection -fuzztime {{time}} ./core
     go test -run '^$' -fuzz FuzzApplyRecord -fuzztime {{time}} ./core
     go test -run '^$' -fuzz FuzzReader -fuzztime {{time}} ./gateways/stomp
+    go test -run '^$' -fuzz FuzzSendAcrossVersions -fuzztime {{time}} ./gateways/stomp
     go test -run '^$' -fuzz FuzzParse -fuzztime {{time}} ./core/selector
+
+# the fault harness: a real cairn serve under receipted load, with kill -9, SIGSTOP, a full disk
+# (a tmpfs, as root), a socket flood and a stalled reader; about 40 s (CI runs it)
+faults:
+    go test -count=1 -run TestFaults -v ./cmd/cairn
+
+# the same for 10 minutes, every fault again and again
+faults-soak:
+    go test -count=1 -tags soak -timeout 20m -run TestFaults -v ./cmd/cairn
 
 # gofmt and go vet
 lint:

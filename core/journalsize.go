@@ -36,8 +36,10 @@ func (b *Broker) snapshotBytes() int64 {
 	return max(b.opts.SnapshotBytes, 4*b.lastSnapSize.Load())
 }
 
-// measureJournal sets the journal's size and the bytes after the newest
-// snapshot from its segments. The caller holds maintMu (or is Open).
+// measureJournal sets the journal's size, and the bytes after the newest
+// snapshot, from its segments: those wholly after it, and the share of the
+// one holding it that lies after it (by index). The caller holds maintMu
+// (or is Open).
 func (b *Broker) measureJournal() {
 	sg, ok := b.log.(journal.Segmenter)
 	if !ok {
@@ -48,8 +50,12 @@ func (b *Broker) measureJournal() {
 	for _, s := range sg.Segments() {
 		total += s.Bytes
 		largest = max(largest, s.Bytes)
-		if s.Last > snap {
+		switch {
+		case s.Last < s.First || s.Last <= snap:
+		case s.First > snap:
 			since += s.Bytes
+		default: // the segment holding the snapshot's record
+			since += s.Bytes * int64(s.Last-snap) / int64(s.Last-s.First+1)
 		}
 	}
 	b.journalBytes.Store(total)

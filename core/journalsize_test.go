@@ -5,8 +5,10 @@ package core_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -237,4 +239,54 @@ func TestTopicInflightBoundedInBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	in.next(t) // the backlog flows again
+}
+
+// countingHandler counts the log records whose message is msg.
+type countingHandler struct {
+	msg string
+	n   *atomic.Int64
+}
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countingHandler) WithGroup(string) slog.Handler      { return h }
+
+// The bytes since the snapshot are those after its record, not the whole
+// segment holding it: with segments much larger than the interval and
+// messages piling up, maintenance runs about once an interval (before, it
+// ran on every append once the segment passed the interval: a snapshot
+// every few milliseconds in the fault harness).
+func TestSnapshotsOncePerInterval(t *testing.T) {
+	dir := t.TempDir()
+	var passes atomic.Int64
+	wo := wal.Options{SegmentBytes: 8 << 20, MaxRecordBytes: 64 << 10, Sync: journal.SyncNever, Logger: quiet}
+	l, err := wal.Open(dir, wo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := core.Open(core.Options{Journal: l, Logger: slog.New(countingHandler{"journal maintenance", &passes}),
+		MaintainEvery: time.Hour, SnapshotBytes: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	defer b.Close()
+	body := make([]byte, 16<<10) // large messages: the snapshots stay small, and the interval 256 KiB
+	for range 128 {              // 2 MiB, nothing consumed: eight intervals
+		m := &core.Message{Destination: core.Destination{Kind: core.Queue, Name: "pile"}, Persistent: true, Priority: 4, Body: body}
+		if err := b.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // a producer, not a loop in memory: a pass keeps up
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := passes.Load(); n < 4 || n > 16 {
+		t.Fatalf("%d maintenance passes for 2 MiB in 256 KiB intervals, want about 8", n)
+	}
 }

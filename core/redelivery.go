@@ -180,6 +180,9 @@ func (q *queue) deadLetter(e *entry, dlq, cause string) bool {
 		HeaderOriginalMessageID, m.ID(), HeaderRedeliveries, fmt.Sprint(e.redeliveries))
 	dm := &Message{Destination: Destination{Queue, dlq}, Persistent: m.Persistent, Priority: m.Priority,
 		Timestamp: m.Timestamp, Header: h, Body: m.Body} // dead letters do not expire (ActiveMQ's default)
+	if m.Persistent && q.b.checkSpace() != nil {
+		return false // kept, and moved once the journal has room again
+	}
 	q.b.stamp(dm)
 	if m.Persistent {
 		recs := []journal.Record{

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cairnmq/cairn/journal"
@@ -292,6 +293,18 @@ func (l *fileLease) write(durable bool) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
+		if errors.Is(err, syscall.ENOSPC) {
+			// A full disk: no block for a new file. The lease's own file,
+			// overwritten in place and fsynced, needs none.
+			if done, oerr := overwrite(path, rec); done && oerr == nil {
+				if !durable {
+					return nil
+				}
+				if oerr = syncFile(path); oerr == nil {
+					return nil
+				}
+			}
+		}
 		return fmt.Errorf("replication: write lease %s: %w", path, err)
 	}
 	return nil

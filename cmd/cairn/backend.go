@@ -5,8 +5,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -81,16 +83,24 @@ func (be *backend) open(c *cli.Context, lease replication.Lease) (journal.Log, i
 		}
 		return l, maxBody, nil
 	default:
-		if lease.Took().How != "free" {
+		how := lease.Took().How
+		if how != "free" && how != "released" {
 			// The previous master may be alive (frozen, cut off): give it a
-			// tail segment nobody reads any more.
+			// tail segment nobody reads any more. On a full disk there is no
+			// room for the copy; the flock this broker holds says the
+			// previous master's process is gone, so the tail is used as is.
 			if err := wal.DetachTail(be.dataDir); err != nil {
-				return nil, 0, err
+				if how != "holder gone" || !errors.Is(err, syscall.ENOSPC) {
+					return nil, 0, err
+				}
+				be.logger.Warn("journal: no room to detach the tail segment; the previous master's process is gone (its flock was free), so the tail is used as it is",
+					"err", err)
 			}
 		}
 		pol, _ := journal.ParseSyncPolicy(c.String("sync"))
 		l, err := wal.Open(be.dataDir, wal.Options{Sync: pol, SyncInterval: c.Duration("sync-interval"), Logger: be.logger,
-			MaxRecordBytes: be.maxRecord, SegmentBytes: max(16<<20, 2*be.maxRecord+1<<20), Locked: true, Gate: lease.Valid})
+			MaxRecordBytes: be.maxRecord, SegmentBytes: max(16<<20, 2*be.maxRecord+1<<20), Locked: true, Gate: lease.Valid,
+			PreviousGone: how != "expired"})
 		if err != nil {
 			return nil, 0, err
 		}

@@ -61,7 +61,8 @@ func sendRaw(t *testing.T, addr, dest string, persistent bool, body []byte) stri
 // the SEND that finds no room, and every persistent SEND after it, gets
 // ERROR code store-unavailable, and nothing of it is stored; the broker
 // stays up and master past its lease TTL; non-persistent messages still
-// flow; a consumer still receives and acknowledges what was stored. Once
+// flow; a consumer still receives and acknowledges what was stored; killed
+// with -9, the broker starts again on the full disk. Once
 // the file is deleted, persistent SENDs are taken again within seconds,
 // with no restart. A restart then finds exactly the stored messages less
 // the acknowledged ones. (Before, the 895th SEND got journal-failure naming
@@ -145,6 +146,23 @@ func TestServeFullDisk(t *testing.T) {
 		t.Fatalf("the broker lost its lease or stopped on a full disk:\n%s", p.log())
 	}
 
+	// A broker killed on a full disk starts again on it (before, its
+	// start-up copied the tail segment and made a new ring, and failed for
+	// want of room), and refuses persistent SENDs as before.
+	if !strings.Contains(p.log(), "reopened after the disk was full") {
+		t.Fatalf("the journal did not reopen by itself after the disk filled:\n%s", p.log())
+	}
+	consumer.nc.Close()
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+	p = startServe(t, data, "--lease-ttl", "2s")
+	if r := sendRaw(t, p.addr, "/queue/full", true, []byte("more")); r != "ERROR store-unavailable" {
+		t.Fatalf("a persistent SEND after a restart on a full disk: %s\n%s", r, p.log())
+	}
+	if r := sendRaw(t, p.addr, "/queue/volatile", false, []byte("light")); r != "RECEIPT" {
+		t.Fatalf("a non-persistent SEND after a restart on a full disk: %s", r)
+	}
+
 	// Space comes back: persistent SENDs are taken again, with no restart.
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
@@ -161,14 +179,13 @@ func TestServeFullDisk(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("persistent SENDs taken again %v after the file was deleted", time.Since(took).Round(time.Millisecond))
-	for _, want := range []string{"the disk is full", "reopened after the disk was full", "space is back"} {
+	for _, want := range []string{"the disk is full", "space is back"} {
 		if !strings.Contains(p.log(), want) {
 			t.Fatalf("the log lacks %q:\n%s", want, p.log())
 		}
 	}
 
 	// A restart finds what was stored, less what was acknowledged.
-	consumer.nc.Close()
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if err := p.cmd.Wait(); err != nil {
 		t.Fatalf("SIGTERM: %v\n%s", err, p.log())

@@ -79,12 +79,17 @@ type ring struct {
 // the right size. fresh makes a new file in any case, so that whoever held
 // the old one open (a master being taken over from) writes into a file
 // nobody reads. Records left in the old ring must have been restored first.
-func openRing(dir string, size int64, fresh bool) (*ring, error) {
+func openRing(dir string, size int64, fresh, reuseWhenFull bool) (*ring, error) {
 	path := filepath.Join(dir, ringName)
 	fi, err := os.Lstat(path)
-	if fresh || err != nil || !fi.Mode().IsRegular() || fi.Size() != size {
+	usable := err == nil && fi.Mode().IsRegular() && fi.Size() == size
+	if fresh || !usable {
 		if err := makeRing(path, size); err != nil {
-			return nil, fmt.Errorf("wal: make the sync ring: %w", err)
+			if !usable || !reuseWhenFull || !isNoSpace(err) {
+				return nil, fmt.Errorf("wal: make the sync ring: %w", err)
+			}
+			// A full disk: the old ring is used again. (A fresh one is for
+			// an old master still alive, and its process is gone.)
 		}
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|ringOpenFlags, 0)

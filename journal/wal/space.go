@@ -45,6 +45,9 @@ const spaceRetry = time.Second
 // journal to reopen before it gives up.
 const spaceWait = 5 * time.Second
 
+// minReopenFree is the room a reopen after a full disk waits for.
+const minReopenFree = 256 << 10
+
 // isNoSpace reports whether err is the device being full.
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
@@ -163,7 +166,14 @@ func (l *Log) recoverSpace() {
 			"bytes", l.opts.ReserveBytes)
 	}
 	for attempt := 0; ; attempt++ {
-		err := l.reopen()
+		// With no reserve left to free, a reopen waits for some room: one
+		// now would only meet the full disk again.
+		var err error
+		if free, ferr := l.freeBytes(); ferr == nil && free < minReopenFree {
+			err = fmt.Errorf("%w: %d bytes free", syscall.ENOSPC, free)
+		} else {
+			err = l.reopen()
+		}
 		switch {
 		case err == nil:
 			l.opts.Logger.Warn("journal: reopened after the disk was full; appending again", "dir", l.dir,

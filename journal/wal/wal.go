@@ -65,6 +65,11 @@ type Options struct {
 	// Locked says the caller already decides who writes this directory (a
 	// replication lease): Open does not take the directory lock itself.
 	Locked bool
+	// PreviousGone, with Locked, says the previous writer's process is gone
+	// (the caller holds the directory's flock): the sync ring Open makes
+	// afresh for a previous writer that may still be alive may then be the
+	// old one when the disk has no room for a new one.
+	PreviousGone bool
 	// RingBytes is the size of the sync ring, DIR/RING (default 8 MiB),
 	// which makes group commits durable under SyncAlways (ring.go); a
 	// negative value fsyncs the tail segment for every group instead.
@@ -244,6 +249,12 @@ func Open(dir string, opts Options) (*Log, error) {
 			return nil, err
 		}
 	}
+	// A disk that filled while no broker ran: the reserve makes room for
+	// what opening writes (the manifest, a ring).
+	if free, err := l.freeBytes(); err == nil && free < 1<<20 && l.releaseReserve() {
+		l.lowSpace.Store(true)
+		opts.Logger.Warn("journal: the disk is full at open; released the reserve", "dir", dir, "free_bytes", free)
+	}
 	// Under a replication lease the old master may still hold the ring
 	// open: give this one a new file (as DetachTail does the tail).
 	if err := l.openFiles(opts.Locked); err != nil {
@@ -257,8 +268,8 @@ func Open(dir string, opts Options) (*Log, error) {
 	l.syncTimer.Stop()
 	l.lazyTimer = time.AfterFunc(time.Hour, l.timedLazy)
 	l.lazyTimer.Stop()
-	if err := l.writeReserve(); err != nil {
-		if !isNoSpace(err) {
+	if err := l.writeReserve(); err != nil || l.lowSpace.Load() {
+		if err != nil && !isNoSpace(err) {
 			l.Close()
 			return nil, fmt.Errorf("wal: %w", err)
 		}
@@ -307,7 +318,7 @@ func (l *Log) openFiles(freshRing bool) error {
 		}
 	}
 	if err == nil && l.opts.Sync == journal.SyncAlways && l.opts.RingBytes > 0 {
-		l.ring, err = openRing(l.dir, l.opts.RingBytes, freshRing)
+		l.ring, err = openRing(l.dir, l.opts.RingBytes, freshRing, !l.opts.Locked || l.opts.PreviousGone)
 	}
 	if err != nil {
 		l.tw.Close()
