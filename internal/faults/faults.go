@@ -44,10 +44,10 @@ type Kind string
 
 // The faults.
 const (
-	Kill9    Kind = "kill-9"     // SIGKILL the broker, start it again on the same data
-	Stop     Kind = "sigstop"    // SIGSTOP the broker for For, then SIGCONT
-	FullDisk Kind = "full-disk"  // fill the data directory's device for For, then free it (Options.Disk)
-	Flood    Kind = "flood"      // open Count bare sockets, hold them For
+	Kill9    Kind = "kill-9"      // SIGKILL the broker, start it again on the same data
+	Stop     Kind = "sigstop"     // SIGSTOP the broker for For, then SIGCONT
+	FullDisk Kind = "full-disk"   // fill the data directory's device for For, then free it (Options.Disk)
+	Flood    Kind = "flood"       // open Count bare sockets, hold them For
 	Stall    Kind = "slow-reader" // a consumer with a large prefetch that reads nothing for For
 )
 
@@ -77,7 +77,7 @@ type Options struct {
 	// once (SENDs receipted and not yet acknowledged, at Size plus 256 bytes
 	// each), which is the fixed part of the journal's bound.
 	MaxRSS, JournalOverhead int64
-	Logger             *slog.Logger
+	Logger                  *slog.Logger
 }
 
 // Report is what a run found.
@@ -89,8 +89,8 @@ type Report struct {
 	PeakPending                       int64 // bytes receipted and not acknowledged, at most
 	// Events counts the broker's log lines that show a fault was felt (a
 	// full disk, the journal reopening, space coming back, fencing).
-	Events map[string]int
-	Violations                        []string // each a broken promise; empty if none
+	Events     map[string]int
+	Violations []string // each a broken promise; empty if none
 }
 
 // Err is nil if the run kept every promise.
