@@ -198,6 +198,13 @@ func TestTopicBacklogBoundedInBytes(t *testing.T) {
 		}
 	}
 	first := in.next(t) // the one its prefetch took
+	// A publish reaches the topic's loop after Send returns: wait until all
+	// 100 are offered (each 96 + 4,096 bytes by Size: 15 fit in 64 KiB).
+	for deadline := time.Now().Add(10 * time.Second); slow.Dropped() < 100-1-15; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("dropped %d of the 84 that do not fit, after 10s", slow.Dropped())
+		}
+	}
 	held := int(100 - 1 - slow.Dropped())
 	if slow.Dropped() == 0 || held*len(body) > 64<<10 {
 		t.Fatalf("a subscriber that read nothing holds %d messages of 4 KiB beyond its prefetch (dropped %d), over 64 KiB", held, slow.Dropped())
@@ -227,7 +234,13 @@ func TestTopicInflightBoundedInBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Wait until all 100 are offered: 15 in flight (96 + 4,096 bytes each by
+	// Size), 15 in the backlog, 70 lost.
+	for deadline := time.Now().Add(10 * time.Second); sub.Dropped() < 70; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("dropped %d after 10s, want 70 (%d delivered)", sub.Dropped(), len(in))
+		}
+	}
 	if n := len(in); n == 0 || n*len(body) > 64<<10+len(body) {
 		t.Fatalf("a subscriber with a prefetch of 100,000 that acknowledged nothing was given %d messages of 4 KiB, over 64 KiB", n)
 	}
