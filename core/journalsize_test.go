@@ -184,19 +184,25 @@ func TestStoreLimitBoundsTheJournal(t *testing.T) {
 	t.Logf("3.75 MiB pending, half of every segment dead: the journal holds %d KiB (bound %d KiB)", total>>10, bound>>10)
 }
 
+// publish sends n non-persistent messages of size bytes to topic name.
+func publish(t *testing.T, b *core.Broker, name string, n, size int) {
+	t.Helper()
+	body := make([]byte, size)
+	for range n {
+		m := &core.Message{Destination: core.Destination{Kind: core.Topic, Name: name}, Priority: 4, Body: body}
+		if err := b.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // A topic subscriber that does not read holds at most TopicBacklogBytes
 // beyond its prefetch, whatever the messages' size, and what it loses is
 // counted on its subscription.
 func TestTopicBacklogBoundedInBytes(t *testing.T) {
 	b, _ := open(t, memlog.NewStore(1<<20), core.Options{TopicBacklogBytes: 64 << 10, TopicPublishWait: 10 * time.Millisecond})
 	slow, in := subscribe(t, b, "/topic/big", core.SubscribeOptions{Mode: core.AckClient, Prefetch: 1})
-	body := make([]byte, 4<<10)
-	for range 100 {
-		m := &core.Message{Destination: core.Destination{Kind: core.Topic, Name: "big"}, Priority: 4, Body: body}
-		if err := b.Send(context.Background(), m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publish(t, b, "big", 100, 4<<10)
 	first := in.next(t) // the one its prefetch took
 	// A publish reaches the topic's loop after Send returns: wait until all
 	// 100 are offered (each 96 + 4,096 bytes by Size: 15 fit in 64 KiB).
@@ -206,7 +212,7 @@ func TestTopicBacklogBoundedInBytes(t *testing.T) {
 		}
 	}
 	held := int(100 - 1 - slow.Dropped())
-	if slow.Dropped() == 0 || held*len(body) > 64<<10 {
+	if slow.Dropped() == 0 || held*4<<10 > 64<<10 {
 		t.Fatalf("a subscriber that read nothing holds %d messages of 4 KiB beyond its prefetch (dropped %d), over 64 KiB", held, slow.Dropped())
 	}
 	if err := slow.Ack(context.Background(), first.Msg.Seq); err != nil {
@@ -227,13 +233,7 @@ func TestTopicBacklogBoundedInBytes(t *testing.T) {
 func TestTopicInflightBoundedInBytes(t *testing.T) {
 	b, _ := open(t, memlog.NewStore(1<<20), core.Options{TopicBacklogBytes: 64 << 10, TopicPublishWait: 10 * time.Millisecond})
 	sub, in := subscribe(t, b, "/topic/wide", core.SubscribeOptions{Mode: core.AckClient, Prefetch: 100000})
-	body := make([]byte, 4<<10)
-	for range 100 {
-		m := &core.Message{Destination: core.Destination{Kind: core.Topic, Name: "wide"}, Priority: 4, Body: body}
-		if err := b.Send(context.Background(), m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publish(t, b, "wide", 100, 4<<10)
 	// Wait until all 100 are offered: 15 in flight (96 + 4,096 bytes each by
 	// Size), 15 in the backlog, 70 lost.
 	for deadline := time.Now().Add(10 * time.Second); sub.Dropped() < 70; time.Sleep(time.Millisecond) {
@@ -241,7 +241,7 @@ func TestTopicInflightBoundedInBytes(t *testing.T) {
 			t.Fatalf("dropped %d after 10s, want 70 (%d delivered)", sub.Dropped(), len(in))
 		}
 	}
-	if n := len(in); n == 0 || n*len(body) > 64<<10+len(body) {
+	if n := len(in); n == 0 || n*4<<10 > 64<<10+4<<10 {
 		t.Fatalf("a subscriber with a prefetch of 100,000 that acknowledged nothing was given %d messages of 4 KiB, over 64 KiB", n)
 	}
 	var last core.Delivery
