@@ -274,3 +274,14 @@ func TestSnapshotSlots(t *testing.T) {
 		t.Fatalf("OldestSnapshot with no readable object: %v, want ErrNoSnapshot", err)
 	}
 }
+
+func TestCheckServerVersion(t *testing.T) {
+	for v, ok := range map[string]bool{
+		"2.15.2": true, "2.12.0": true, "2.12.1-RC.1": true, "v2.13.0": true, "3.0.0": true,
+		"2.11.9": false, "2.10.24": false, "1.4.1": false, "": false, "2.x": false,
+	} {
+		if err := checkServerVersion(v); (err == nil) != ok {
+			t.Errorf("checkServerVersion(%q) = %v, want ok %t", v, err, ok)
+		}
+	}
+}

@@ -246,6 +246,9 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	if err := opts.fill(nc.MaxPayload()); err != nil {
 		return nil, err
 	}
+	if err := checkServerVersion(nc.ConnectedServerVersion()); err != nil {
+		return nil, err
+	}
 	js, err := njs.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
@@ -284,6 +287,46 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	l.done = make(chan struct{})
 	go l.run()
 	return l, nil
+}
+
+// MinServerVersion is the oldest nats-server the journal runs on: atomic
+// batch publish (ADR-50), which makes a multi-record Append atomic, came in
+// 2.12; batched direct get (for paging and compaction) in 2.11.
+const MinServerVersion = "2.12.0"
+
+// checkServerVersion refuses a server older than MinServerVersion, with a
+// message that says why (an older server ignores AllowAtomicPublish and
+// would be refused later, less clearly).
+func checkServerVersion(v string) error {
+	parse := func(s string) (out [3]int, ok bool) {
+		s, _, _ = strings.Cut(strings.TrimPrefix(s, "v"), "-")
+		parts := strings.Split(s, ".")
+		if len(parts) != 3 {
+			return out, false
+		}
+		for i, p := range parts {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				return out, false
+			}
+			out[i] = n
+		}
+		return out, true
+	}
+	have, ok := parse(v)
+	if !ok {
+		return fmt.Errorf("jetstream: cannot read the server's version %q (the journal needs nats-server %s or later)", v, MinServerVersion)
+	}
+	need, _ := parse(MinServerVersion)
+	for i := range have {
+		if have[i] != need[i] {
+			if have[i] < need[i] {
+				return fmt.Errorf("jetstream: nats-server %s is older than %s, the first with JetStream atomic batch publish, which the journal needs", v, MinServerVersion)
+			}
+			break
+		}
+	}
+	return nil
 }
 
 // loadTail reads the stream's bounds and the id of its last message, which
