@@ -43,11 +43,13 @@ func TestFaults(t *testing.T) {
 	const memMB = 128
 	rep, err := faults.Run(context.Background(), faults.Options{
 		Binary: binary(t), Data: data, Disk: disk,
-		// The store limit keeps the journal from filling the disk by
-		// itself (the full-disk fault fills it from outside).
-		Args:     []string{"--memory-limit-mb", "128", "--snapshot-mb", "4", "--store-limit-mb", "24"},
-		Duration: total + 3*time.Second, Drain: 30 * time.Second,
-		Producers: 3, Consumers: 2, Size: 2048, Faults: schedule,
+		Args:     []string{"--memory-limit-mb", "128", "--snapshot-mb", "4"},
+		Duration: total + 3*time.Second, Drain: 60 * time.Second,
+		// 3 × 1,000 SENDs a second, which two consumers acking each with a
+		// receipted COMMIT keep up with on a loaded 2-core machine, so that
+		// the journal does not fill the disk by itself (the full-disk
+		// fault fills it from outside, and producers then meet it).
+		Producers: 3, Consumers: 2, Size: 2048, Rate: 1000, Faults: schedule,
 		// The Go runtime's soft limit is twice the memory limit plus 200
 		// MiB (cairn serve sets it): the RSS bound. The journal's, beyond 2
 		// × what was pending: 2 snapshot intervals + 2 segments (23 MiB

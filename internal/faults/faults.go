@@ -71,6 +71,7 @@ type Options struct {
 	Producers       int
 	Consumers       int
 	Size            int // message body bytes (at least 32)
+	Rate            int // SENDs a second per producer, at most (0: as fast as receipts come)
 	Faults          []Fault
 	// Bounds checked while it runs (0: not checked): the broker's RSS, and
 	// the journal's disk use less 2 × the most bytes that were pending at
@@ -264,7 +265,20 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				return
 			}
 			defer c.Close()
+			var tick <-chan time.Time
+			if o.Rate > 0 {
+				t := time.NewTicker(time.Second / time.Duration(o.Rate))
+				defer t.Stop()
+				tick = t.C
+			}
 			for i := 0; loadCtx.Err() == nil; i++ {
+				if tick != nil {
+					select {
+					case <-tick:
+					case <-loadCtx.Done():
+						return
+					}
+				}
 				id := fmt.Sprintf("p%d-%d", p, i)
 				h.mu.Lock()
 				h.sent++
