@@ -8,7 +8,9 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -118,6 +120,8 @@ func TestFullDiskRecovers(t *testing.T) {
 	dir := t.TempDir()
 	opts := fixtureOptions()
 	opts.ReserveBytes = 64 << 10
+	var logs logLines
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	l, err := wal.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -141,17 +145,20 @@ func TestFullDiskRecovers(t *testing.T) {
 	if err != nil || f != 12 || last != 13 {
 		t.Fatalf("an append that met the full disk, tried again after the reopen: [%d, %d] %v, want [12, 13]", f, last, err)
 	}
-	if !l.LowOnSpace() {
-		t.Fatal("LowOnSpace is false right after the disk filled")
-	}
 	if err := l.Sync(); err != nil {
 		t.Fatal(err)
 	}
 	checkContent(t, l, 13) // the lazy record 11 was kept, and written first
-	// The disk has room: the reserve comes back and LowOnSpace ends.
-	for deadline := time.Now().Add(10 * time.Second); l.LowOnSpace(); time.Sleep(20 * time.Millisecond) {
+	// The disk has room: the reserve comes back and LowOnSpace ends (it
+	// was set meanwhile, between the two log lines).
+	for deadline := time.Now().Add(10 * time.Second); l.LowOnSpace() || !logs.has("space is back"); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("LowOnSpace still true 10s after space came back")
+			t.Fatalf("LowOnSpace still true 10s after space came back:\n%s", logs.String())
+		}
+	}
+	for _, want := range []string{"the disk is full", "released the reserve", "reopened after the disk was full"} {
+		if !logs.has(want) {
+			t.Fatalf("the log lacks %q:\n%s", want, logs.String())
 		}
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "RESERVE")); err != nil || fi.Size() != 64<<10 {
@@ -165,6 +172,26 @@ func TestFullDiskRecovers(t *testing.T) {
 	defer l2.Close()
 	checkContent(t, l2, 13)
 }
+
+// logLines collects log output from several goroutines.
+type logLines struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *logLines) has(s string) bool { return strings.Contains(l.String(), s) }
 
 // tidwall/wal alone races and can panic when Reads run concurrently with a
 // segment cache smaller than the segment count (its issue #34). Run with -race.
