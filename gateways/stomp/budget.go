@@ -34,7 +34,7 @@ var errReaderClosed = errors.New("stomp: connection closed while waiting for rea
 // until done is closed.
 func (b *readBudget) take(n int64, deadline time.Time, done <-chan struct{}) error {
 	if n > b.limit {
-		return perr("frame-too-large", "a frame of over %d bytes is more than the server reads at once (%d)", n, b.limit)
+		return perr(CodeFrameTooLarge, "a frame of over %d bytes is more than the server reads at once (%d)", n, b.limit)
 	}
 	var timer <-chan time.Time
 	for {
@@ -56,7 +56,7 @@ func (b *readBudget) take(n int64, deadline time.Time, done <-chan struct{}) err
 		select {
 		case <-wake:
 		case <-timer:
-			err = perr("frame-timeout", "the frame did not arrive in time: the server had no room to read it")
+			err = perr(CodeFrameTimeout, "the frame did not arrive in time: the server had no room to read it")
 		case <-done:
 			err = errReaderClosed
 		}

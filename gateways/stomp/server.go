@@ -199,11 +199,11 @@ func (s *Server) start(c net.Conn) {
 	var refusal error
 	switch {
 	case s.opts.MaxPerAddress > 0 && pa.total >= s.opts.MaxPerAddress:
-		refusal = perr("too-many-connections", "this address has %d connections, the server's limit for one address", pa.total)
+		refusal = perr(CodeTooManyConnections, "this address has %d connections, the server's limit for one address", pa.total)
 	case s.unconnected >= s.opts.MaxUnconnected:
-		refusal = perr("too-many-connections", "the server has %d connections that have not sent CONNECT, its limit", s.unconnected)
+		refusal = perr(CodeTooManyConnections, "the server has %d connections that have not sent CONNECT, its limit", s.unconnected)
 	case pa.unconnected >= max(s.opts.MaxUnconnected/10, 1):
-		refusal = perr("too-many-connections", "this address has %d connections that have not sent CONNECT, its limit", pa.unconnected)
+		refusal = perr(CodeTooManyConnections, "this address has %d connections that have not sent CONNECT, its limit", pa.unconnected)
 	}
 	if refusal == nil {
 		s.sessions[ss] = struct{}{}
@@ -247,7 +247,7 @@ func (s *Server) admit(ss *session) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.connected >= s.opts.MaxConnections {
-		return perr("too-many-connections", "the server has %d connections, its limit", s.connected)
+		return perr(CodeTooManyConnections, "the server has %d connections, its limit", s.connected)
 	}
 	s.connected++
 	s.unconnected--

@@ -440,12 +440,12 @@ func (ss *session) finish(last *frame.Frame) {
 // errorFrame builds an ERROR frame for err: a short message and a stable
 // code, never a stack trace.
 func errorFrame(err error, receipt string) *frame.Frame {
-	code, msg := "internal-error", "internal error; the server log has the detail" // the caller logs err
+	code, msg := CodeInternalError, "internal error; the server log has the detail" // the caller logs err
 	var pe *protocolError
 	if errors.As(err, &pe) {
 		code, msg = pe.code, pe.msg
 	}
-	f := frame.New(frame.ERROR, "message", msg, "code", code, frame.ContentType, "text/plain")
+	f := frame.New(frame.ERROR, "message", msg, "code", string(code), frame.ContentType, "text/plain")
 	if receipt != "" {
 		f.Header.Add(frame.ReceiptId, receipt)
 	}
@@ -461,7 +461,7 @@ func (ss *session) refuse(err error) {
 
 // shutdown closes the session from outside (server shutdown).
 func (ss *session) shutdown() {
-	ss.finish(errorFrame(perr("shutting-down", "the server is shutting down"), ""))
+	ss.finish(errorFrame(perr(CodeShuttingDown, "the server is shutting down"), ""))
 	ss.conn.SetReadDeadline(time.Now()) // wake the reader
 }
 
@@ -578,13 +578,13 @@ func (ss *session) readFailed(err error) {
 		switch {
 		case closing: // shutdown woke us
 		case !ss.connected:
-			ss.finish(errorFrame(perr("connect-timeout", "no CONNECT frame within %v", ss.srv.opts.ConnectTimeout), ""))
+			ss.finish(errorFrame(perr(CodeConnectTimeout, "no CONNECT frame within %v", ss.srv.opts.ConnectTimeout), ""))
 		case ss.framing:
-			ss.finish(errorFrame(perr("frame-timeout", "a frame took over %v to arrive", ss.frameTimeout()), ""))
+			ss.finish(errorFrame(perr(CodeFrameTimeout, "a frame took over %v to arrive", ss.frameTimeout()), ""))
 		case ss.readEvery > 0:
-			ss.finish(errorFrame(perr("heartbeat-timeout", "nothing received for %v", ss.heartBeatTimeout()), ""))
+			ss.finish(errorFrame(perr(CodeHeartbeatTimeout, "nothing received for %v", ss.heartBeatTimeout()), ""))
 		default:
-			ss.finish(errorFrame(perr("idle-timeout", "nothing received for %v", ss.srv.opts.IdleTimeout), ""))
+			ss.finish(errorFrame(perr(CodeIdleTimeout, "nothing received for %v", ss.srv.opts.IdleTimeout), ""))
 		}
 	default: // the client went away (EOF, reset, closed)
 		ss.finish(nil)
@@ -851,7 +851,7 @@ func (ss *session) writeMessage(w *bufio.Writer, it *outItem) {
 // handle carries out one frame. done means the session is over (DISCONNECT).
 func (ss *session) handle(f *frame.Frame) (done bool, err error) {
 	if !ss.connected && f.Command != frame.CONNECT && f.Command != frame.STOMP {
-		return false, perr("not-connected", "%s before CONNECT", f.Command)
+		return false, perr(CodeNotConnected, "%s before CONNECT", f.Command)
 	}
 	receipt := f.Header.Get(frame.Receipt)
 	if !batchable(f) {
@@ -908,7 +908,7 @@ var versions = []string{"1.0", "1.1", "1.2"}
 
 func (ss *session) connect(f *frame.Frame) error {
 	if ss.connected {
-		return perr("already-connected", "a second CONNECT on one connection")
+		return perr(CodeAlreadyConnected, "a second CONNECT on one connection")
 	}
 	version := "1.0"
 	if av, ok := f.Header.Contains(frame.AcceptVersion); ok {
@@ -920,7 +920,7 @@ func (ss *session) connect(f *frame.Frame) error {
 			}
 		}
 		if version == "" {
-			return perr("bad-version", "none of the versions %q is supported (1.0, 1.1, 1.2)", av)
+			return perr(CodeBadVersion, "none of the versions %q is supported (1.0, 1.1, 1.2)", av)
 		}
 	}
 	cx, cy := 0, 0
@@ -971,7 +971,7 @@ func parseHeartBeat(s string) (int, int, error) {
 	x, err1 := strconv.Atoi(strings.TrimSpace(a))
 	y, err2 := strconv.Atoi(strings.TrimSpace(b))
 	if !ok || err1 != nil || err2 != nil || x < 0 || y < 0 {
-		return 0, 0, perr("malformed-frame", "heart-beat %q is not two numbers", s)
+		return 0, 0, perr(CodeMalformedFrame, "heart-beat %q is not two numbers", s)
 	}
 	return x, y, nil
 }
@@ -979,7 +979,7 @@ func parseHeartBeat(s string) (int, int, error) {
 func required(f *frame.Frame, key string) (string, error) {
 	v, ok := f.Header.Contains(key)
 	if !ok || v == "" {
-		return "", perr("missing-header", "%s needs a %s header", f.Command, key)
+		return "", perr(CodeMissingHeader, "%s needs a %s header", f.Command, key)
 	}
 	return v, nil
 }
@@ -1010,7 +1010,7 @@ var tempPrefixes = []struct {
 // parseDestination reads a destination, temporary ones included.
 func (ss *session) parseDestination(s string) (core.Destination, error) {
 	if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
-		return core.Destination{}, perr("bad-destination", "a destination holds a control character (at byte %d)", i)
+		return core.Destination{}, perr(CodeBadDestination, "a destination holds a control character (at byte %d)", i)
 	}
 	for _, t := range tempPrefixes {
 		name, ok := strings.CutPrefix(s, t.prefix)
@@ -1018,12 +1018,12 @@ func (ss *session) parseDestination(s string) (core.Destination, error) {
 			continue
 		}
 		if name == "" {
-			return core.Destination{}, perr("bad-destination", "destination %q has no name", s)
+			return core.Destination{}, perr(CodeBadDestination, "destination %q has no name", s)
 		}
 		if t.remote {
 			scope, local, ok := strings.Cut(name, ":")
 			if !ok {
-				return core.Destination{}, perr("bad-destination", "destination %q names no connection", s)
+				return core.Destination{}, perr(CodeBadDestination, "destination %q names no connection", s)
 			}
 			return core.TempDestination(t.kind, scope, local), nil
 		}
@@ -1038,7 +1038,7 @@ func (ss *session) parseDestination(s string) (core.Destination, error) {
 	}
 	d, err := core.ParseDestination(s)
 	if err != nil {
-		return core.Destination{}, perr("bad-destination", "%v", err)
+		return core.Destination{}, perr(CodeBadDestination, "%v", err)
 	}
 	return d, nil
 }
@@ -1095,14 +1095,14 @@ func (ss *session) send(f *frame.Frame, receipt *string) error {
 	if p := f.Header.Get("priority"); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 0 || n > 9 {
-			return perr("bad-header", "priority %q is not 0-9", p)
+			return perr(CodeBadHeader, "priority %q is not 0-9", p)
 		}
 		m.Priority = uint8(n)
 	}
 	if e := f.Header.Get("expires"); e != "" {
 		n, err := strconv.ParseInt(e, 10, 64)
 		if err != nil || n < 0 {
-			return perr("bad-header", "expires %q is not a time in Unix milliseconds", e)
+			return perr(CodeBadHeader, "expires %q is not a time in Unix milliseconds", e)
 		}
 		m.Expires = n
 	}
@@ -1130,7 +1130,7 @@ func (ss *session) send(f *frame.Frame, receipt *string) error {
 	if txid := f.Header.Get(frame.Transaction); txid != "" {
 		tx := ss.txs[txid]
 		if tx == nil {
-			return perr("unknown-transaction", "no transaction %q on this connection", txid)
+			return perr(CodeUnknownTransaction, "no transaction %q on this connection", txid)
 		}
 		tx.sends = append(tx.sends, msgs...)
 		return nil
@@ -1164,9 +1164,9 @@ func durableName(f *frame.Frame) string {
 func (ss *session) durableError(err error) error {
 	switch {
 	case errors.Is(err, core.ErrDurableInUse):
-		return perr("durable-in-use", "%v", err)
+		return perr(CodeDurableInUse, "%v", err)
 	case errors.Is(err, core.ErrNoDurable):
-		return perr("unknown-subscription", "%v", err)
+		return perr(CodeUnknownSubscription, "%v", err)
 	}
 	return ss.brokerError(err)
 }
@@ -1177,28 +1177,28 @@ func (ss *session) durableError(err error) error {
 func (ss *session) brokerError(err error) error {
 	switch {
 	case errors.Is(err, core.ErrClosed):
-		return perr("shutting-down", "the server is shutting down")
+		return perr(CodeShuttingDown, "the server is shutting down")
 	case errors.Is(err, core.ErrUnknownAck):
-		return perr("unknown-ack", "%v", err)
+		return perr(CodeUnknownAck, "%v", err)
 	case errors.Is(err, core.ErrStoreFull):
-		return perr("store-full", "%v", err)
+		return perr(CodeStoreFull, "%v", err)
 	case errors.Is(err, core.ErrStoreUnavailable) || errors.Is(err, journal.ErrNoSpace):
 		if !errors.Is(err, core.ErrStoreUnavailable) {
 			ss.srv.opts.Logger.Warn("stomp: the message store is out of space", "session", ss.id, "err", err)
 		}
-		return perr("store-unavailable", "the message store is out of disk space: persistent messages are refused until it has room; nothing of this one was stored")
+		return perr(CodeStoreUnavailable, "the message store is out of disk space: persistent messages are refused until it has room; nothing of this one was stored")
 	case errors.Is(err, core.ErrTooLarge):
-		return perr("too-large", "%v; send it in smaller parts", err) // counts and limits, no names
+		return perr(CodeTooLarge, "%v; send it in smaller parts", err) // counts and limits, no names
 	}
 	ss.srv.opts.Logger.Error("stomp: the message store failed", "session", ss.id, "err", err)
-	return perr("journal-failure", "the message store failed; the server log has the detail (session %s)", ss.id)
+	return perr(CodeJournalFailure, "the message store failed; the server log has the detail (session %s)", ss.id)
 }
 
 func (ss *session) subID(f *frame.Frame, destStr string) (string, error) {
 	id := f.Header.Get(frame.Id)
 	if id == "" {
 		if ss.version != "1.0" {
-			return "", perr("missing-header", "%s needs an id header in STOMP %s", f.Command, ss.version)
+			return "", perr(CodeMissingHeader, "%s needs an id header in STOMP %s", f.Command, ss.version)
 		}
 		id = destStr
 	}
@@ -1215,10 +1215,10 @@ func (ss *session) checkSubscribe(f *frame.Frame) error {
 		return err
 	}
 	if ss.subs[id] != nil {
-		return perr("duplicate-subscription", "subscription id %q is in use on this connection", id)
+		return perr(CodeDuplicateSubscription, "subscription id %q is in use on this connection", id)
 	}
 	if _, err := core.ParseAckMode(f.Header.Get(frame.Ack)); err != nil {
-		return perr("bad-header", "%v", err)
+		return perr(CodeBadHeader, "%v", err)
 	}
 	return nil
 }
@@ -1236,14 +1236,14 @@ func (ss *session) subscribe(f *frame.Frame, receipt string) error {
 	if p := f.Header.Get("activemq.prefetchSize"); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 {
-			return perr("bad-header", "activemq.prefetchSize %q is not a positive number", p)
+			return perr(CodeBadHeader, "activemq.prefetchSize %q is not a positive number", p)
 		}
 		opts.Prefetch = n
 	}
 	if p := f.Header.Get("activemq.priority"); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 0 || n > 127 {
-			return perr("bad-header", "activemq.priority %q is not a number from 0 to 127", p)
+			return perr(CodeBadHeader, "activemq.priority %q is not a number from 0 to 127", p)
 		}
 		opts.Priority = n
 	}
@@ -1253,7 +1253,7 @@ func (ss *session) subscribe(f *frame.Frame, receipt string) error {
 		sel = strings.TrimPrefix(sel, "convert_string_expressions:")
 		parsed, err := selector.Parse(sel)
 		if err != nil {
-			return perr("bad-selector", "%v", err)
+			return perr(CodeBadSelector, "%v", err)
 		}
 		opts.Selector = parsed
 	}
@@ -1265,13 +1265,13 @@ func (ss *session) subscribe(f *frame.Frame, receipt string) error {
 	case "true":
 		opts.Exclusive = true
 	default:
-		return perr("bad-header", "activemq.exclusive %q is not true or false", x)
+		return perr(CodeBadHeader, "activemq.exclusive %q is not true or false", x)
 	}
 	s := &subscription{ss: ss, id: id, destStr: destStr, wild: core.IsWildcard(dest.Name)}
 	s.holding.Store(true)
 	if dest.Kind == core.Queue && s.wild {
 		if f.Header.Get("browser") == "true" || durableName(f) != "" {
-			return perr("bad-destination", "%s: a wildcard queue subscription cannot browse or be durable", destStr)
+			return perr(CodeBadDestination, "%s: a wildcard queue subscription cannot browse or be durable", destStr)
 		}
 		ss.subscribeQueues(s, dest.Name, opts)
 		ss.subs[id] = s
@@ -1280,7 +1280,7 @@ func (ss *session) subscribe(f *frame.Frame, receipt string) error {
 	}
 	if f.Header.Get("browser") == "true" {
 		if dest.Kind != core.Queue {
-			return perr("bad-destination", "browser:true needs a queue, not %s", s.destStr)
+			return perr(CodeBadDestination, "browser:true needs a queue, not %s", s.destStr)
 		}
 		s.open(receipt)
 		return ss.browse(s, dest)
@@ -1289,10 +1289,10 @@ func (ss *session) subscribe(f *frame.Frame, receipt string) error {
 	var err error
 	if name := durableName(f); name != "" {
 		if ss.clientID == "" {
-			return perr("missing-header", "a durable subscription (activemq.subscriptionName) needs client-id on CONNECT")
+			return perr(CodeMissingHeader, "a durable subscription (activemq.subscriptionName) needs client-id on CONNECT")
 		}
 		if dest.Kind != core.Topic {
-			return perr("bad-destination", "a durable subscription is for a topic, not %s", destStr)
+			return perr(CodeBadDestination, "a durable subscription is for a topic, not %s", destStr)
 		}
 		cs, err = ss.srv.broker.SubscribeDurable(context.Background(), ss.clientID, name, dest, opts, s)
 	} else {
@@ -1334,7 +1334,7 @@ func (ss *session) unsubscribe(f *frame.Frame) error {
 		id = f.Header.Get(frame.Destination)
 	}
 	if id == "" {
-		return perr("missing-header", "UNSUBSCRIBE needs an id header")
+		return perr(CodeMissingHeader, "UNSUBSCRIBE needs an id header")
 	}
 	s := ss.subs[id]
 	name := durableName(f)
@@ -1343,7 +1343,7 @@ func (ss *session) unsubscribe(f *frame.Frame) error {
 			delete(ss.browsers, id)
 			return nil
 		}
-		return perr("unknown-subscription", "no subscription %q on this connection", id)
+		return perr(CodeUnknownSubscription, "no subscription %q on this connection", id)
 	}
 	if s != nil {
 		delete(ss.subs, id)
@@ -1354,7 +1354,7 @@ func (ss *session) unsubscribe(f *frame.Frame) error {
 		// With the subscription name, UNSUBSCRIBE ends the durable
 		// subscription and drops what was kept for it (as in ActiveMQ).
 		if ss.clientID == "" {
-			return perr("missing-header", "removing a durable subscription needs client-id on CONNECT")
+			return perr(CodeMissingHeader, "removing a durable subscription needs client-id on CONNECT")
 		}
 		if err := ss.srv.broker.UnsubscribeDurable(context.Background(), ss.clientID, name); err != nil {
 			return ss.durableError(err)
@@ -1394,7 +1394,7 @@ func (ss *session) ack(f *frame.Frame) error {
 	}
 	seq, ok := core.ParseID(idStr)
 	if !ok {
-		return perr("unknown-ack", "%s %q is not a message this broker delivered", key, idStr)
+		return perr(CodeUnknownAck, "%s %q is not a message this broker delivered", key, idStr)
 	}
 	var candidates []*subscription
 	if sid := f.Header.Get(frame.Subscription); sid != "" && ss.version != "1.2" {
@@ -1414,10 +1414,10 @@ func (ss *session) ack(f *frame.Frame) error {
 		if txid := f.Header.Get(frame.Transaction); txid != "" {
 			tx := ss.txs[txid]
 			if tx == nil {
-				return perr("unknown-transaction", "no transaction %q on this connection", txid)
+				return perr(CodeUnknownTransaction, "no transaction %q on this connection", txid)
 			}
 			if f.Command == frame.NACK {
-				return perr("bad-header", "NACK cannot be part of a transaction")
+				return perr(CodeBadHeader, "NACK cannot be part of a transaction")
 			}
 			tx.acks = append(tx.acks, core.TxAck{Sub: s, Seq: seq})
 			return nil
@@ -1444,7 +1444,7 @@ func (ss *session) ack(f *frame.Frame) error {
 		}
 		return nil
 	}
-	return perr("unknown-ack", "%s %s is not delivered and unacknowledged on this connection", f.Command, idStr)
+	return perr(CodeUnknownAck, "%s %s is not delivered and unacknowledged on this connection", f.Command, idStr)
 }
 
 func (ss *session) transaction(f *frame.Frame) error {
@@ -1455,7 +1455,7 @@ func (ss *session) transaction(f *frame.Frame) error {
 	switch f.Command {
 	case frame.BEGIN:
 		if ss.txs[txid] != nil {
-			return perr("duplicate-transaction", "transaction %q is already open", txid)
+			return perr(CodeDuplicateTransaction, "transaction %q is already open", txid)
 		}
 		if ss.txs == nil {
 			ss.txs = map[string]*transaction{}
@@ -1465,7 +1465,7 @@ func (ss *session) transaction(f *frame.Frame) error {
 	}
 	tx := ss.txs[txid]
 	if tx == nil {
-		return perr("unknown-transaction", "no transaction %q on this connection", txid)
+		return perr(CodeUnknownTransaction, "no transaction %q on this connection", txid)
 	}
 	delete(ss.txs, txid)
 	if f.Command == frame.ABORT {

@@ -42,13 +42,13 @@ func (l *Limits) fill() {
 // protocolError is a client error: it is answered with an ERROR frame
 // carrying code, and the connection is closed.
 type protocolError struct {
-	code string // stable, from the table in errors.go
+	code Code // stable, from the table in codes.go
 	msg  string
 }
 
 func (e *protocolError) Error() string { return e.msg }
 
-func perr(code, format string, args ...any) error {
+func perr(code Code, format string, args ...any) error {
 	return &protocolError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
@@ -207,7 +207,7 @@ func (r *reader) line(what string) ([]byte, error) {
 		var long []byte
 		for errors.Is(err, bufio.ErrBufferFull) {
 			if len(long)+len(b) > r.lim.MaxHeaderBytes+2 {
-				return nil, perr("header-too-large", "%s is longer than %d bytes", what, r.lim.MaxHeaderBytes)
+				return nil, perr(CodeHeaderTooLarge, "%s is longer than %d bytes", what, r.lim.MaxHeaderBytes)
 			}
 			if cerr := r.charge(int64(len(b)), budgetStep); cerr != nil {
 				return nil, cerr
@@ -230,7 +230,7 @@ func (r *reader) line(what string) ([]byte, error) {
 		return nil, err
 	}
 	if len(b) > r.lim.MaxHeaderBytes+2 {
-		return nil, perr("header-too-large", "%s is longer than %d bytes", what, r.lim.MaxHeaderBytes)
+		return nil, perr(CodeHeaderTooLarge, "%s is longer than %d bytes", what, r.lim.MaxHeaderBytes)
 	}
 	b = b[:len(b)-1]
 	if n := len(b); n > 0 && b[n-1] == '\r' {
@@ -255,7 +255,7 @@ func (r *reader) read() (*frame.Frame, error) {
 		if len(command) > 32 {
 			command = command[:32] + "..."
 		}
-		return nil, perr("unknown-command", "unknown command %q", command)
+		return nil, perr(CodeUnknownCommand, "unknown command %q", command)
 	}
 	f := &frame.Frame{Command: command, Header: &frame.Header{}}
 	escaped := command != frame.CONNECT && command != frame.STOMP
@@ -268,16 +268,16 @@ func (r *reader) read() (*frame.Frame, error) {
 			break
 		}
 		if n == r.lim.MaxHeaders {
-			return nil, perr("too-many-headers", "more than %d headers", r.lim.MaxHeaders)
+			return nil, perr(CodeTooManyHeaders, "more than %d headers", r.lim.MaxHeaders)
 		}
 		i := bytes.IndexByte(h, ':')
 		if i < 0 {
-			return nil, perr("malformed-frame", "header line without a colon")
+			return nil, perr(CodeMalformedFrame, "header line without a colon")
 		}
 		if i == 0 {
 			// STOMP's header-name is one octet or more; clients (go-stomp)
 			// fail a frame holding an empty one.
-			return nil, perr("malformed-frame", "header line without a name")
+			return nil, perr(CodeMalformedFrame, "header line without a name")
 		}
 		k, v := string(h[:i]), string(h[i+1:])
 		if escaped {
@@ -308,10 +308,10 @@ func (r *reader) body(f *frame.Frame) ([]byte, error) {
 	if cl, ok := f.Header.Contains(frame.ContentLength); ok {
 		n, err := strconv.Atoi(strings.TrimSpace(cl))
 		if err != nil || n < 0 {
-			return nil, perr("malformed-frame", "content-length %q is not a length", cl)
+			return nil, perr(CodeMalformedFrame, "content-length %q is not a length", cl)
 		}
 		if n > r.lim.MaxBodyBytes {
-			return nil, perr("frame-too-large", "body of %d bytes is over the %d-byte limit", n, r.lim.MaxBodyBytes)
+			return nil, perr(CodeFrameTooLarge, "body of %d bytes is over the %d-byte limit", n, r.lim.MaxBodyBytes)
 		}
 		if err := r.charge(int64(n)+1, 0); err != nil {
 			return nil, err
@@ -321,7 +321,7 @@ func (r *reader) body(f *frame.Frame) ([]byte, error) {
 			return nil, err
 		}
 		if body[n] != 0 {
-			return nil, perr("malformed-frame", "no NUL after the %d-byte body", n)
+			return nil, perr(CodeMalformedFrame, "no NUL after the %d-byte body", n)
 		}
 		return body[:n:n], nil
 	}
@@ -329,7 +329,7 @@ func (r *reader) body(f *frame.Frame) ([]byte, error) {
 	for {
 		chunk, err := r.br.ReadSlice(0)
 		if len(body)+len(chunk) > r.lim.MaxBodyBytes+1 {
-			return nil, perr("frame-too-large", "body is over the %d-byte limit", r.lim.MaxBodyBytes)
+			return nil, perr(CodeFrameTooLarge, "body is over the %d-byte limit", r.lim.MaxBodyBytes)
 		}
 		if err := r.charge(int64(len(chunk)), budgetStep); err != nil {
 			return nil, err
@@ -351,13 +351,13 @@ func checkHeaderText(s string) error {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c == 0:
-			return perr("bad-header", "a header holds a NUL byte (at byte %d)", i)
+			return perr(CodeBadHeader, "a header holds a NUL byte (at byte %d)", i)
 		case c >= utf8.RuneSelf:
 			if !utf8.ValidString(s[i:]) {
-				return perr("bad-header", "a header is not valid UTF-8")
+				return perr(CodeBadHeader, "a header is not valid UTF-8")
 			}
 			if strings.IndexByte(s[i:], 0) >= 0 {
-				return perr("bad-header", "a header holds a NUL byte")
+				return perr(CodeBadHeader, "a header holds a NUL byte")
 			}
 			return nil
 		}
@@ -400,7 +400,7 @@ func unescape(s, version string) (string, error) {
 			continue
 		}
 		if i++; i == len(s) {
-			return "", perr("malformed-frame", "header ends with a backslash")
+			return "", perr(CodeMalformedFrame, "header ends with a backslash")
 		}
 		switch s[i] {
 		case 'n':
@@ -411,11 +411,11 @@ func unescape(s, version string) (string, error) {
 			b.WriteByte('\\')
 		case 'r':
 			if version == "1.1" {
-				return "", perr("malformed-frame", `\r is not an escape in STOMP 1.1`)
+				return "", perr(CodeMalformedFrame, `\r is not an escape in STOMP 1.1`)
 			}
 			b.WriteByte('\r')
 		default:
-			return "", perr("malformed-frame", "invalid escape \\%c in a header", s[i])
+			return "", perr(CodeMalformedFrame, "invalid escape \\%c in a header", s[i])
 		}
 	}
 	return b.String(), nil

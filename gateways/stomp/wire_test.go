@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 	"strconv"
 	"testing"
 
@@ -95,6 +96,19 @@ func TestHeaderText(t *testing.T) {
 		r.version = version
 		if f, err := r.read(); err != nil || f.Header.Get("k") != "café €" {
 			t.Errorf("STOMP %s: a UTF-8 header: %v %v", version, f, err)
+		}
+	}
+}
+
+// Every ERROR code is in the README's list, so a client author finds it.
+func TestCodesDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range Codes {
+		if !bytes.Contains(readme, []byte("`"+string(c)+"`")) {
+			t.Errorf("ERROR code %q is not in README.md", c)
 		}
 	}
 }
