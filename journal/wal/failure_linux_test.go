@@ -6,9 +6,9 @@ package wal_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"os"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
