@@ -46,6 +46,12 @@ type Options struct {
 	// Drain is how long consumers wait for stragglers after the producers
 	// finish (default 5s).
 	Drain time.Duration
+	// Client is "lean" (default: this package's own STOMP client, which
+	// costs the broker's machine little) or "go-stomp" (go-stomp v3.1.5,
+	// what its users get); GoStompChannels, if set, is the depth of both
+	// of go-stomp's channels (ConnOpt.Read/WriteChannelCapacity).
+	Client          string
+	GoStompChannels int
 }
 
 // Result is one run's report. JSON names are part of `cairn bench broker --json`.

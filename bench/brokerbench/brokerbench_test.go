@@ -25,6 +25,12 @@ func TestRunAgainstCairn(t *testing.T) {
 		{Producers: 2, Consumers: 2, Count: 4000, Persistent: true, AckMode: "client", Prefetch: 10, Destination: "/queue/q2"},
 		{Producers: 1, Consumers: 3, Count: 1000, Size: 256, Destination: "/topic/t1"},
 		{Producers: 1, Consumers: 1, Count: 500, Selector: SelectorMatchingAll, Destination: "/queue/q3"},
+		// With go-stomp clients (channels deep enough for the prefetch).
+		{Producers: 2, Consumers: 2, Count: 4000, Persistent: true, AckMode: "client-individual", Prefetch: 1000,
+			Client: "go-stomp", GoStompChannels: 2048, Destination: "/queue/q4"},
+		{Producers: 2, Consumers: 2, Count: 2000, Persistent: true, Receipt: true, AckMode: "client-individual",
+			Client: "go-stomp", Destination: "/queue/q5"},
+		{Producers: 1, Consumers: 2, Count: 500, Size: 256, Client: "go-stomp", Destination: "/topic/t2"},
 	} {
 		t.Run(o.Destination, func(t *testing.T) {
 			o.Addr, o.Drain = addr, 3*time.Second
@@ -111,5 +117,11 @@ func script(ln net.Listener, seqs []uint64) error {
 		if _, err := frame(); err != nil {
 			return nil
 		}
+	}
+}
+
+func TestRunRefusesAnUnknownClient(t *testing.T) {
+	if _, err := Run(context.Background(), Options{Addr: "127.0.0.1:1", Client: "stomp.py", Consumers: 1}); err == nil || !strings.Contains(err.Error(), "--client") {
+		t.Fatalf("an unknown --client: %v", err)
 	}
 }

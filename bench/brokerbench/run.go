@@ -19,14 +19,15 @@ import (
 // consumer is one consuming connection and what it saw. Each consumer keeps
 // its own tallies, merged after the run: nothing is shared per message.
 type consumer struct {
-	c        *client
-	received atomic.Int64
-	lastRecv atomic.Int64 // unix nanos of its last delivery
-	keys     []uint64     // producer<<32 | sequence of each delivery
-	lats     []time.Duration
-	err      error
-	done     atomic.Bool // consume has returned
-	_        [64]byte    // keeps the counters of neighbours off one cache line
+	c         *client // the lean client's (nil with go-stomp)
+	closeConn func()  // go-stomp's
+	received  atomic.Int64
+	lastRecv  atomic.Int64 // unix nanos of its last delivery
+	keys      []uint64     // producer<<32 | sequence of each delivery
+	lats      []time.Duration
+	err       error
+	done      atomic.Bool // consume has returned
+	_         [64]byte    // keeps the counters of neighbours off one cache line
 }
 
 // Run runs the scenario against the broker at o.Addr.
@@ -60,12 +61,29 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	// Consumers, each subscribed (and the broker's RECEIPT read) before any
 	// producer starts.
 	var cons []*consumer
+	goStomp := o.Client == "go-stomp"
+	if o.Client != "" && o.Client != "lean" && !goStomp {
+		return res, errUnknownClient
+	}
+	stopGS := make(chan struct{}) // ends the go-stomp consumers
 	defer func() {
 		for _, cn := range cons {
-			cn.c.conn.Close()
+			if cn.c != nil {
+				cn.c.conn.Close()
+			} else if cn.closeConn != nil {
+				cn.closeConn()
+			}
 		}
 	}()
 	for i := range o.Consumers {
+		if goStomp {
+			cn := &consumer{}
+			cons = append(cons, cn)
+			if err := o.goStompConsumer(cn, i, stopGS); err != nil {
+				return res, fmt.Errorf("consumer connect: %w", err)
+			}
+			continue
+		}
 		c, err := dialClient(&o)
 		if err != nil {
 			return res, fmt.Errorf("consumer connect: %w", err)
@@ -85,6 +103,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	var stopping atomic.Bool
 	var cwg sync.WaitGroup
 	for _, cn := range cons {
+		if goStomp {
+			continue // its goroutine runs already
+		}
 		cwg.Add(1)
 		go func() {
 			defer cwg.Done()
@@ -106,6 +127,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	var prods []*client
 	for range o.Producers {
+		if goStomp {
+			break
+		}
 		c, err := dialClient(&o)
 		if err != nil {
 			for _, p := range prods {
@@ -121,6 +145,19 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	var pwg sync.WaitGroup
 	var firstErr atomic.Pointer[error]
 	fail := func(err error) { firstErr.CompareAndSwap(nil, &err) }
+	if goStomp {
+		for p := range o.Producers {
+			n := o.Count / o.Producers
+			if p < o.Count%o.Producers {
+				n++
+			}
+			pwg.Go(func() {
+				if err := o.goStompProducer(p, n, deadline, func() { sent.Add(1) }); err != nil {
+					fail(fmt.Errorf("producer %d: %w", p, err))
+				}
+			})
+		}
+	}
 	for p, c := range prods {
 		n := 0
 		if o.Count > 0 {
@@ -201,9 +238,19 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 		stopping.Store(true)
 		for _, cn := range cons {
-			cn.c.conn.SetReadDeadline(time.Now())
+			if cn.c != nil {
+				cn.c.conn.SetReadDeadline(time.Now())
+			}
 		}
 		cwg.Wait()
+		if goStomp {
+			close(stopGS)
+			for _, cn := range cons { // a consumer stuck in Ack gives up within go-stomp's send timeout
+				for end := time.Now().Add(15 * time.Second); !cn.done.Load() && time.Now().Before(end); {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}
 		var last int64
 		res.Received, last = total()
 		if last > 0 {

@@ -56,6 +56,8 @@ func benchCommand() *cli.Command {
 				&cli.BoolFlag{Name: "receipt", Usage: "wait for a RECEIPT after every SEND"},
 				&cli.StringFlag{Name: "ack", Value: "auto", Usage: "auto, client or client-individual"},
 				&cli.IntFlag{Name: "prefetch", Usage: "activemq.prefetchSize (0: the broker's default)"},
+				&cli.StringFlag{Name: "client", Value: "lean", Usage: "lean (this tool's own STOMP client, light on the machine) or go-stomp (go-stomp v3.1.5, as its users run it)"},
+				&cli.IntFlag{Name: "go-stomp-channels", Usage: "with --client go-stomp: both of go-stomp's channels this deep (0: its defaults, 20)"},
 				&cli.StringFlag{Name: "selector", Usage: "every consumer's selector; SENDs then carry kind:order, amount:150, region:eu (\"all\": a three-clause selector they all match)"},
 				&cli.IntFlag{Name: "idle", Usage: "extra idle connections, each subscribed to its own queue, opened first"},
 				&cli.IntFlag{Name: "broker-pid", Usage: "broker process, for its memory per idle connection"},
@@ -138,7 +140,7 @@ func benchBroker(c *cli.Context) error {
 	o := brokerbench.Options{Addr: c.String("addr"), Login: c.String("login"), Passcode: c.String("passcode"), Host: c.String("host"),
 		Producers: c.Int("producers"), Consumers: c.Int("consumers"), Size: c.Int("size"), Count: c.Int("count"),
 		Duration: c.Duration("duration"), Destination: c.String("destination"), Persistent: c.Bool("persistent"),
-		Receipt: c.Bool("receipt"), AckMode: c.String("ack"), Prefetch: c.Int("prefetch"), Idle: c.Int("idle"),
+		Receipt: c.Bool("receipt"), AckMode: c.String("ack"), Prefetch: c.Int("prefetch"), Client: c.String("client"), GoStompChannels: c.Int("go-stomp-channels"), Idle: c.Int("idle"),
 		BrokerPID: c.Int("broker-pid"), Selector: c.String("selector")}
 	if o.Selector == "all" {
 		o.Selector = brokerbench.SelectorMatchingAll
