@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -199,5 +201,83 @@ func TestPurgeOverTheBatchLimit(t *testing.T) {
 	defer b2.Close()
 	if r := b2.Recovery(); r.Messages != 0 {
 		t.Fatalf("after the delete and a restart %d messages are back", r.Messages)
+	}
+}
+
+// fullLog is a journal whose appends fail as a full device's do while full
+// is set, and which then reports LowOnSpace.
+type fullLog struct {
+	journal.Log
+	full atomic.Bool
+}
+
+func (l *fullLog) Append(ctx context.Context, recs []journal.Record) (uint64, uint64, error) {
+	if l.full.Load() {
+		return 0, 0, fmt.Errorf("%w: test", journal.ErrNoSpace)
+	}
+	return l.Log.Append(ctx, recs)
+}
+
+func (l *fullLog) LowOnSpace() bool { return l.full.Load() }
+
+// With no room at all in the journal, acknowledgements nobody waits for
+// (a burst of ACKs without receipts, auto acks) are done in memory and
+// journaled once there is room; an ACK whose RECEIPT would say "durable"
+// is refused instead. A restart after they are journaled does not bring
+// the messages back.
+func TestAcksWaitForRoom(t *testing.T) {
+	store := memlog.NewStore(1 << 20)
+	ml, err := store.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &fullLog{Log: ml}
+	b, err := Open(Options{Journal: fl, Logger: slog.New(slog.DiscardHandler), MaintainEvery: -1, ExpirySweep: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if err := b.Send(context.Background(), persistentTo("q", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := make(collect, 10)
+	sub, err := b.Subscribe(Destination{Queue, "q"}, SubscribeOptions{Mode: AckClientIndividual}, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []Delivery
+	for range 4 {
+		ds = append(ds, <-in)
+	}
+	fl.full.Store(true)
+	if err := sub.AckMany(context.Background(), []uint64{ds[0].Msg.Seq, ds[1].Msg.Seq}); err != nil {
+		t.Fatalf("unreceipted acks with no room in the journal: %v", err)
+	}
+	if err := sub.Ack(context.Background(), ds[2].Msg.Seq); !errors.Is(err, journal.ErrNoSpace) {
+		t.Fatalf("a receipted ack with no room in the journal: %v, want ErrNoSpace", err)
+	}
+	if n := b.DeferredAcks(); n != 1 {
+		t.Fatalf("%d ack records deferred, want 1", n)
+	}
+	if err := b.Send(context.Background(), persistentTo("q", 9)); !errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("a persistent send with no room: %v, want ErrStoreUnavailable", err)
+	}
+	fl.full.Store(false)
+	for deadline := time.Now().Add(5 * time.Second); b.DeferredAcks() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the deferred acks were not journaled 5s after room came back")
+		}
+	}
+	if err := sub.Ack(context.Background(), ds[3].Msg.Seq); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	ml.Close()
+	b2, l2 := openMem(t, store)
+	defer l2.Close()
+	defer b2.Close()
+	if r := b2.Recovery(); r.Messages != 1 { // the one whose receipted ack was refused
+		t.Fatalf("after a restart %d messages, want 1", r.Messages)
 	}
 }

@@ -134,13 +134,15 @@ type Broker struct {
 	wildDurables   map[string]bool // patterns in byTopic that are wildcards
 	stopBg         chan struct{}
 	bgDone         chan struct{}
-	kick           chan struct{}  // wakes maintenance (journalsize.go)
-	snapIndex      atomic.Uint64  // the newest snapshot's index (0: none)
-	lastSnapSize   atomic.Int64   // its size
-	sinceSnap      atomic.Int64   // journal bytes after it, about
-	journalBytes   atomic.Int64   // the journal's bytes, about
-	largestSegment atomic.Int64   // the largest segment's bytes
-	fetches        sync.WaitGroup // paged messages being read back (paging.go)
+	kick           chan struct{} // wakes maintenance (journalsize.go)
+	snapIndex      atomic.Uint64 // the newest snapshot's index (0: none)
+	lastSnapSize   atomic.Int64  // its size
+	sinceSnap      atomic.Int64  // journal bytes after it, about
+	journalBytes   atomic.Int64  // the journal's bytes, about
+	largestSegment atomic.Int64  // the largest segment's bytes
+	deferMu        sync.Mutex
+	deferred       []journal.Record // acknowledgements waiting for room in the journal (store.go)
+	fetches        sync.WaitGroup   // paged messages being read back (paging.go)
 
 	mu     sync.Mutex
 	queues map[string]*queue

@@ -71,6 +71,7 @@ func (b *Broker) background() {
 			}
 		case <-sweep:
 			b.sweepExpired()
+			b.flushDeferredAcks()
 		}
 	}
 }

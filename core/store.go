@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/cairnmq/cairn/journal"
 )
 
 // ErrStoreFull says the broker holds StoreLimit bytes of persistent
@@ -125,3 +127,44 @@ func (b *Broker) memoryFreed(delta int64) {
 
 // StoreUsed is the bytes of persistent messages the broker holds.
 func (b *Broker) StoreUsed() int64 { return b.store.used.Load() }
+
+// deferAcks keeps acknowledgement records the journal had no room for
+// (journal.ErrNoSpace), to be appended once it has: the messages are gone
+// from memory meanwhile, and a crash before then redelivers them.
+func (b *Broker) deferAcks(recs []journal.Record) {
+	b.deferMu.Lock()
+	first := len(b.deferred) == 0
+	b.deferred = append(b.deferred, recs...)
+	n := len(b.deferred)
+	b.deferMu.Unlock()
+	if first {
+		b.opts.Logger.Warn("journal: no room for acknowledgements; they are kept in memory and journaled once there is (a crash before redelivers them)", "records", n)
+	}
+}
+
+// flushDeferredAcks appends the deferred acknowledgements, if the journal
+// takes them now; the background loop calls it every ExpirySweep.
+func (b *Broker) flushDeferredAcks() {
+	b.deferMu.Lock()
+	recs := b.deferred
+	b.deferred = nil
+	b.deferMu.Unlock()
+	if len(recs) == 0 {
+		return
+	}
+	if _, err := journal.AppendInBatches(context.Background(), b.log, recs, func(uint64, int) {}); err != nil {
+		b.deferMu.Lock()
+		b.deferred = append(recs, b.deferred...) // all again: appending an ack twice is harmless
+		b.deferMu.Unlock()
+		return
+	}
+	b.opts.Logger.Warn("journal: the acknowledgements kept in memory are journaled", "records", len(recs))
+}
+
+// DeferredAcks is how many acknowledgement records wait for room in the
+// journal.
+func (b *Broker) DeferredAcks() int {
+	b.deferMu.Lock()
+	defer b.deferMu.Unlock()
+	return len(b.deferred)
+}

@@ -5,6 +5,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -283,15 +284,28 @@ func (s *Subscription) compactLocked() {
 // one). For persistent messages the acknowledgement is journaled: when Ack
 // returns nil it is durable, and the messages never come back.
 func (s *Subscription) Ack(ctx context.Context, seq uint64) error {
-	return s.AckMany(ctx, []uint64{seq})
+	return s.ackMany(ctx, []uint64{seq}, ackDurable)
 }
 
 // AckMany acknowledges several deliveries, in order, with one journal
 // append. If one of them is unknown, those before it are still
-// acknowledged and the error is returned.
+// acknowledged and the error is returned. Nobody waits for these to be
+// durable (a listener's burst of ACKs without receipts): when the journal
+// has no room at all for them (journal.ErrNoSpace), they are done in
+// memory and journaled once it has (deferAcks); a crash before that
+// redelivers the messages, marked redelivered.
 func (s *Subscription) AckMany(ctx context.Context, seqs []uint64) error {
-	return s.ackMany(ctx, seqs, false)
+	return s.ackMany(ctx, seqs, ackUnreceipted)
 }
+
+// How an acknowledgement is journaled.
+type ackKind int
+
+const (
+	ackDurable     ackKind = iota // its return says it is durable (a RECEIPT may follow)
+	ackUnreceipted                // nobody waits: deferred when the journal has no room
+	ackLazy                       // AutoAck: lazily, and deferred when the journal has no room
+)
 
 // AutoAck acknowledges deliveries that were written to an auto-ack
 // subscriber. Nobody waits for these to be durable, so the journal writes
@@ -299,10 +313,10 @@ func (s *Subscription) AckMany(ctx context.Context, seqs []uint64) error {
 // fsync instead of costing one. A crash before that redelivers them,
 // marked redelivered.
 func (s *Subscription) AutoAck(ctx context.Context, seqs []uint64) error {
-	return s.ackMany(ctx, seqs, true)
+	return s.ackMany(ctx, seqs, ackLazy)
 }
 
-func (s *Subscription) ackMany(ctx context.Context, seqs []uint64, lazy bool) error {
+func (s *Subscription) ackMany(ctx context.Context, seqs []uint64, kind ackKind) error {
 	var taken []delivered
 	var unknown error
 	for _, seq := range seqs {
@@ -330,10 +344,14 @@ func (s *Subscription) ackMany(ctx context.Context, seqs []uint64, lazy bool) er
 	var err error
 	if len(persistent) > 0 {
 		recs := []journal.Record{{Type: evAck, Data: encodeAck(s.dest, persistent)}}
-		if la, ok := s.b.log.(journal.LazyAppender); ok && lazy {
+		if la, ok := s.b.log.(journal.LazyAppender); ok && kind == ackLazy {
 			err = la.AppendLazy(ctx, recs)
 		} else {
 			_, _, err = s.b.log.Append(ctx, recs)
+		}
+		if err != nil && kind != ackDurable && errors.Is(err, journal.ErrNoSpace) {
+			s.b.deferAcks(recs)
+			err = nil
 		}
 	}
 	s.q.runOrPost(func() { s.q.ackEnd(s, held, err) })
