@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/cairnmq/cairn/core"
 	"github.com/cairnmq/cairn/gateways/stomp"
 	"github.com/cairnmq/cairn/internal/brokertest"
+	"github.com/cairnmq/cairn/internal/logtest"
 	"github.com/cairnmq/cairn/journal"
 	"github.com/cairnmq/cairn/journal/memlog"
 )
@@ -31,29 +31,11 @@ func (failingLog) Append(context.Context, []journal.Record) (uint64, uint64, err
 	return 0, 0, fmt.Errorf("%w: write %s: %w", journal.ErrFailed, secretPath, syscall.EIO)
 }
 
-// lockedBuffer collects log output from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // A failure of the store reaches the client as a fixed message and a code,
 // naming no file and no I/O error; the log has the detail, with the
 // session's id, which the ERROR names so that the two can be matched.
 func TestStoreFailureShowsNoPath(t *testing.T) {
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	k := brokertest.Start(t, brokertest.Options{
 		Open: func(t testing.TB) journal.Log {

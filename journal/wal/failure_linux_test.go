@@ -10,12 +10,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cairnmq/cairn/internal/logtest"
 	"github.com/cairnmq/cairn/journal"
 	"github.com/cairnmq/cairn/journal/wal"
 )
@@ -120,7 +120,7 @@ func TestFullDiskRecovers(t *testing.T) {
 	dir := t.TempDir()
 	opts := fixtureOptions()
 	opts.ReserveBytes = 64 << 10
-	var logs logLines
+	var logs logtest.Buffer
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	l, err := wal.Open(dir, opts)
 	if err != nil {
@@ -151,13 +151,13 @@ func TestFullDiskRecovers(t *testing.T) {
 	checkContent(t, l, 13) // the lazy record 11 was kept, and written first
 	// The disk has room: the reserve comes back and LowOnSpace ends (it
 	// was set meanwhile, between the two log lines).
-	for deadline := time.Now().Add(10 * time.Second); l.LowOnSpace() || !logs.has("space is back"); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); l.LowOnSpace() || !logs.Has("space is back"); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("LowOnSpace still true 10s after space came back:\n%s", logs.String())
 		}
 	}
 	for _, want := range []string{"the disk is full", "released the reserve", "reopened after the disk was full"} {
-		if !logs.has(want) {
+		if !logs.Has(want) {
 			t.Fatalf("the log lacks %q:\n%s", want, logs.String())
 		}
 	}
@@ -172,26 +172,6 @@ func TestFullDiskRecovers(t *testing.T) {
 	defer l2.Close()
 	checkContent(t, l2, 13)
 }
-
-// logLines collects log output from several goroutines.
-type logLines struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logLines) has(s string) bool { return strings.Contains(l.String(), s) }
 
 // tidwall/wal alone races and can panic when Reads run concurrently with a
 // segment cache smaller than the segment count (its issue #34). Run with -race.
