@@ -361,6 +361,16 @@ func (l *fileLease) Release() error {
 	return err
 }
 
+func (l *fileLease) abandon() {
+	l.relOnce.Do(func() {
+		l.halt()
+		l.lose(fmt.Errorf("%w: abandoned (the holder was killed)", ErrLost))
+		if l.lock != nil {
+			l.lock.Release()
+		}
+	})
+}
+
 // LeaseInfo is the content of a lease file.
 type LeaseInfo struct {
 	Holder

@@ -144,7 +144,13 @@ func (k *KVLocker) Acquire(ctx context.Context, wait func(Waiting)) (Lease, erro
 				l.start(ttl, t0, k.opts.Logger)
 				l.epoch = rev
 				l.took = Acquisition{How: "free", Waited: time.Since(start), Previous: reported}
-				if reported.ID != "" {
+				switch {
+				case reported.ID == "":
+				case !seenAt.IsZero() && t0.Sub(seenAt) < ttl:
+					// The entry went sooner than it can expire: deleted,
+					// which is what Release does.
+					l.took.How = "released"
+				default:
 					l.took.How = "expired"
 				}
 				// Write the epoch into the entry before anyone reads it.
@@ -241,6 +247,13 @@ func (l *kvLease) Release() error {
 		}
 	})
 	return err
+}
+
+func (l *kvLease) abandon() {
+	l.relOnce.Do(func() {
+		l.halt()
+		l.lose(fmt.Errorf("%w: abandoned (the holder was killed)", ErrLost))
+	})
 }
 
 // ReadKVLease reads the lease entry of key in bucket, for status. It asks

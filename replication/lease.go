@@ -31,6 +31,7 @@ type leaseClock struct {
 
 	stop, done chan struct{}
 	stopOnce   sync.Once
+	frozenTill atomic.Int64 // a now reading before which keepAlive renews nothing (Freeze)
 }
 
 // start makes the clock valid from base, the time just before the write
@@ -94,6 +95,9 @@ func (c *leaseClock) keepAlive(renew func() error) {
 			return
 		case <-t.C:
 		}
+		if c.now() < c.frozenTill.Load() {
+			continue
+		}
 		if renew() != nil {
 			return
 		}
@@ -114,3 +118,27 @@ func (c *leaseClock) halt() bool {
 // pause stops renewals without releasing anything, as a frozen process
 // would. For tests.
 func (c *leaseClock) pause() { c.halt() }
+
+func (c *leaseClock) freeze(d time.Duration) { c.frozenTill.Store(c.now() + int64(d)) }
+
+// Freeze stops l's renewals for d, as stopping the process (SIGSTOP) would,
+// and then lets them run again: if d outlasted the TTL, the first renewal
+// after it finds the lease lost and closes Lost. Writes in the meantime are
+// refused by Valid once the TTL has passed. For tests of takeover in one
+// process; it does nothing to a Lease made outside this package.
+func Freeze(l Lease, d time.Duration) {
+	if f, ok := l.(interface{ freeze(time.Duration) }); ok {
+		f.freeze(d)
+	}
+}
+
+// Abandon ends l as a killed process would: renewals stop, nothing is
+// written (not even a release), and what the kernel drops at exit is dropped
+// (a file lease's flock), so that a standby finds the holder gone (file
+// lease) or lets the lease expire (JetStream). Lost is closed. For tests of
+// takeover in one process.
+func Abandon(l Lease) {
+	if a, ok := l.(interface{ abandon() }); ok {
+		a.abandon()
+	}
+}

@@ -5,13 +5,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"runtime/trace"
@@ -25,7 +24,7 @@ import (
 	"github.com/cairnmq/cairn/core"
 	"github.com/cairnmq/cairn/gateways/stomp"
 	"github.com/cairnmq/cairn/journal"
-	"github.com/cairnmq/cairn/replication"
+	"github.com/cairnmq/cairn/replication/node"
 )
 
 func serveFlags() []cli.Flag {
@@ -120,19 +119,9 @@ func checkConfig(path string, flags []cli.Flag) error {
 	return nil
 }
 
-// readMemory is the bytes of partly read frames the listener allows:
-// configured, or a quarter of the memory limit but at least two bodies of
-// the largest size, or 256 MiB without a memory limit.
-func readMemory(configured, memoryLimit int64, maxBody int) int64 {
-	switch {
-	case configured > 0:
-		return configured
-	case memoryLimit > 0:
-		return max(memoryLimit/4, 2*int64(maxBody))
-	}
-	return 256 << 20
-}
-
+// serve maps flags to node.Options, runs the node until a signal, and maps
+// what Run returns to an exit status: 0 after a drain, 3 when fenced, 1 on
+// any other failure. A second signal exits at once.
 func serve(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return cli.Exit("serve takes no arguments (see --help)", exitUsage)
@@ -142,9 +131,13 @@ func serve(c *cli.Context) error {
 		return cli.Exit(fmt.Sprintf("--log-level %q: %v", c.String("log-level"), err), exitUsage)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	pol, err := journal.ParseSyncPolicy(c.String("sync"))
+	opts, err := serveOptions(c, logger)
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("--sync: %v", err), exitUsage)
+		return cli.Exit(err.Error(), exitUsage)
+	}
+	n, err := node.New(opts)
+	if err != nil {
+		return cli.Exit(err.Error(), exitUsage)
 	}
 	for _, p := range []struct {
 		flag  string
@@ -165,236 +158,77 @@ func serve(c *cli.Context) error {
 		}
 		defer func() { p.stop(); f.Close() }()
 	}
-	var rules []core.RedeliveryRule
-	for _, spec := range c.StringSlice("redelivery") {
-		r, err := core.ParseRedeliveryRule(spec)
-		if err != nil {
-			return cli.Exit("--redelivery: "+err.Error(), exitUsage)
-		}
-		rules = append(rules, r)
-	}
-	if lim := c.Int64("memory-limit-mb") << 20; lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
+	if lim := opts.Broker.MemoryLimit; lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		// Ask the garbage collector to work harder as the heap nears twice
 		// the message memory limit plus room for the rest (per-message
 		// bookkeeping of paged messages, connections). A soft limit: it
 		// never fails an allocation. GOMEMLIMIT, if set, wins.
 		debug.SetMemoryLimit(2*lim + 200<<20)
 	}
-	dataDir := c.String("data")
-	if err := os.MkdirAll(dataDir, journal.DirMode); err != nil {
-		return cli.Exit(err.Error(), exitFailure)
-	}
-	if fi, err := os.Stat(dataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		// Made before this broker, or by someone else: left as it is.
-		logger.Warn("the data directory is open to other users; the broker makes it 0700 and its files 0600 (chmod 0700 it)",
-			"dir", dataDir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
-	}
-	host, _ := os.Hostname()
-	id := replication.NewID()
-	replication.PruneMembers(dataDir, 24*time.Hour) // reports of brokers long gone
-	rep := replication.NewReporter(dataDir, replication.Member{ID: id, Host: host, PID: os.Getpid()})
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-
-	// Election: wait as a standby until this broker holds the journal.
-	be, err := newBackend(c, dataDir, id, logger)
-	if err != nil {
-		rep.Stop(replication.RoleStopped, err.Error())
+	defer signal.Stop(sigs)
+	go func() {
+		s, ok := <-sigs
+		if !ok {
+			return
+		}
+		logger.Info("stopping; signal again to exit at once", "signal", s.String())
+		cancel(fmt.Errorf("signal %s", s))
+		if s, ok = <-sigs; ok {
+			logger.Warn("exiting at once", "signal", s.String())
+			os.Exit(exitFailure)
+		}
+	}()
+	switch err := n.Run(ctx); {
+	case err == nil:
+		return nil
+	case errors.Is(err, node.ErrFenced):
+		return cli.Exit("", exitFenced) // the log says why
+	case errors.Is(err, node.ErrHeld):
+		return cli.Exit(err.Error()+" (--wait=false)", exitFailure)
+	default:
 		return cli.Exit(err.Error(), exitFailure)
 	}
-	defer be.close()
-	var warm *warmStandby
-	lease, err := acquire(c, be.locker, logger, rep, sigs, func() {
-		if c.Bool("warm") {
-			warm = startWarm(be.follower(c), logger)
+}
+
+// serveOptions maps serve's flags to a node's options.
+func serveOptions(c *cli.Context, logger *slog.Logger) (node.Options, error) {
+	o := node.NewOptions()
+	pol, err := journal.ParseSyncPolicy(c.String("sync"))
+	if err != nil {
+		return o, fmt.Errorf("--sync: %v", err)
+	}
+	var rules []core.RedeliveryRule
+	for _, spec := range c.StringSlice("redelivery") {
+		r, err := core.ParseRedeliveryRule(spec)
+		if err != nil {
+			return o, fmt.Errorf("--redelivery: %v", err)
 		}
-	})
-	var standby *core.Standby
-	if warm != nil {
-		standby = warm.stop()
+		rules = append(rules, r)
 	}
-	if err != nil {
-		return err
+	switch j := c.String("journal"); j {
+	case node.JournalWAL, node.JournalJetStream:
+		o.Journal = j
+	default:
+		return o, fmt.Errorf("--journal %q: want wal or jetstream", j)
 	}
-	took := lease.Took()
-	logger.Info("master: holding the journal", "journal", be.name, "epoch", lease.Epoch(), "how", took.How, "previous", took.Previous.String(),
-		"waited", took.Waited.Round(time.Millisecond), "id", id)
-	rep.Set(replication.RoleStarting, lease.Epoch(), "replaying the journal")
-	start := time.Now()
-	l, maxBody, err := be.open(c, lease)
-	if err != nil {
-		return fenceExit(rep, lease, err)
-	}
-	defer l.Close()
-	b, err := core.Open(core.Options{Journal: l, PersistentByDefault: c.Bool("persistent-default"), Logger: logger, Standby: standby,
+	o.Listen, o.Data, o.Sync, o.SyncInterval = c.String("listen"), c.String("data"), pol, c.Duration("sync-interval")
+	o.NATS, o.Stream, o.Replicas, o.MaxBatch = c.String("nats"), c.String("stream"), c.Int("replicas"), c.Int("jetstream-max-batch")
+	o.LeaseTTL, o.Wait, o.Warm = c.Duration("lease-ttl"), c.Bool("wait"), c.Bool("warm")
+	o.HeapProfile, o.Logger = c.String("heap-profile"), logger
+	o.Broker = core.Options{PersistentByDefault: c.Bool("persistent-default"),
 		Redelivery: rules, ExpiredToDLQ: c.Bool("expired-to-dlq"), DurableOfflineTimeout: c.Duration("durable-offline-timeout"),
 		StoreLimit: c.Int64("store-limit-mb") << 20, StoreFullError: c.Bool("store-full-error"),
 		SnapshotEvery: c.Uint64("snapshot-every"), SnapshotBytes: c.Int64("snapshot-mb") << 20,
-		MemoryLimit: c.Int64("memory-limit-mb") << 20, QueueMemoryLimit: c.Int64("queue-memory-limit-mb") << 20,
-		Progress: func(p journal.Progress) {
-			if !p.Done {
-				logger.Info("replaying the journal", "records", p.Records, "of", p.Total, "eta", p.ETA.Round(time.Second))
-			}
-		}})
-	if err != nil {
-		return fenceExit(rep, lease, err)
-	}
-	defer b.Close()
-	ln, err := net.Listen("tcp", c.String("listen"))
-	if err != nil {
-		return fenceExit(rep, lease, err)
-	}
-	srv := stomp.NewServer(b, stomp.Options{
-		Limits:         stomp.Limits{MaxHeaders: c.Int("max-headers"), MaxHeaderBytes: c.Int("max-header-bytes"), MaxBodyBytes: maxBody},
+		MemoryLimit: c.Int64("memory-limit-mb") << 20, QueueMemoryLimit: c.Int64("queue-memory-limit-mb") << 20}
+	o.STOMP = stomp.Options{
+		Limits:         stomp.Limits{MaxHeaders: c.Int("max-headers"), MaxHeaderBytes: c.Int("max-header-bytes"), MaxBodyBytes: c.Int("max-body")},
 		MaxConnections: c.Int("max-connections"), MaxUnconnected: c.Int("max-unconnected"), MaxPerAddress: c.Int("max-connections-per-ip"),
 		ConnectTimeout: c.Duration("connect-timeout"), FrameTimeout: c.Duration("frame-timeout"), IdleTimeout: c.Duration("idle-timeout"),
-		ReadMemory: readMemory(c.Int64("read-memory-mb")<<20, c.Int64("memory-limit-mb")<<20, maxBody),
-		Logger:     logger, ServerName: "Cairn/" + versionNumber(),
-	})
-	rec := b.Recovery()
-	rep.SetListen(ln.Addr().String())
-	rep.Set(replication.RoleMaster, lease.Epoch(), "")
-	logger.Info("cairn listening", "role", "master", "epoch", lease.Epoch(), "stomp", ln.Addr().String(), "journal", be.name, "sync", pol.String(),
-		"replayed_records", rec.Records, "warm", rec.Warm, "pending_messages", rec.Messages, "queues", rec.Queues,
-		"replay", rec.Took.Round(time.Millisecond), "startup", time.Since(start).Round(time.Millisecond))
-	go func() {
-		// Fail-stop: a master that may no longer hold the journal stops at
-		// once. The journal already refuses appends (its Gate); close every
-		// connection so that clients fail over, and exit non-zero.
-		<-lease.Lost()
-		logger.Error("fenced: the journal lease is lost; closing every connection and exiting", "epoch", lease.Epoch(), "err", lease.Err())
-		rep.Stop(replication.RoleFenced, lease.Err().Error())
-		ln.Close()
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		srv.Close(ctx)
-		os.Exit(exitFenced)
-	}()
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-
-	select {
-	case err := <-served:
-		if lease.Err() != nil {
-			select {} // fenced: the fail-stop goroutine exits with exitFenced
-		}
-		return cli.Exit(fmt.Sprintf("stomp listener: %v", err), exitFailure)
-	case s := <-sigs:
-		if path := c.String("heap-profile"); path != "" {
-			if err := writeHeapProfile(path); err != nil {
-				logger.Warn("heap profile", "err", err)
-			}
-		}
-		logger.Info("draining: closing connections; signal again to exit at once", "signal", s.String())
+		ReadMemory: c.Int64("read-memory-mb") << 20, ServerName: "Cairn/" + versionNumber(),
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		s := <-sigs
-		logger.Warn("exiting at once", "signal", s.String())
-		os.Exit(exitFailure)
-	}()
-	defer cancel()
-	if err := srv.Close(ctx); err != nil {
-		logger.Warn("drain", "err", err)
-	}
-	// A snapshot at the end makes the next start replay nothing.
-	if res, err := b.Maintain(true); err != nil {
-		logger.Warn("final snapshot", "err", err)
-	} else {
-		logger.Info("final snapshot", "index", res.Snapshot, "pending", res.Pending)
-	}
-	b.Close()
-	if err := l.Close(); err != nil {
-		logger.Warn("journal close", "err", err)
-	}
-	if err := lease.Release(); err != nil {
-		logger.Warn("release the journal lease", "err", err)
-	}
-	rep.Stop(replication.RoleStopped, "")
-	logger.Info("stopped")
-	return nil
-}
-
-// acquire waits for the journal's lease, reporting what it waits for, until
-// it holds it or a signal says stop.
-// onWait runs once, when it first has to wait.
-func acquire(c *cli.Context, locker replication.Locker, logger *slog.Logger, rep *replication.Reporter, sigs chan os.Signal, onWait func()) (replication.Lease, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stopped := make(chan os.Signal, 1)
-	go func() {
-		select {
-		case s := <-sigs:
-			stopped <- s
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	var last replication.Holder
-	var waitErr error
-	lease, err := locker.Acquire(ctx, func(w replication.Waiting) {
-		rep.Set(replication.RoleStandby, 0, w.String())
-		if w.Holder != last {
-			last = w.Holder
-			if !c.Bool("wait") {
-				waitErr = cli.Exit(fmt.Sprintf("%s: %s (--wait=false)", c.String("data"), w), exitFailure)
-				cancel()
-				return
-			}
-			logger.Info("standby: waiting for the journal", "data", c.String("data"), "holder", w.Holder.String(),
-				"last_renewal_seen", w.Renewed.Round(time.Millisecond), "expires_in", w.ExpiresIn.Round(time.Millisecond))
-			if onWait != nil {
-				onWait()
-				onWait = nil
-			}
-		}
-	})
-	if waitErr != nil {
-		rep.Stop(replication.RoleStopped, "did not wait")
-		return nil, waitErr
-	}
-	if err != nil {
-		select {
-		case s := <-stopped:
-			logger.Info("standby: stopped while waiting", "signal", s.String())
-			rep.Stop(replication.RoleStopped, "stopped while standby")
-			return nil, cli.Exit("", 0)
-		default:
-		}
-		rep.Stop(replication.RoleStopped, err.Error())
-		return nil, cli.Exit(err.Error(), exitFailure)
-	}
-	cancel()
-	// A signal that raced with the acquisition still stops this broker.
-	select {
-	case s := <-stopped:
-		lease.Release()
-		logger.Info("stopped as it took over", "signal", s.String())
-		rep.Stop(replication.RoleStopped, "stopped while standby")
-		return nil, cli.Exit("", 0)
-	default:
-	}
-	return lease, nil
-}
-
-// fenceExit ends a broker that holds the lease but cannot serve: it gives
-// the lease up so that a standby can try.
-func fenceExit(rep *replication.Reporter, lease replication.Lease, err error) error {
-	lease.Release()
-	rep.Stop(replication.RoleStopped, err.Error())
-	return cli.Exit(err.Error(), exitFailure)
-}
-
-// writeHeapProfile writes the heap's live objects (after a GC) to path.
-func writeHeapProfile(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	runtime.GC()
-	err = pprof.WriteHeapProfile(f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return o, nil
 }

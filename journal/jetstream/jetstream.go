@@ -109,6 +109,13 @@ type Options struct {
 	RetryFor time.Duration
 	// Writer names this writer in claim records (default host:pid).
 	Writer string
+	// Gate, if set, is asked before every write (an append round, a purge,
+	// a snapshot); an error fails it and every later append with
+	// journal.ErrFenced. replication.Lease.Valid is meant to be the Gate:
+	// the server's fence refuses a deposed writer once the next one has
+	// claimed the stream, and the Gate stops this one writing sooner, as
+	// soon as its own clock says its lease may be gone.
+	Gate func() error
 	// Logger receives fencing and retry events (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -499,6 +506,12 @@ func (l *Log) commit(round []*request) {
 		}
 		return
 	}
+	if err := l.gate(); err != nil {
+		for _, r := range round {
+			l.finish(r, 0, 0, err)
+		}
+		return
+	}
 	first := l.next
 	msgs := l.msgs[:0]
 	index := first
@@ -727,6 +740,22 @@ func (l *Log) fencedError(first, last uint64, cause error) error {
 
 func (l *Log) fail(err error) {
 	l.failure.CompareAndSwap(nil, &err)
+}
+
+// gate asks Options.Gate whether this log may still write; a refusal is
+// sticky, as a fence is.
+func (l *Log) gate() error {
+	if l.opts.Gate == nil {
+		return nil
+	}
+	if err := l.opts.Gate(); err != nil {
+		err = fmt.Errorf("%w: stream %s: %w", journal.ErrFenced, l.opts.Stream, err)
+		if l.failure.CompareAndSwap(nil, &err) {
+			l.opts.Logger.Error("jetstream journal: fenced by its gate; refusing appends", "stream", l.opts.Stream, "err", err)
+		}
+		return *l.failure.Load()
+	}
+	return nil
 }
 
 // confirm records that the record at index, of size framed bytes, is in
@@ -1014,6 +1043,9 @@ func (l *Log) TruncateFront(index uint64) error {
 	if index == first {
 		return nil
 	}
+	if err := l.gate(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
 	defer cancel()
 	if err := l.st.Purge(ctx, njs.WithPurgeSequence(index)); err != nil {
@@ -1148,6 +1180,9 @@ func (l *Log) SaveSnapshot(index uint64, data []byte) error {
 	}
 	if first, last := l.first.Load(), l.last.Load(); index+1 < first || index > last {
 		return fmt.Errorf("%w: snapshot at %d outside the log [%d, %d]", journal.ErrNotFound, index, first, last)
+	}
+	if err := l.gate(); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.snapshotTimeout(len(data)))
 	defer cancel()

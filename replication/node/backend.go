@@ -1,7 +1,7 @@
 // Copyright 2026 The Cairn Authors
 // SPDX-License-Identifier: Apache-2.0
 
-package main
+package node
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/urfave/cli/v2"
 
 	"github.com/cairnmq/cairn/journal"
 	"github.com/cairnmq/cairn/journal/jetstream"
@@ -20,55 +19,54 @@ import (
 	"github.com/cairnmq/cairn/replication"
 )
 
-// backend is the journal cairn serve runs on and the locker that elects
-// its writer: the wal in --data with the file lease, or a JetStream stream
-// with the key-value lease.
+// backend is the journal a node runs on and the locker that elects its
+// writer: the wal in Data with the file lease, or a JetStream stream with
+// the key-value lease.
 type backend struct {
-	kind, name string
-	locker     replication.Locker
-	maxRecord  int
-	dataDir    string
-	logger     *slog.Logger
-	nc         *nats.Conn // jetstream only
+	name      string
+	opts      *Options
+	locker    replication.Locker
+	maxRecord int
+	logger    *slog.Logger
+	nc        *nats.Conn // jetstream only
 }
 
-func newBackend(c *cli.Context, dataDir, id string, logger *slog.Logger) (*backend, error) {
+func newBackend(o *Options, id string, logger *slog.Logger) (*backend, error) {
 	// A record is one message: room for the largest body and 1 MiB of headers.
-	be := &backend{kind: c.String("journal"), dataDir: dataDir, logger: logger, maxRecord: c.Int("max-body") + 1<<20}
-	switch be.kind {
-	case "wal":
-		be.name = dataDir
-		be.locker = replication.NewFileLocker(dataDir, replication.FileOptions{ID: id, TTL: c.Duration("lease-ttl"), Logger: logger})
-	case "jetstream":
-		be.name = c.String("nats") + " stream " + c.String("stream")
-		nc, err := nats.Connect(c.String("nats"), nats.Name("cairn "+id), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	be := &backend{opts: o, logger: logger, maxRecord: o.STOMP.Limits.MaxBodyBytes + 1<<20}
+	switch o.Journal {
+	case JournalWAL:
+		be.name = o.Data
+		be.locker = replication.NewFileLocker(o.Data, replication.FileOptions{ID: id, TTL: o.LeaseTTL, Logger: logger})
+	case JournalJetStream:
+		be.name = o.NATS + " stream " + o.Stream
+		nc, err := nats.Connect(o.NATS, nats.Name("cairn "+id), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 		if err != nil {
-			return nil, fmt.Errorf("--nats %s: %w", c.String("nats"), err)
+			return nil, fmt.Errorf("NATS %s: %w", o.NATS, err)
 		}
 		be.nc = nc
-		locker, err := replication.NewKVLocker(nc, replication.KVOptions{Key: c.String("stream"), TTL: c.Duration("lease-ttl"),
-			Replicas: c.Int("replicas"), ID: id, Logger: logger})
+		locker, err := replication.NewKVLocker(nc, replication.KVOptions{Key: o.Stream, TTL: o.LeaseTTL,
+			Replicas: o.Replicas, ID: id, Logger: logger})
 		if err != nil {
 			nc.Close()
 			return nil, err
 		}
 		be.locker = locker
-	default:
-		return nil, fmt.Errorf("--journal %q: want wal or jetstream", be.kind)
 	}
 	return be, nil
 }
 
 // open opens the journal for the lease's holder and makes it the only
 // writer. It returns the log and the largest SEND body it can hold.
-func (be *backend) open(c *cli.Context, lease replication.Lease) (journal.Log, int, error) {
-	maxBody := c.Int("max-body")
-	switch be.kind {
-	case "jetstream":
+func (be *backend) open(lease replication.Lease) (journal.Log, int, error) {
+	o := be.opts
+	maxBody := o.STOMP.Limits.MaxBodyBytes
+	switch o.Journal {
+	case JournalJetStream:
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		l, err := jetstream.Open(ctx, be.nc, jetstream.Options{Stream: c.String("stream"), Replicas: c.Int("replicas"), MaxBatch: c.Int("jetstream-max-batch"),
-			Writer: fmt.Sprintf("%s epoch %d", be.name, lease.Epoch()), Logger: be.logger})
+		l, err := jetstream.Open(ctx, be.nc, jetstream.Options{Stream: o.Stream, Replicas: o.Replicas, MaxBatch: o.MaxBatch,
+			Writer: fmt.Sprintf("%s epoch %d", be.name, lease.Epoch()), Logger: be.logger, Gate: lease.Valid})
 		if err != nil {
 			return nil, 0, err
 		}
@@ -89,7 +87,7 @@ func (be *backend) open(c *cli.Context, lease replication.Lease) (journal.Log, i
 			// tail segment nobody reads any more. On a full disk there is no
 			// room for the copy; the flock this broker holds says the
 			// previous master's process is gone, so the tail is used as is.
-			if err := wal.DetachTail(be.dataDir); err != nil {
+			if err := wal.DetachTail(o.Data); err != nil {
 				if how != "holder gone" || !errors.Is(err, syscall.ENOSPC) {
 					return nil, 0, err
 				}
@@ -97,8 +95,7 @@ func (be *backend) open(c *cli.Context, lease replication.Lease) (journal.Log, i
 					"err", err)
 			}
 		}
-		pol, _ := journal.ParseSyncPolicy(c.String("sync"))
-		l, err := wal.Open(be.dataDir, wal.Options{Sync: pol, SyncInterval: c.Duration("sync-interval"), Logger: be.logger,
+		l, err := wal.Open(o.Data, wal.Options{Sync: o.Sync, SyncInterval: o.SyncInterval, Logger: be.logger,
 			MaxRecordBytes: be.maxRecord, SegmentBytes: max(16<<20, 2*be.maxRecord+1<<20), Locked: true, Gate: lease.Valid,
 			PreviousGone: how != "expired"})
 		if err != nil {
@@ -112,12 +109,12 @@ func (be *backend) open(c *cli.Context, lease replication.Lease) (journal.Log, i
 }
 
 // follower returns a reader of the journal for a warm standby.
-func (be *backend) follower(c *cli.Context) follower {
-	if be.kind == "jetstream" {
-		return &streamFollower{nc: be.nc, logger: be.logger, opts: jetstream.Options{Stream: c.String("stream"),
-			Replicas: c.Int("replicas"), Writer: be.name + " (standby, reading)", Logger: be.logger}}
+func (be *backend) follower() replication.Follower {
+	if be.opts.Journal == JournalJetStream {
+		return replication.NewStreamFollower(be.nc, jetstream.Options{Stream: be.opts.Stream,
+			Replicas: be.opts.Replicas, Writer: be.name + " (standby, reading)", Logger: be.logger}, be.logger)
 	}
-	return &walFollower{dir: be.dataDir, maxRecord: be.maxRecord}
+	return replication.NewWALFollower(be.opts.Data, be.maxRecord)
 }
 
 func (be *backend) close() {

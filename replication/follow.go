@@ -1,7 +1,7 @@
 // Copyright 2026 The Cairn Authors
 // SPDX-License-Identifier: Apache-2.0
 
-package main
+package replication
 
 import (
 	"context"
@@ -18,39 +18,41 @@ import (
 	"github.com/cairnmq/cairn/journal/wal"
 )
 
-// follower is a journal read while another broker writes it.
-type follower interface {
-	// begin loads the newest snapshot and says where reading must start.
-	begin() (*core.Standby, error)
-	// poll feeds st every complete batch written since the last poll.
-	poll(st *core.Standby) error
-	close()
+// Follower is a journal read while another broker writes it.
+type Follower interface {
+	// Begin loads the newest snapshot and says where reading must start.
+	Begin() (*core.Standby, error)
+	// Poll feeds st every complete batch written since the last poll.
+	Poll(st *core.Standby) error
+	Close()
 }
 
-// warmStandby follows the journal while this broker waits for it, so that
-// at takeover only the last records remain to replay. It runs until stop,
-// which returns the state it built (nil if it has none).
-type warmStandby struct {
-	f      follower
+// WarmStandby is the standby loop's reading half: it follows the journal
+// while this broker waits for the lease, so that at takeover only the last
+// records remain to replay. It runs until Stop, which returns the state it
+// built (nil if it has none).
+type WarmStandby struct {
+	f      Follower
 	logger *slog.Logger
 	quit   chan struct{}
 	done   chan struct{}
 	st     *core.Standby
 }
 
-func startWarm(f follower, logger *slog.Logger) *warmStandby {
-	w := &warmStandby{f: f, logger: logger, quit: make(chan struct{}), done: make(chan struct{})}
+// StartWarm follows f until Stop.
+func StartWarm(f Follower, logger *slog.Logger) *WarmStandby {
+	w := &WarmStandby{f: f, logger: logger, quit: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
 }
 
-func (w *warmStandby) run() {
+func (w *WarmStandby) run() {
 	defer close(w.done)
-	defer w.f.close()
+	defer w.f.Close()
 	reported := false
 	for {
 		if w.st == nil {
-			st, err := w.f.begin()
+			st, err := w.f.Begin()
 			if err != nil {
 				w.logger.Warn("warm standby: cannot start from the snapshot; retrying", "err", err)
 			} else {
@@ -58,7 +60,7 @@ func (w *warmStandby) run() {
 			}
 		}
 		if w.st != nil {
-			if err := w.f.poll(w.st); err != nil {
+			if err := w.f.Poll(w.st); err != nil {
 				lvl := slog.LevelWarn
 				if errors.Is(err, wal.ErrBehind) || errors.Is(err, journal.ErrNotFound) {
 					lvl = slog.LevelInfo
@@ -78,14 +80,19 @@ func (w *warmStandby) run() {
 	}
 }
 
-// stop ends the following and returns the state built so far.
-func (w *warmStandby) stop() *core.Standby {
+// Stop ends the following and returns the state built so far.
+func (w *WarmStandby) Stop() *core.Standby {
 	close(w.quit)
 	<-w.done
 	return w.st
 }
 
-// walFollower follows a wal directory by reading its segments as they grow.
+// NewWALFollower follows the wal journal in dir, whose records are at most
+// maxRecord bytes, by reading its segments as they grow.
+func NewWALFollower(dir string, maxRecord int) Follower {
+	return &walFollower{dir: dir, maxRecord: maxRecord}
+}
+
 type walFollower struct {
 	dir       string
 	maxRecord int
@@ -104,7 +111,7 @@ func standbyFrom(idx uint64, data []byte, err error) (*core.Standby, error) {
 	return core.NewStandby(idx, data)
 }
 
-func (w *walFollower) begin() (*core.Standby, error) {
+func (w *walFollower) Begin() (*core.Standby, error) {
 	st, err := standbyFrom(wal.ReadSnapshot(w.dir))
 	if err != nil {
 		return nil, err
@@ -113,16 +120,20 @@ func (w *walFollower) begin() (*core.Standby, error) {
 	return st, nil
 }
 
-func (w *walFollower) poll(st *core.Standby) error {
+func (w *walFollower) Poll(st *core.Standby) error {
 	_, err := w.f.Poll(st.Apply)
 	return err
 }
 
-func (w *walFollower) close() {}
+func (w *walFollower) Close() {}
 
-// streamFollower follows a JetStream journal with a read-only handle: it
-// refreshes the stream's bounds and reads what was added with an ordered
-// consumer.
+// NewStreamFollower follows the JetStream journal that opts name, on nc,
+// with a read-only handle: it refreshes the stream's bounds and reads what
+// was added with an ordered consumer.
+func NewStreamFollower(nc *nats.Conn, opts jetstream.Options, logger *slog.Logger) Follower {
+	return &streamFollower{nc: nc, opts: opts, logger: logger}
+}
+
 type streamFollower struct {
 	nc     *nats.Conn
 	opts   jetstream.Options
@@ -131,7 +142,7 @@ type streamFollower struct {
 	logger *slog.Logger
 }
 
-func (s *streamFollower) begin() (*core.Standby, error) {
+func (s *streamFollower) Begin() (*core.Standby, error) {
 	if s.l == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -152,7 +163,7 @@ func (s *streamFollower) begin() (*core.Standby, error) {
 	return st, nil
 }
 
-func (s *streamFollower) poll(st *core.Standby) error {
+func (s *streamFollower) Poll(st *core.Standby) error {
 	if err := s.l.Refresh(context.Background()); err != nil {
 		return err
 	}
@@ -171,7 +182,7 @@ func (s *streamFollower) poll(st *core.Standby) error {
 	})
 }
 
-func (s *streamFollower) close() {
+func (s *streamFollower) Close() {
 	if s.l != nil {
 		s.l.Close()
 	}

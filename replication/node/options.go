@@ -1,0 +1,144 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/cairnmq/cairn/core"
+	"github.com/cairnmq/cairn/gateways/stomp"
+	"github.com/cairnmq/cairn/journal"
+)
+
+// Journal backends a node runs on.
+const (
+	// JournalWAL is the embedded journal in Options.Data, elected with a
+	// lease file and a flock there (shared-storage master/standby).
+	JournalWAL = "wal"
+	// JournalJetStream is a JetStream stream on Options.NATS, elected with
+	// a key-value lease in the same NATS system.
+	JournalJetStream = "jetstream"
+)
+
+// Options configure a broker node. NewOptions returns the defaults `cairn
+// serve` starts from; a zero Options is not usable (it has no Listen).
+type Options struct {
+	// Listen is the STOMP address, host:port (default 127.0.0.1:61613).
+	// Listener, if set, is used instead: it is served from the moment
+	// this node is master and closed when it stops.
+	Listen   string
+	Listener net.Listener
+
+	// Data is the journal directory (wal) or, on JetStream, where this
+	// node writes its status report for `cairn status`.
+	Data string
+	// Journal is JournalWAL or JournalJetStream.
+	Journal string
+	// Sync and SyncInterval are the wal's fsync policy.
+	Sync         journal.SyncPolicy
+	SyncInterval time.Duration
+
+	// NATS lists the NATS servers (comma-separated URLs), Stream names the
+	// journal's stream and the lease's key, Replicas the replicas of both
+	// when this node creates them, and MaxBatch the records one JetStream
+	// atomic batch may hold (the servers' jetstream.limits.batch.max_msgs).
+	NATS     string
+	Stream   string
+	Replicas int
+	MaxBatch int
+
+	// LeaseTTL is how long a master may go without renewing its lease
+	// before it stops writing and a standby takes over.
+	LeaseTTL time.Duration
+	// Wait makes a node whose journal is held wait as its standby; without
+	// it Run returns an error wrapping ErrHeld at once.
+	Wait bool
+	// Warm makes a waiting standby follow the journal, so that a takeover
+	// replays only the records written since its last poll.
+	Warm bool
+
+	// Broker configures the broker. Journal, Logger, Standby and Progress
+	// are the node's to set.
+	Broker core.Options
+	// STOMP configures the listener. Limits.MaxBodyBytes is lowered to
+	// what one journal record can carry; Logger is the node's; ReadMemory
+	// zero means ReadMemoryFor(0, Broker.MemoryLimit, MaxBodyBytes).
+	STOMP stomp.Options
+
+	// HeapProfile, if set, is where a heap profile is written when Run's
+	// context ends, before draining.
+	HeapProfile string
+	// ID names this node among those sharing the journal (default
+	// replication.NewID()).
+	ID string
+	// Logger receives the node's events (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// NewOptions returns what `cairn serve` runs with when given no flags.
+func NewOptions() Options {
+	return Options{
+		Listen:       "127.0.0.1:61613",
+		Data:         "./cairn-data",
+		Journal:      JournalWAL,
+		Sync:         journal.SyncAlways,
+		SyncInterval: 50 * time.Millisecond,
+		NATS:         "nats://127.0.0.1:4222",
+		Stream:       "CAIRN_JOURNAL",
+		Replicas:     1,
+		MaxBatch:     1000,
+		LeaseTTL:     5 * time.Second,
+		Wait:         true,
+		Warm:         true,
+		Broker: core.Options{
+			MemoryLimit:   1 << 30,
+			SnapshotEvery: 100000,
+			SnapshotBytes: 16 << 20,
+		},
+		STOMP: stomp.Options{Limits: stomp.Limits{MaxHeaders: 1000, MaxHeaderBytes: 10 << 10, MaxBodyBytes: 10 << 20}},
+	}
+}
+
+// ReadMemoryFor is the bytes of partly read frames a listener allows:
+// configured, or a quarter of the memory limit but at least two bodies of
+// the largest size, or 256 MiB without a memory limit.
+func ReadMemoryFor(configured, memoryLimit int64, maxBody int) int64 {
+	switch {
+	case configured > 0:
+		return configured
+	case memoryLimit > 0:
+		return max(memoryLimit/4, 2*int64(maxBody))
+	}
+	return 256 << 20
+}
+
+func (o *Options) check() error {
+	var errs []error
+	if o.Listener == nil && o.Listen == "" {
+		errs = append(errs, errors.New("node: no Listen address"))
+	}
+	if o.Data == "" {
+		errs = append(errs, errors.New("node: no Data directory"))
+	}
+	switch o.Journal {
+	case JournalWAL:
+	case JournalJetStream:
+		if o.NATS == "" || o.Stream == "" {
+			errs = append(errs, errors.New("node: the jetstream journal needs NATS and Stream"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("node: journal %q: want %s or %s", o.Journal, JournalWAL, JournalJetStream))
+	}
+	if o.LeaseTTL <= 0 {
+		errs = append(errs, errors.New("node: LeaseTTL must be positive"))
+	}
+	if o.STOMP.Limits.MaxBodyBytes <= 0 {
+		errs = append(errs, errors.New("node: STOMP.Limits.MaxBodyBytes must be positive"))
+	}
+	return errors.Join(errs...)
+}
