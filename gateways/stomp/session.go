@@ -442,10 +442,11 @@ func (ss *session) finish(last *frame.Frame) {
 func errorFrame(err error, receipt string) *frame.Frame {
 	code, msg := CodeInternalError, "internal error; the server log has the detail" // the caller logs err
 	var pe *protocolError
+	var more []string
 	if errors.As(err, &pe) {
-		code, msg = pe.code, pe.msg
+		code, msg, more = pe.code, pe.msg, pe.header
 	}
-	f := frame.New(frame.ERROR, "message", msg, "code", string(code), frame.ContentType, "text/plain")
+	f := frame.New(frame.ERROR, append([]string{"message", msg, "code", string(code), frame.ContentType, "text/plain"}, more...)...)
 	if receipt != "" {
 		f.Header.Add(frame.ReceiptId, receipt)
 	}
@@ -920,7 +921,9 @@ func (ss *session) connect(f *frame.Frame) error {
 			}
 		}
 		if version == "" {
-			return perr(CodeBadVersion, "none of the versions %q is supported (1.0, 1.1, 1.2)", av)
+			// The specification's negotiation: say what the server speaks.
+			return &protocolError{code: CodeBadVersion, msg: fmt.Sprintf("none of the versions %q is supported (1.0, 1.1, 1.2)", av),
+				header: []string{frame.Version, strings.Join(versions, ",")}}
 		}
 	}
 	cx, cy := 0, 0
@@ -1391,6 +1394,12 @@ func (ss *session) ack(f *frame.Frame) error {
 	idStr, err := required(f, key)
 	if err != nil {
 		return err
+	}
+	if ss.version == "1.0" {
+		// 1.0 has no escapes, but go-stomp escapes every header whatever
+		// the version, so its ACK of ID:cairn-7 reads ID\ccairn-7. Message
+		// ids hold no backslash of their own: this reading is unambiguous.
+		idStr = strings.Replace(idStr, `ID\c`, "ID:", 1)
 	}
 	seq, ok := core.ParseID(idStr)
 	if !ok {

@@ -317,6 +317,40 @@ func readFrame(t *testing.T, r *bufio.Reader) (string, map[string]string) {
 	return cmd, h
 }
 
+// TestBackslashesOn10: STOMP 1.0 has no header escapes. A 1.0 client's
+// backslashes are its header's own characters: a 1.0 subscriber gets them
+// back as they were sent, and a 1.2 subscriber gets them escaped.
+func TestBackslashesOn10(t *testing.T) {
+	n := start(t, t.TempDir(), stomp.Options{})
+	const value = `C:\temp\n\c`
+	subscribe := func(version string) *bufio.Reader {
+		c, r := raw(t, n.addr)
+		io.WriteString(c, "CONNECT\naccept-version:"+version+"\n\n\x00")
+		if cmd, h := readFrame(t, r); cmd != "CONNECTED" || h["version"] != version {
+			t.Fatalf("CONNECT %s: %s %v", version, cmd, h)
+		}
+		io.WriteString(c, "SUBSCRIBE\nid:s\ndestination:/topic/esc\nreceipt:r\n\n\x00")
+		if cmd, _ := readFrame(t, r); cmd != "RECEIPT" {
+			t.Fatalf("SUBSCRIBE: %s", cmd)
+		}
+		return r
+	}
+	r10, r12 := subscribe("1.0"), subscribe("1.2")
+	c, r := raw(t, n.addr)
+	io.WriteString(c, "CONNECT\naccept-version:1.0\n\n\x00")
+	readFrame(t, r)
+	io.WriteString(c, "SEND\ndestination:/topic/esc\nx-path:"+value+"\nreceipt:r\n\nb\x00")
+	if cmd, h := readFrame(t, r); cmd != "RECEIPT" {
+		t.Fatalf("SEND with backslashes on 1.0: %s %v", cmd, h)
+	}
+	if _, h := readFrame(t, r10); h["x-path"] != value {
+		t.Errorf("the 1.0 subscriber got x-path %q, want %q as sent", h["x-path"], value)
+	}
+	if _, h := readFrame(t, r12); h["x-path"] != strings.NewReplacer(`\`, `\\`, ":", `\c`).Replace(value) {
+		t.Errorf("the 1.2 subscriber got x-path %q, want it escaped by 1.2's rules", h["x-path"])
+	}
+}
+
 // Bad input gets an ERROR frame with a stable code and the connection is
 // closed; everyone else is unaffected.
 func TestBadInput(t *testing.T) {
@@ -354,6 +388,10 @@ func TestBadInput(t *testing.T) {
 			}
 			if cmd != "ERROR" || h["code"] != tc.code || h["message"] == "" {
 				t.Fatalf("got %s %v, want ERROR with code %s", cmd, h, tc.code)
+			}
+			// The specification's negotiation: the versions the server speaks.
+			if tc.code == "bad-version" && h["version"] != "1.0,1.1,1.2" {
+				t.Fatalf("ERROR for an unsupported version has version header %q, want 1.0,1.1,1.2", h["version"])
 			}
 			if _, err := r.ReadByte(); err == nil {
 				// Only the ERROR frame's trailing bytes may follow; then EOF.

@@ -42,8 +42,9 @@ func (l *Limits) fill() {
 // protocolError is a client error: it is answered with an ERROR frame
 // carrying code, and the connection is closed.
 type protocolError struct {
-	code Code // stable, from the table in codes.go
-	msg  string
+	code   Code // stable, from the table in codes.go
+	msg    string
+	header []string // more headers for the ERROR frame, name then value
 }
 
 func (e *protocolError) Error() string { return e.msg }
@@ -382,15 +383,11 @@ func deliverable(k, v, version string) bool {
 	return strings.IndexAny(k, "\n\r:") < 0 && strings.IndexAny(v, "\n\r") < 0
 }
 
-// unescape decodes a header's escapes. STOMP 1.0 has none, but clients
-// (go-stomp among them) escape anyway, so on 1.0 the valid sequences are
-// decoded and anything else is kept as it is.
+// unescape decodes a header's escapes. STOMP 1.0 has none: a backslash
+// is itself, in and out.
 func unescape(s, version string) (string, error) {
-	if !strings.ContainsRune(s, '\\') {
+	if version == "1.0" || !strings.ContainsRune(s, '\\') {
 		return s, nil
-	}
-	if version == "1.0" {
-		return lenient.Replace(s), nil
 	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
@@ -421,7 +418,6 @@ func unescape(s, version string) (string, error) {
 	return b.String(), nil
 }
 
-var lenient = strings.NewReplacer("\\\\", "\\", "\\n", "\n", "\\c", ":", "\\r", "\r")
 
 var escaper = strings.NewReplacer("\\", "\\\\", "\n", "\\n", ":", "\\c", "\r", "\\r")
 var escaper11 = strings.NewReplacer("\\", "\\\\", "\n", "\\n", ":", "\\c")
