@@ -52,10 +52,11 @@ faults:
 faults-soak:
     go test -count=1 -tags soak -timeout 20m -run TestFaults -v ./cmd/cairn
 
-# gofmt and go vet
+# gofmt, go vet and staticcheck (pinned), as .ci/run runs them
 lint:
     test -z "$(gofmt -l $(git ls-files '*.go'))" || { gofmt -l $(git ls-files '*.go'); exit 1; }
     go vet ./...
+    go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 # the same STOMP scenarios against Cairn, ActiveMQ and RabbitMQ (installs them from Debian); writes bench/RESULTS.md
 compare:

@@ -82,10 +82,3 @@ func (b *readBudget) give(n int64) {
 	}
 	b.mu.Unlock()
 }
-
-// inUse is the bytes reserved now.
-func (b *readBudget) inUse() int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.used
-}

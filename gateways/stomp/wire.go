@@ -380,7 +380,7 @@ func deliverable(k, v, version string) bool {
 	case "1.1":
 		return strings.IndexByte(k, '\r') < 0 && strings.IndexByte(v, '\r') < 0
 	}
-	return strings.IndexAny(k, "\n\r:") < 0 && strings.IndexAny(v, "\n\r") < 0
+	return !strings.ContainsAny(k, "\n\r:") && !strings.ContainsAny(v, "\n\r")
 }
 
 // unescape decodes a header's escapes. STOMP 1.0 has none: a backslash
@@ -417,7 +417,6 @@ func unescape(s, version string) (string, error) {
 	}
 	return b.String(), nil
 }
-
 
 var escaper = strings.NewReplacer("\\", "\\\\", "\n", "\\n", ":", "\\c", "\r", "\\r")
 var escaper11 = strings.NewReplacer("\\", "\\\\", "\n", "\\n", ":", "\\c")
