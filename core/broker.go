@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -467,17 +466,6 @@ func (b *Broker) deliver(msgs []*Message, confirmed func()) {
 	for _, c := range flushes {
 		c.Flush()
 	}
-}
-
-// IsWildcard reports whether a destination name is a wildcard pattern:
-// a segment ("." separated) that is "*" or ">".
-func IsWildcard(name string) bool {
-	for seg := range strings.SplitSeq(name, ".") {
-		if seg == "*" || seg == ">" {
-			return true
-		}
-	}
-	return false
 }
 
 // wildcardTopics returns the wildcard topics (those subscribed to as

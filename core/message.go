@@ -4,57 +4,9 @@
 package core
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 )
-
-// Kind says whether a destination is a queue (each message to one consumer)
-// or a topic (each message to every subscriber).
-type Kind uint8
-
-const (
-	Queue Kind = 1
-	Topic Kind = 2
-)
-
-func (k Kind) String() string {
-	switch k {
-	case Queue:
-		return "queue"
-	case Topic:
-		return "topic"
-	}
-	return fmt.Sprintf("kind(%d)", k)
-}
-
-// Destination names a queue or a topic.
-type Destination struct {
-	Kind Kind
-	Name string
-}
-
-// ParseDestination reads a STOMP destination: "/queue/NAME" or
-// "/topic/NAME" (the prefix stripped; "/queue/a/b" is queue "a/b").
-func ParseDestination(s string) (Destination, error) {
-	for _, p := range []struct {
-		prefix string
-		kind   Kind
-	}{{"/queue/", Queue}, {"/topic/", Topic}} {
-		if name, ok := strings.CutPrefix(s, p.prefix); ok {
-			if name == "" {
-				return Destination{}, fmt.Errorf("destination %q has no name", s)
-			}
-			if name[0] == '$' {
-				return Destination{}, fmt.Errorf("destination %q: names starting with $ are the broker's own", s)
-			}
-			return Destination{Kind: p.kind, Name: name}, nil
-		}
-	}
-	return Destination{}, fmt.Errorf("destination %q must begin with /queue/ or /topic/", s)
-}
-
-func (d Destination) String() string { return "/" + d.Kind.String() + "/" + d.Name }
 
 // Message is one message as the broker holds it. A Message is immutable once
 // sent; deliveries carry their own redelivery state.

@@ -81,21 +81,6 @@ func (p RedeliveryPolicy) dlq(name string) string {
 	return p.DeadLetterQueue
 }
 
-// MatchDestination reports whether name matches an ActiveMQ wildcard
-// pattern ("." separated; "*" one segment; ">" the rest, at the end).
-func MatchDestination(pattern, name string) bool {
-	ps, ns := strings.Split(pattern, "."), strings.Split(name, ".")
-	for i, p := range ps {
-		if p == ">" {
-			return i < len(ns) // ">" needs at least one segment
-		}
-		if i >= len(ns) || p != "*" && p != ns[i] {
-			return false
-		}
-	}
-	return len(ps) == len(ns)
-}
-
 // redeliveryPolicy is the policy of queue name: the first rule that
 // matches, else DefaultRedelivery.
 func (b *Broker) redeliveryPolicy(name string) RedeliveryPolicy {

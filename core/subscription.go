@@ -107,6 +107,7 @@ type Subscription struct {
 	consumer  Consumer
 	q         *queue
 	t         *topic
+	fan       *fanIn // a wildcard queue subscription: the queues' subscriptions (fanin.go)
 
 	// Owned by the destination's goroutine.
 	credit       int
@@ -145,9 +146,16 @@ func seqsOf(ds []delivered) []uint64 {
 // message sent to dest from then on (a topic keeps nothing for a
 // subscriber that is not there yet). c may get its first deliveries
 // before Subscribe returns.
+//
+// A queue name with wildcards (orders.>, orders.*.eu) subscribes c to
+// every queue it matches, those there now and those made later, with one
+// Subscription that acknowledges through whichever queue delivered.
 func (b *Broker) Subscribe(dest Destination, opts SubscribeOptions, c Consumer) (*Subscription, error) {
 	if b.isClosed() {
 		return nil, ErrClosed
+	}
+	if dest.Kind == Queue && IsWildcard(dest.Name) {
+		return b.subscribeQueues(dest, opts, c)
 	}
 	if opts.Prefetch <= 0 {
 		opts.Prefetch = 1000
@@ -317,6 +325,9 @@ func (s *Subscription) AutoAck(ctx context.Context, seqs []uint64) error {
 }
 
 func (s *Subscription) ackMany(ctx context.Context, seqs []uint64, kind ackKind) error {
+	if s.fan != nil {
+		return s.fan.ackMany(ctx, seqs, kind)
+	}
 	var taken []delivered
 	var unknown error
 	for _, seq := range seqs {
@@ -380,6 +391,9 @@ func (s *Subscription) Nack(seq uint64) error { return s.nack(seq, false) }
 func (s *Subscription) NackWait(seq uint64) error { return s.nack(seq, true) }
 
 func (s *Subscription) nack(seq uint64, wait bool) error {
+	if s.fan != nil {
+		return s.fan.nack(seq, wait)
+	}
 	taken, err := s.take(seq, s.mode == AckClient)
 	if err != nil {
 		return err
@@ -404,6 +418,10 @@ func (s *Subscription) nack(seq uint64, wait bool) error {
 // Close ends the subscription. Its unacknowledged deliveries go back to the
 // queue, to be delivered again marked redelivered.
 func (s *Subscription) Close() {
+	if s.fan != nil {
+		s.fan.close()
+		return
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -424,6 +442,9 @@ func (s *Subscription) Close() {
 
 // Unacked is how many deliveries wait for an acknowledgement.
 func (s *Subscription) Unacked() int {
+	if s.fan != nil {
+		return s.fan.unacked()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.live)
@@ -431,6 +452,9 @@ func (s *Subscription) Unacked() int {
 
 // Has reports whether seq is delivered to s and not acknowledged.
 func (s *Subscription) Has(seq uint64) bool {
+	if s.fan != nil {
+		return s.fan.owner(seq) != nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.live[seq]

@@ -18,6 +18,30 @@ type TxAck struct {
 	Seq uint64
 }
 
+// resolveAcks names, for each acknowledgement through a wildcard queue
+// subscription, the queue's subscription that delivered the message.
+func resolveAcks(acks []TxAck) []TxAck {
+	var out []TxAck
+	for i, a := range acks {
+		if a.Sub.fan == nil {
+			if out != nil {
+				out = append(out, a)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]TxAck, 0, len(acks)), acks[:i]...)
+		}
+		if m := a.Sub.fan.owner(a.Seq); m != nil {
+			out = append(out, TxAck{Sub: m, Seq: a.Seq})
+		}
+	}
+	if out == nil {
+		return acks
+	}
+	return out
+}
+
 // Commit carries out a transaction's sends and acknowledgements as one
 // atomic journal batch: after a crash either all of them happened or none.
 // When Commit returns nil the batch is durable; then the messages are
@@ -35,6 +59,7 @@ func (b *Broker) Commit(ctx context.Context, sends []*Message, acks []TxAck) err
 	if err := b.waitForMemory(ctx, sends); err != nil {
 		return err
 	}
+	acks = resolveAcks(acks)
 	sends = b.withDurableCopies(dropExpired(sends))
 	sends, release, err := b.dd.claim(ctx, sends)
 	if err != nil {

@@ -24,7 +24,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cairnmq/cairn/core"
 )
 
 // Options configure a Server.
@@ -109,7 +108,7 @@ func (o *Options) fill() {
 // Server accepts STOMP connections for a broker.
 type Server struct {
 	opts   Options
-	broker *core.Broker
+	broker Broker
 
 	mu          sync.Mutex
 	ln          net.Listener
@@ -125,8 +124,9 @@ type Server struct {
 	idPrefix    string // "cairn-<random>-": session ids differ across servers and restarts
 }
 
-// NewServer returns a server for broker b.
-func NewServer(b *core.Broker, opts Options) *Server {
+// NewServer returns a server for b (CoreBroker of a core.Broker, or the
+// gateway tier's).
+func NewServer(b Broker, opts Options) *Server {
 	opts.fill()
 	var r [4]byte
 	rand.Read(r[:])

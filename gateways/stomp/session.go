@@ -85,20 +85,17 @@ type outItem struct {
 	barrier chan struct{}
 }
 
-// subscription is a STOMP subscription: a core subscription and its id.
+// subscription is a STOMP subscription: the broker's subscription and the
+// client's id for it.
 type subscription struct {
 	ss      *session
 	id      string
 	destStr string
-	wild    bool               // a wildcard: MESSAGE frames name each message's destination
-	core    *core.Subscription // nil for a wildcard queue subscription (wildcard.go)
-	gone    atomic.Bool        // unsubscribed: its deliveries still queued are not written
-
-	// A wildcard queue subscription's core subscriptions, one per queue.
-	mu        sync.Mutex
-	more      []*core.Subscription
-	closed    bool
-	stopWatch func()
+	wild    bool         // a wildcard: MESSAGE frames name each message's destination
+	mode    core.AckMode // the SUBSCRIBE's ack mode
+	core    Subscription // nil for a browse
+	gone    atomic.Bool  // unsubscribed: its deliveries still queued are not written
+	mu      sync.Mutex
 
 	// Until open, deliveries wait here: the SUBSCRIBE's RECEIPT goes out
 	// only once the subscription is registered (so it misses nothing sent
@@ -155,6 +152,13 @@ func (s *subscription) open(receipt string) {
 	s.holding.Store(false)
 }
 
+// close ends the broker's subscription, if any (a browse has none).
+func (s *subscription) close() {
+	if s.core != nil {
+		s.core.Close()
+	}
+}
+
 // burst holds unreceipted, untransacted SENDs and ACKs read back to back.
 // They are carried out together when the client pauses (nothing more is
 // buffered), before any other frame, or when the burst is large: one
@@ -164,8 +168,8 @@ func (s *subscription) open(receipt string) {
 type burst struct {
 	sends []*core.Message
 	bytes int
-	acks  map[*core.Subscription][]uint64
-	subs  []*core.Subscription // acks' subscriptions, in first-ack order
+	acks  map[Subscription][]uint64
+	subs  []Subscription // acks' subscriptions, in first-ack order
 }
 
 const (
@@ -205,7 +209,7 @@ func (ss *session) flush() error {
 
 type transaction struct {
 	sends []*core.Message
-	acks  []core.TxAck
+	acks  []Ack
 }
 
 func newSession(s *Server, c net.Conn) *session {
@@ -721,7 +725,7 @@ func (ss *session) composeUntil(w *bufio.Writer, batch []outItem, autoAcks []out
 			// core subscription gives it back.
 		case it.sub != nil:
 			ss.writeMessage(w, it)
-			if it.d.Sub != nil && it.d.Sub.Mode() == core.AckAuto { // (nil: a browse)
+			if it.sub.core != nil && it.sub.mode == core.AckAuto { // (nil: a browse)
 				autoAcks = append(autoAcks, *it)
 			}
 		default:
@@ -741,11 +745,11 @@ func (ss *session) composeUntil(w *bufio.Writer, batch []outItem, autoAcks []out
 func (ss *session) autoAck(autoAcks []outItem) {
 	inline := len(autoAcks) > 0 && !ss.srv.broker.AutoAckWaits()
 	for len(autoAcks) > 0 {
-		sub := autoAcks[0].d.Sub
+		sub := autoAcks[0].sub.core
 		var seqs []uint64
 		rest := autoAcks[:0]
 		for _, it := range autoAcks {
-			if it.d.Sub == sub {
+			if it.sub.core == sub {
 				seqs = append(seqs, it.d.Msg.Seq)
 			} else {
 				rest = append(rest, it)
@@ -820,7 +824,7 @@ func (ss *session) writeMessage(w *bufio.Writer, it *outItem) {
 	}
 	writeHeader(w, frame.MessageId, id, v, esc)
 	writeHeader(w, frame.Subscription, it.sub.id, v, esc)
-	if it.d.Sub != nil && it.d.Sub.Mode() != core.AckAuto && v == "1.2" {
+	if it.sub.core != nil && it.sub.mode != core.AckAuto && v == "1.2" {
 		writeHeader(w, frame.Ack, id, v, esc)
 	}
 	if it.d.Redelivered {
@@ -1270,16 +1274,10 @@ func (ss *session) subscribe(f *frame.Frame, receipt string) error {
 	default:
 		return perr(CodeBadHeader, "activemq.exclusive %q is not true or false", x)
 	}
-	s := &subscription{ss: ss, id: id, destStr: destStr, wild: core.IsWildcard(dest.Name)}
+	s := &subscription{ss: ss, id: id, destStr: destStr, wild: core.IsWildcard(dest.Name), mode: opts.Mode}
 	s.holding.Store(true)
-	if dest.Kind == core.Queue && s.wild {
-		if f.Header.Get("browser") == "true" || durableName(f) != "" {
-			return perr(CodeBadDestination, "%s: a wildcard queue subscription cannot browse or be durable", destStr)
-		}
-		ss.subscribeQueues(s, dest.Name, opts)
-		ss.subs[id] = s
-		s.open(receipt)
-		return nil
+	if dest.Kind == core.Queue && s.wild && (f.Header.Get("browser") == "true" || durableName(f) != "") {
+		return perr(CodeBadDestination, "%s: a wildcard queue subscription cannot browse or be durable", destStr)
 	}
 	if f.Header.Get("browser") == "true" {
 		if dest.Kind != core.Queue {
@@ -1288,7 +1286,7 @@ func (ss *session) subscribe(f *frame.Frame, receipt string) error {
 		s.open(receipt)
 		return ss.browse(s, dest)
 	}
-	var cs *core.Subscription
+	var cs Subscription
 	var err error
 	if name := durableName(f); name != "" {
 		if ss.clientID == "" {
@@ -1372,7 +1370,7 @@ func (ss *session) unsubscribe(f *frame.Frame) error {
 // hand a message the client has already received to another consumer.
 func (ss *session) endDeliveries(s *subscription) {
 	s.gone.Store(true)
-	if s.core != nil && s.core.Mode() != core.AckAuto {
+	if s.core != nil && s.mode != core.AckAuto {
 		return // the client acks what it got; the rest is redelivered
 	}
 	b := make(chan struct{})
@@ -1416,8 +1414,8 @@ func (ss *session) ack(f *frame.Frame) error {
 		}
 	}
 	for _, gs := range candidates {
-		s := gs.owner(seq)
-		if s == nil {
+		s := gs.core
+		if s == nil || !s.Has(seq) {
 			continue
 		}
 		if txid := f.Header.Get(frame.Transaction); txid != "" {
@@ -1428,7 +1426,7 @@ func (ss *session) ack(f *frame.Frame) error {
 			if f.Command == frame.NACK {
 				return perr(CodeBadHeader, "NACK cannot be part of a transaction")
 			}
-			tx.acks = append(tx.acks, core.TxAck{Sub: s, Seq: seq})
+			tx.acks = append(tx.acks, Ack{Sub: s, Seq: seq})
 			return nil
 		}
 		switch {
@@ -1439,7 +1437,7 @@ func (ss *session) ack(f *frame.Frame) error {
 		case batchable(f):
 			b := &ss.burst
 			if b.acks == nil {
-				b.acks = map[*core.Subscription][]uint64{}
+				b.acks = map[Subscription][]uint64{}
 			}
 			if _, ok := b.acks[s]; !ok {
 				b.subs = append(b.subs, s)

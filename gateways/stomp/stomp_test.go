@@ -54,7 +54,7 @@ func start(t testing.TB, dir string, opts stomp.Options) *node {
 		t.Fatal(err)
 	}
 	opts.Logger = quiet
-	n := &node{dir: dir, log: l, broker: b, srv: stomp.NewServer(b, opts), addr: ln.Addr().String()}
+	n := &node{dir: dir, log: l, broker: b, srv: stomp.NewServer(stomp.CoreBroker(b), opts), addr: ln.Addr().String()}
 	go n.srv.Serve(ln)
 	t.Cleanup(n.stop)
 	return n

@@ -90,7 +90,7 @@ func Start(t testing.TB, o Options) *Broker {
 	if o.Wrap != nil {
 		ln = o.Wrap(ln)
 	}
-	k := &Broker{Addr: ln.Addr().String(), Core: b, Log: l, Server: stomp.NewServer(b, o.Server)}
+	k := &Broker{Addr: ln.Addr().String(), Core: b, Log: l, Server: stomp.NewServer(stomp.CoreBroker(b), o.Server)}
 	go k.Server.Serve(ln)
 	t.Cleanup(k.Stop)
 	return k

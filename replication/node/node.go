@@ -219,7 +219,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	so := o.STOMP
 	so.Limits.MaxBodyBytes, so.Logger = maxBody, logger
 	so.ReadMemory = ReadMemoryFor(so.ReadMemory, o.Broker.MemoryLimit, maxBody)
-	srv := stomp.NewServer(b, so)
+	srv := stomp.NewServer(stomp.CoreBroker(b), so)
 	rec := b.Recovery()
 	rep.SetListen(ln.Addr().String())
 	rep.Set(replication.RoleMaster, lease.Epoch(), "")
