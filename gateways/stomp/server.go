@@ -11,6 +11,14 @@
 // in order, and a writer goroutine, which drains the connection's outbound
 // queue. Deliveries are queued without blocking the destination that makes
 // them; a subscription's prefetch bounds how many wait.
+//
+// The listener serves a Broker (broker.go): core's, through CoreBroker, or
+// the gateway tier's. Its files: server.go accepts connections and bounds
+// them; session.go is one connection and its reader loop; writer.go the
+// writer role, the only code that takes a session's output lock; one file
+// per STOMP command or two (connect.go, send.go, subscribe.go, ack.go,
+// tx.go); wire.go reads and escapes frames; codes.go lists every ERROR
+// code; budget.go bounds the memory of partly read frames.
 package stomp
 
 import (

@@ -1,0 +1,90 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+// CONNECT and STOMP: version and heart-beat negotiation.
+
+package stomp
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-stomp/stomp/v3/frame"
+)
+
+var versions = []string{"1.0", "1.1", "1.2"}
+
+func (ss *session) connect(f *frame.Frame) error {
+	if ss.connected {
+		return perr(CodeAlreadyConnected, "a second CONNECT on one connection")
+	}
+	version := "1.0"
+	if av, ok := f.Header.Contains(frame.AcceptVersion); ok {
+		version = ""
+		for _, v := range strings.Split(av, ",") {
+			v = strings.TrimSpace(v)
+			if slices.Contains(versions, v) && v > version {
+				version = v
+			}
+		}
+		if version == "" {
+			// The specification's negotiation: say what the server speaks.
+			return &protocolError{code: CodeBadVersion, msg: fmt.Sprintf("none of the versions %q is supported (1.0, 1.1, 1.2)", av),
+				header: []string{frame.Version, strings.Join(versions, ",")}}
+		}
+	}
+	cx, cy := 0, 0
+	if hb, ok := f.Header.Contains(frame.HeartBeat); ok && version != "1.0" {
+		x, y, err := parseHeartBeat(hb)
+		if err != nil {
+			return err
+		}
+		cx, cy = x, y
+	}
+	// cx: the client sends every cx ms; cy: it wants ours every cy ms.
+	min := int(ss.srv.opts.HeartBeat / time.Millisecond)
+	send, recv := 0, 0
+	if cy > 0 {
+		send = max(cy, min)
+	}
+	if cx > 0 {
+		recv = max(cx, min)
+	}
+	if err := ss.srv.admit(ss); err != nil {
+		return err
+	}
+	ss.version = version
+	ss.r.version = version
+	ss.connected = true
+	ss.clientID = f.Header.Get("client-id")
+	ss.readEvery = time.Duration(recv) * time.Millisecond
+	resp := frame.New(frame.CONNECTED, frame.Version, version, frame.Session, ss.id,
+		frame.Server, ss.srv.opts.ServerName, frame.HeartBeat, fmt.Sprintf("%d,%d", send, recv))
+	if r := f.Header.Get(frame.Receipt); r != "" {
+		resp.Header.Add(frame.ReceiptId, r)
+	}
+	if r := f.Header.Get("request-id"); r != "" {
+		resp.Header.Add("response-id", r) // as ActiveMQ does
+	}
+	ss.outMu.Lock()
+	ss.sendEvery = time.Duration(send) * time.Millisecond
+	if ss.sendEvery > 0 && !ss.closing {
+		ss.beats = time.AfterFunc(ss.sendEvery/2, ss.beat)
+	}
+	ss.outMu.Unlock()
+	ss.reply(resp)
+	return nil
+}
+
+func parseHeartBeat(s string) (int, int, error) {
+	a, b, ok := strings.Cut(s, ",")
+	x, err1 := strconv.Atoi(strings.TrimSpace(a))
+	y, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil || x < 0 || y < 0 {
+		return 0, 0, perr(CodeMalformedFrame, "heart-beat %q is not two numbers", s)
+	}
+	return x, y, nil
+}
