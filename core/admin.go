@@ -85,7 +85,7 @@ func (b *Broker) purge(ctx context.Context, name string, ev journal.RecordType) 
 		// so it takes as many appends as the journal's batch limit needs.
 		if len(recs) > 0 {
 			if _, err = journal.AppendInBatches(ctx, b.log, recs, func(uint64, int) {}); err != nil {
-				err = fmt.Errorf("journal: %w", err)
+				err = journalError(err)
 				return
 			}
 		}

@@ -372,7 +372,7 @@ func (b *Broker) journalEnqueues(ctx context.Context, msgs []*Message, recs []jo
 		}
 	})
 	if err != nil {
-		return msgs[:i], fmt.Errorf("journal: %w", err)
+		return msgs[:i], journalError(err)
 	}
 	return msgs, nil
 }

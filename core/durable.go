@@ -111,7 +111,7 @@ func (b *Broker) SubscribeDurable(ctx context.Context, client, name string, topi
 		}
 		rec := journal.Record{Type: evDurable, Data: encodeDurable(client, name, spec)}
 		if _, _, err := b.log.Append(ctx, []journal.Record{rec}); err != nil {
-			return nil, fmt.Errorf("journal: %w", err)
+			return nil, journalError(err)
 		}
 		d = nd
 		b.mu.Lock()
@@ -167,7 +167,7 @@ func (b *Broker) removeDurableLocked(ctx context.Context, d *durable) error {
 	}
 	rec := journal.Record{Type: evUndurable, Data: encodeDurable(d.key.client, d.key.name, d.durableSpec)}
 	if _, _, err := b.log.Append(ctx, []journal.Record{rec}); err != nil {
-		return fmt.Errorf("journal: %w", err)
+		return journalError(err)
 	}
 	b.mu.Lock()
 	b.dropDurableLocked(d)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -167,4 +168,13 @@ func (b *Broker) DeferredAcks() int {
 	b.deferMu.Lock()
 	defer b.deferMu.Unlock()
 	return len(b.deferred)
+}
+
+// journalError says that err came from the journal, once: the journal's
+// own errors (journal.ErrClosed, …) already begin with "journal: ".
+func journalError(err error) error {
+	if strings.HasPrefix(err.Error(), "journal: ") {
+		return err
+	}
+	return fmt.Errorf("journal: %w", err)
 }

@@ -367,7 +367,7 @@ func (s *Subscription) ackMany(ctx context.Context, seqs []uint64, kind ackKind)
 	}
 	s.q.runOrPost(func() { s.q.ackEnd(s, held, err) })
 	if err != nil {
-		return fmt.Errorf("journal: %w", err)
+		return journalError(err)
 	}
 	return unknown
 }

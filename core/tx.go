@@ -113,7 +113,7 @@ func (b *Broker) Commit(ctx context.Context, sends []*Message, acks []TxAck) err
 		h.q.post(func() { h.q.ackEnd(h.sub, h.seqs, err) })
 	}
 	if err != nil {
-		return fmt.Errorf("journal: %w", err)
+		return journalError(err)
 	}
 	b.deliver(sends, nil)
 	return nil
