@@ -21,7 +21,13 @@
 //
 // FileLocker implements this on a shared directory (ActiveMQ's shared file
 // system master/slave); see its comment for the mechanism and for what NFS
-// needs.
+// needs. KVLocker implements it on a JetStream key-value bucket.
+//
+// A standby's other half is WarmStandby: while it waits for the lease it
+// follows the journal (NewWALFollower, NewStreamFollower) so that a
+// takeover replays only the tail. Reporter writes each broker's status for
+// `cairn status`. The whole lifecycle, election to fail-stop, is package
+// replication/node.
 package replication
 
 import (

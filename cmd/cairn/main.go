@@ -1,8 +1,12 @@
 // Copyright 2026 The Cairn Authors
 // SPDX-License-Identifier: Apache-2.0
 
-// Command cairn is the Cairn message broker and its tools. It only parses
-// flags and prints; everything it does lives in importable packages.
+// Command cairn is the Cairn message broker and its tools. Each command
+// maps its flags to a package's options (serve: replication/node; bench:
+// bench/...; journal: journal/wal), runs it, prints what it returns, and
+// maps the outcome to an exit status: 0 done, 1 a failure, 2 a usage
+// error, 3 a master that lost its lease (fenced). Nothing here outlives
+// the command.
 package main
 
 import (
