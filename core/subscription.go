@@ -87,8 +87,9 @@ type SubscribeOptions struct {
 	// Selector, if set, limits the subscription to the messages it
 	// matches (a SUBSCRIBE's selector header).
 	Selector *selector.Selector
-	// NoLocal, on a topic, leaves out messages whose Origin is Connection
-	// (activemq.noLocal).
+	// Connection names the subscriber's connection (Message.Origin of what
+	// it sends). With NoLocal, a topic leaves out messages whose Origin is
+	// Connection (activemq.noLocal).
 	NoLocal    bool
 	Connection uint64
 }

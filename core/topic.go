@@ -5,6 +5,7 @@ package core
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,4 +181,29 @@ func (t *topic) removeSubscriber(s *Subscription) {
 	t.subs = slices.DeleteFunc(t.subs, func(c *Subscription) bool { return c == s })
 	s.backlog, s.backlogBytes = nil, 0
 	t.checkFull()
+}
+
+// TopicStats describes one topic.
+type TopicStats struct {
+	Name        string
+	Subscribers int // subscriptions now (durable ones while their subscriber is connected)
+}
+
+// Topics lists the topics the broker has, with their subscribers, sorted
+// by name.
+func (b *Broker) Topics() []TopicStats {
+	b.mu.Lock()
+	ts := make([]*topic, 0, len(b.topics))
+	for _, t := range b.topics {
+		ts = append(ts, t)
+	}
+	b.mu.Unlock()
+	out := make([]TopicStats, 0, len(ts))
+	for _, t := range ts {
+		var n int
+		t.do(func() { n = len(t.subs) })
+		out = append(out, TopicStats{Name: t.name, Subscribers: n})
+	}
+	slices.SortFunc(out, func(a, b TopicStats) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }

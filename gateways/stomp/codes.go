@@ -37,8 +37,18 @@ const (
 	CodeShuttingDown          Code = "shutting-down"          // the server is stopping
 	CodeDurableInUse          Code = "durable-in-use"         // a durable subscription another connection holds
 	CodeBadSelector           Code = "bad-selector"           // a selector that does not parse
+	CodeUpstreamUnavailable   Code = "upstream-unavailable"   // a gateway could not reach its upstream broker in time
 	CodeInternalError         Code = "internal-error"         // a fault of the server's; the server log has the detail
 )
+
+// Error is an error a Broker returns to be answered with a code of its
+// own (the gateway tier passes on its upstream's ERROR so).
+type Error struct {
+	Code    Code
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
 
 // Codes lists every code, in the order above.
 var Codes = []Code{
@@ -70,5 +80,6 @@ var Codes = []Code{
 	CodeShuttingDown,
 	CodeDurableInUse,
 	CodeBadSelector,
+	CodeUpstreamUnavailable,
 	CodeInternalError,
 }

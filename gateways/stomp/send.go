@@ -237,7 +237,10 @@ func (ss *session) send(f *frame.Frame, receipt *string) error {
 // failure of the store gets a fixed message: its detail (file names, the
 // I/O error) goes to the log with the session's id, never to a client.
 func (ss *session) brokerError(err error) error {
+	var coded *Error
 	switch {
+	case errors.As(err, &coded):
+		return perr(coded.Code, "%s", coded.Message)
 	case errors.Is(err, core.ErrClosed):
 		return perr(CodeShuttingDown, "the server is shutting down")
 	case errors.Is(err, core.ErrUnknownAck):

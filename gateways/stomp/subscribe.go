@@ -151,7 +151,7 @@ func (ss *session) subscribe(f *frame.Frame, receipt string) error {
 	dest, destStr, _ := ss.destination(f)
 	id, _ := ss.subID(f, destStr)
 	mode, _ := core.ParseAckMode(f.Header.Get(frame.Ack))
-	opts := core.SubscribeOptions{Mode: mode}
+	opts := core.SubscribeOptions{Mode: mode, Connection: ss.num}
 	if p := f.Header.Get("activemq.prefetchSize"); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 {
@@ -177,7 +177,7 @@ func (ss *session) subscribe(f *frame.Frame, receipt string) error {
 		opts.Selector = parsed
 	}
 	if f.Header.Get("activemq.noLocal") == "true" {
-		opts.NoLocal, opts.Connection = true, ss.num
+		opts.NoLocal = true
 	}
 	switch x := f.Header.Get("activemq.exclusive"); x {
 	case "", "false":

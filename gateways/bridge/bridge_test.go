@@ -1,0 +1,361 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package bridge_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gostomp "github.com/go-stomp/stomp/v3"
+
+	"github.com/cairnmq/cairn/gateways/bridge"
+	"github.com/cairnmq/cairn/gateways/stomp"
+	"github.com/cairnmq/cairn/internal/brokertest"
+	"github.com/cairnmq/cairn/internal/logtest"
+)
+
+// gw is a gateway serving STOMP on loopback in front of upstream.
+type gw struct {
+	addr string
+	g    *bridge.Gateway
+	srv  *stomp.Server
+	log  *logtest.Buffer
+}
+
+func startGateway(t *testing.T, o bridge.Options, upstream ...string) *gw {
+	t.Helper()
+	lg := &logtest.Buffer{}
+	o.Upstream = upstream
+	o.Logger = slog.New(slog.NewTextHandler(lg, nil))
+	if o.Wait == 0 {
+		o.Wait = 5 * time.Second
+	}
+	g, err := bridge.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := stomp.NewServer(g, stomp.Options{Logger: o.Logger, ServerName: "Cairn-gateway/test"})
+	go srv.Serve(ln)
+	k := &gw{addr: ln.Addr().String(), g: g, srv: srv, log: lg}
+	t.Cleanup(func() {
+		k.stop()
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", lg)
+		}
+	})
+	return k
+}
+
+func (k *gw) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	k.srv.Close(ctx)
+	k.g.Close()
+}
+
+func dial(t *testing.T, addr string, opts ...func(*gostomp.Conn) error) *gostomp.Conn {
+	t.Helper()
+	c, err := gostomp.Dial("tcp", addr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Disconnect() })
+	return c
+}
+
+func recv(t *testing.T, sub *gostomp.Subscription) *gostomp.Message {
+	t.Helper()
+	select {
+	case m := <-sub.C:
+		if m.Err != nil {
+			t.Fatal(m.Err)
+		}
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no MESSAGE within 10s")
+	}
+	return nil
+}
+
+// subscribed returns once c's SUBSCRIBEs are done: the listener carries
+// out a connection's frames in order, so a receipted SEND after them is
+// answered after them.
+func subscribed(t *testing.T, c *gostomp.Conn) {
+	t.Helper()
+	if err := c.Send("/queue/barrier", "text/plain", nil, gostomp.SendOpt.Receipt); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func noMessage(t *testing.T, sub *gostomp.Subscription, within time.Duration) {
+	t.Helper()
+	select {
+	case m := <-sub.C:
+		t.Fatalf("unexpected MESSAGE %q", m.Body)
+	case <-time.After(within):
+	}
+}
+
+// TestQueueThroughAGateway: a producer on the broker, a consumer on a
+// gateway: MESSAGEs carry the broker's headers, ACKs with receipts are
+// confirmed upstream, a NACK is counted upstream, and the queue is empty
+// at the end.
+func TestQueueThroughAGateway(t *testing.T) {
+	up := brokertest.Start(t, brokertest.Options{})
+	g := startGateway(t, bridge.Options{}, up.Addr)
+	p := dial(t, up.Addr)
+	for i := range 5 {
+		if err := p.Send("/queue/work", "text/plain", []byte(fmt.Sprint("m", i)), gostomp.SendOpt.Receipt,
+			gostomp.SendOpt.Header("persistent", "true"), gostomp.SendOpt.Header("colour", "blue:green"), gostomp.SendOpt.Header("priority", "7")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := dial(t, g.addr)
+	if s := c.Server(); !strings.HasPrefix(s, "Cairn-gateway") {
+		t.Fatalf("server header %q", s)
+	}
+	sub, err := c.Subscribe("/queue/work", gostomp.AckClientIndividual)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := recv(t, sub)
+	if string(first.Body) != "m0" || first.Header.Get("colour") != "blue:green" || first.Header.Get("persistent") != "true" ||
+		first.Header.Get("priority") != "7" || !strings.HasPrefix(first.Header.Get("message-id"), "ID:cairn-") {
+		t.Fatalf("first MESSAGE: %q %v", first.Body, first.Header)
+	}
+	// A NACK: upstream redelivers it, marked and counted.
+	if err := c.Nack(first); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for len(got) < 5 {
+		m := recv(t, sub)
+		if string(m.Body) == "m0" && m.Header.Get("redelivered") != "true" {
+			t.Fatalf("m0 after a NACK is not marked redelivered: %v", m.Header)
+		}
+		tx, _ := c.BeginWithError()
+		if err := tx.Ack(m); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.CommitWithReceipt(); err != nil {
+			t.Fatal(err)
+		}
+		got[string(m.Body)] = true
+	}
+	if st, _ := up.Core.QueueStats("work"); st.Pending != 0 || st.InFlight != 0 || st.Dequeued != 5 {
+		t.Fatalf("upstream after every ack through the gateway: %+v", st)
+	}
+}
+
+// TestSendThroughAGateway: a SEND through a gateway gets its RECEIPT once
+// upstream has stored it; a producer's order is kept; an unreceipted burst
+// arrives whole.
+func TestSendThroughAGateway(t *testing.T) {
+	up := brokertest.Start(t, brokertest.Options{})
+	g := startGateway(t, bridge.Options{}, up.Addr)
+	p := dial(t, g.addr)
+	if err := p.Send("/queue/in", "text/plain", []byte("receipted"), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true")); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := up.Core.QueueStats("in"); st.Pending != 1 {
+		t.Fatalf("upstream holds %d after the RECEIPT, want 1", st.Pending)
+	}
+	for i := range 500 {
+		if err := p.Send("/queue/in", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Header("persistent", "true")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := dial(t, up.Addr)
+	sub, err := c.Subscribe("/queue/in", gostomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := recv(t, sub); string(m.Body) != "receipted" {
+		t.Fatalf("first %q", m.Body)
+	}
+	for i := range 500 {
+		if m := recv(t, sub); string(m.Body) != fmt.Sprint(i) {
+			t.Fatalf("message %d: %q (order lost)", i, m.Body)
+		}
+		_ = i
+	}
+}
+
+// TestTopicFanOutCostsOneUpstreamSubscription: 200 subscribers of one
+// topic on a gateway, and the broker has one subscriber; each gets every
+// message. A second selector is a second upstream subscription.
+func TestTopicFanOutCostsOneUpstreamSubscription(t *testing.T) {
+	up := brokertest.Start(t, brokertest.Options{})
+	g := startGateway(t, bridge.Options{}, up.Addr)
+	const n = 200
+	var subs []*gostomp.Subscription
+	for range n / 20 {
+		c := dial(t, g.addr)
+		for range 20 {
+			s, err := c.Subscribe("/topic/news", gostomp.AckAuto)
+			if err != nil {
+				t.Fatal(err)
+			}
+			subs = append(subs, s)
+		}
+		subscribed(t, c)
+	}
+	c := dial(t, g.addr)
+	eu, err := c.Subscribe("/topic/news", gostomp.AckAuto, gostomp.SubscribeOpt.Header("selector", "region = 'eu'"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribed(t, c)
+	p := dial(t, up.Addr)
+	// The subscriptions are upstream once their RECEIPTs came: send now.
+	for i := range 10 {
+		region := "us"
+		if i%2 == 0 {
+			region = "eu"
+		}
+		if err := p.Send("/topic/news", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Header("region", region), gostomp.SendOpt.Receipt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, s := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				if m := recv(t, s); string(m.Body) != fmt.Sprint(i) {
+					t.Errorf("subscriber got %q, want %d", m.Body, i)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i := 0; i < 10; i += 2 {
+		if m := recv(t, eu); string(m.Body) != fmt.Sprint(i) {
+			t.Fatalf("the eu subscriber got %q, want %d", m.Body, i)
+		}
+	}
+	noMessage(t, eu, 100*time.Millisecond)
+	var got int
+	for _, ts := range up.Core.Topics() {
+		if ts.Name == "news" {
+			got = ts.Subscribers
+		}
+	}
+	if got != 2 {
+		t.Fatalf("the broker has %d subscribers of the topic, want 2 (one per selector)", got)
+	}
+}
+
+// TestGatewayGoneRedeliversUpstream: a gateway that goes away with
+// messages delivered and unacknowledged: upstream gives them, marked
+// redelivered, to a consumer on another gateway. Nothing is stranded.
+func TestGatewayGoneRedeliversUpstream(t *testing.T) {
+	up := brokertest.Start(t, brokertest.Options{})
+	g1 := startGateway(t, bridge.Options{}, up.Addr)
+	g2 := startGateway(t, bridge.Options{}, up.Addr)
+	p := dial(t, up.Addr)
+	for i := range 20 {
+		p.Send("/queue/jobs", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true"))
+	}
+	c1 := dial(t, g1.addr)
+	s1, _ := c1.Subscribe("/queue/jobs", gostomp.AckClientIndividual, gostomp.SubscribeOpt.Header("activemq.prefetchSize", "100"))
+	acked := map[string]bool{}
+	for range 5 {
+		m := recv(t, s1)
+		if err := c1.Ack(m); err != nil {
+			t.Fatal(err)
+		}
+		acked[string(m.Body)] = true
+	}
+	// Let the rest reach the gateway unacknowledged, then lose it.
+	time.Sleep(200 * time.Millisecond)
+	c1.Disconnect()
+	g1.stop()
+	c2 := dial(t, g2.addr)
+	s2, _ := c2.Subscribe("/queue/jobs", gostomp.AckClientIndividual)
+	got := map[string]bool{}
+	for len(got) < 15 {
+		m := recv(t, s2)
+		if acked[string(m.Body)] {
+			t.Fatalf("%s came back after its ack was confirmed", m.Body)
+		}
+		got[string(m.Body)] = true
+		c2.Ack(m)
+	}
+}
+
+// TestPrefetchAtFullCreditDoesNotStall: the link carries a consumer that
+// acks every message at prefetch 1,000 while four producers send (go-stomp
+// stalls on exactly this traffic): everything arrives.
+func TestPrefetchAtFullCreditDoesNotStall(t *testing.T) {
+	up := brokertest.Start(t, brokertest.Options{})
+	g := startGateway(t, bridge.Options{Links: 1}, up.Addr)
+	const producers, each = 4, 5000
+	c := dial(t, g.addr, gostomp.ConnOpt.ReadChannelCapacity(4096), gostomp.ConnOpt.WriteChannelCapacity(4096))
+	sub, err := c.Subscribe("/queue/fast", gostomp.AckClientIndividual, gostomp.SubscribeOpt.Header("activemq.prefetchSize", "1000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range producers {
+		go func() {
+			p, err := gostomp.Dial("tcp", up.Addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer p.Disconnect()
+			for j := range each {
+				p.Send("/queue/fast", "text/plain", []byte(fmt.Sprint(i, "-", j)), gostomp.SendOpt.Header("persistent", "true"))
+			}
+		}()
+	}
+	seen := map[string]bool{}
+	deadline := time.After(60 * time.Second)
+	for len(seen) < producers*each {
+		select {
+		case m := <-sub.C:
+			if m.Err != nil {
+				t.Fatal(m.Err)
+			}
+			seen[string(m.Body)] = true
+			if err := c.Ack(m); err != nil {
+				t.Fatal(err)
+			}
+		case <-deadline:
+			t.Fatalf("stalled: %d of %d received", len(seen), producers*each)
+		}
+	}
+}
+
+// TestUpstreamListParses: a comma list and ActiveMQ's failover URI.
+func TestUpstreamListParses(t *testing.T) {
+	for in, want := range map[string]string{
+		"a:61613,b:61613":                                        "a:61613 b:61613",
+		"failover:(tcp://a:61613,tcp://b:61613)?randomize=false": "a:61613 b:61613",
+		"failover:tcp://a:1":                                     "a:1",
+		"tcp://127.0.0.1:61613":                                  "127.0.0.1:61613",
+	} {
+		got, err := bridge.ParseUpstream(in)
+		if err != nil || strings.Join(got, " ") != want {
+			t.Errorf("ParseUpstream(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "failover:(a:1", "nohost"} {
+		if _, err := bridge.ParseUpstream(bad); err == nil {
+			t.Errorf("ParseUpstream(%q) took it", bad)
+		}
+	}
+}
