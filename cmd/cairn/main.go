@@ -41,6 +41,7 @@ func main() {
 		CommandNotFound:           commandNotFound,
 		Commands: []*cli.Command{
 			serveCommand(),
+			gatewayCommand(),
 			journalCommand(),
 			benchCommand(),
 			statusCommand(),

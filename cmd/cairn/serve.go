@@ -4,17 +4,14 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
 	"runtime/trace"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -28,8 +25,7 @@ import (
 )
 
 func serveFlags() []cli.Flag {
-	return []cli.Flag{
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "listen", Value: "127.0.0.1:61613", EnvVars: []string{"CAIRN_LISTEN"}, Usage: "STOMP listen address"}),
+	return append(listenerFlags(), []cli.Flag{
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "data", Value: "./cairn-data", EnvVars: []string{"CAIRN_DATA"}, Usage: "journal directory (with --journal jetstream: where this broker reports its status)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "journal", Value: "wal", EnvVars: []string{"CAIRN_JOURNAL"}, Usage: "wal (embedded, in --data) or jetstream (a stream on --nats)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "nats", Value: "nats://127.0.0.1:4222", EnvVars: []string{"CAIRN_NATS"}, Usage: "NATS server URLs, comma-separated, for --journal jetstream"}),
@@ -39,16 +35,6 @@ func serveFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "sync", Value: "always", EnvVars: []string{"CAIRN_SYNC"}, Usage: "journal sync policy: always, interval or never"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "sync-interval", Value: 50 * time.Millisecond, EnvVars: []string{"CAIRN_SYNC_INTERVAL"}, Usage: "most time between fsyncs under --sync interval"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "persistent-default", EnvVars: []string{"CAIRN_PERSISTENT_DEFAULT"}, Usage: "a SEND without a persistent header is persistent (ActiveMQ's default: not)"}),
-		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-connections", Value: 10000, EnvVars: []string{"CAIRN_MAX_CONNECTIONS"}, Usage: "connected clients at most (past CONNECT)"}),
-		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-unconnected", Value: 1000, EnvVars: []string{"CAIRN_MAX_UNCONNECTED"}, Usage: "connections that have not finished CONNECT at most, apart from --max-connections; one address may hold a tenth"}),
-		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-connections-per-ip", Value: 1000, EnvVars: []string{"CAIRN_MAX_CONNECTIONS_PER_IP"}, Usage: "connections from one source address at most, connected or not (-1: no limit)"}),
-		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "connect-timeout", Value: 10 * time.Second, EnvVars: []string{"CAIRN_CONNECT_TIMEOUT"}, Usage: "a connection must have sent its CONNECT by then"}),
-		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "frame-timeout", Value: 30 * time.Second, EnvVars: []string{"CAIRN_FRAME_TIMEOUT"}, Usage: "one frame, first byte to last, at most (at least the client's heart-beat timeout)"}),
-		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "idle-timeout", EnvVars: []string{"CAIRN_IDLE_TIMEOUT"}, Usage: "close a connected client without heart-beats that sends nothing for this long (0: never)"}),
-		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "read-memory-mb", EnvVars: []string{"CAIRN_READ_MEMORY_MB"}, Usage: "MiB of partly read frames across all connections at most (0: a quarter of --memory-limit-mb, at least twice --max-body; 256 without a memory limit)"}),
-		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-body", Value: 10 << 20, EnvVars: []string{"CAIRN_MAX_BODY"}, Usage: "bytes in one frame's body at most"}),
-		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-headers", Value: 1000, EnvVars: []string{"CAIRN_MAX_HEADERS"}, Usage: "headers in one frame at most"}),
-		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-header-bytes", Value: 10 << 10, EnvVars: []string{"CAIRN_MAX_HEADER_BYTES"}, Usage: "bytes in one header line at most"}),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "redelivery", EnvVars: []string{"CAIRN_REDELIVERY"},
 			Usage: "redelivery policy for queues matching PATTERN: PATTERN=max:N,delay:D,backoff:F,max-delay:D,dlq:NAME|individual (repeat; first match wins; default max:6, no delay, dlq:ActiveMQ.DLQ)"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "expired-to-dlq", EnvVars: []string{"CAIRN_EXPIRED_TO_DLQ"}, Usage: "move expired persistent messages to their queue's dead-letter queue (ActiveMQ's default) instead of dropping them"}),
@@ -65,35 +51,57 @@ func serveFlags() []cli.Flag {
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "wait", Value: true, EnvVars: []string{"CAIRN_WAIT"}, Usage: "when another broker holds the journal, wait as its standby and take over when it goes (false: exit at once)"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "warm", Value: true, EnvVars: []string{"CAIRN_WARM"}, Usage: "while standby, follow the journal so that a takeover replays only its last records (costs the journal projection's memory: a map entry per pending message)"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "lease-ttl", Value: 5 * time.Second, EnvVars: []string{"CAIRN_LEASE_TTL"}, Usage: "a master that cannot renew its journal lease for this long stops writing, and a standby takes over shortly after"}),
+	}...)
+}
+
+// listenerFlags are the STOMP listener's, shared by serve and gateway.
+func listenerFlags() []cli.Flag {
+	return []cli.Flag{
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "listen", Value: "127.0.0.1:61613", EnvVars: []string{"CAIRN_LISTEN"}, Usage: "STOMP listen address"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-connections", Value: 10000, EnvVars: []string{"CAIRN_MAX_CONNECTIONS"}, Usage: "connected clients at most (past CONNECT)"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-unconnected", Value: 1000, EnvVars: []string{"CAIRN_MAX_UNCONNECTED"}, Usage: "connections that have not finished CONNECT at most, apart from --max-connections; one address may hold a tenth"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-connections-per-ip", Value: 1000, EnvVars: []string{"CAIRN_MAX_CONNECTIONS_PER_IP"}, Usage: "connections from one source address at most, connected or not (-1: no limit)"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "connect-timeout", Value: 10 * time.Second, EnvVars: []string{"CAIRN_CONNECT_TIMEOUT"}, Usage: "a connection must have sent its CONNECT by then"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "frame-timeout", Value: 30 * time.Second, EnvVars: []string{"CAIRN_FRAME_TIMEOUT"}, Usage: "one frame, first byte to last, at most (at least the client's heart-beat timeout)"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "idle-timeout", EnvVars: []string{"CAIRN_IDLE_TIMEOUT"}, Usage: "close a connected client without heart-beats that sends nothing for this long (0: never)"}),
+		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "read-memory-mb", EnvVars: []string{"CAIRN_READ_MEMORY_MB"}, Usage: "MiB of partly read frames across all connections at most (0: a quarter of --memory-limit-mb, at least twice --max-body; 256 without a memory limit)"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-body", Value: 10 << 20, EnvVars: []string{"CAIRN_MAX_BODY"}, Usage: "bytes in one frame's body at most"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-headers", Value: 1000, EnvVars: []string{"CAIRN_MAX_HEADERS"}, Usage: "headers in one frame at most"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-header-bytes", Value: 10 << 10, EnvVars: []string{"CAIRN_MAX_HEADER_BYTES"}, Usage: "bytes in one header line at most"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"CAIRN_LOG_LEVEL"}, Usage: "debug, info, warn or error"}),
 	}
 }
 
 func serveCommand() *cli.Command {
-	flags := serveFlags()
-	all := append([]cli.Flag{&cli.StringFlag{Name: "config", EnvVars: []string{"CAIRN_CONFIG"},
-		Usage: "YAML file of settings, keyed by flag name (flags and environment variables win over it)"}}, flags...)
-	return &cli.Command{
-		Name:         "serve",
-		Usage:        "run the broker: STOMP on --listen, the journal in --data",
-		Flags:        all,
-		OnUsageError: usageError,
-		Before: func(c *cli.Context) error {
-			if err := checkConfig(c.String("config"), flags); err != nil {
-				return cli.Exit(err.Error(), exitUsage)
-			}
-			if err := altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config"))(c); err != nil {
-				return cli.Exit(fmt.Sprintf("--config %s: %v", c.String("config"), err), exitUsage)
-			}
-			return nil
-		},
+	return withConfig(&cli.Command{
+		Name:   "serve",
+		Usage:  "run the broker: STOMP on --listen, the journal in --data",
 		Action: serve,
+	}, serveFlags())
+}
+
+// withConfig gives cmd its flags and --config: a YAML file keyed by flag
+// name, under the flags and environment variables, with unknown keys
+// refused.
+func withConfig(cmd *cli.Command, flags []cli.Flag) *cli.Command {
+	cmd.Flags = append([]cli.Flag{&cli.StringFlag{Name: "config", EnvVars: []string{"CAIRN_CONFIG"},
+		Usage: "YAML file of settings, keyed by flag name (flags and environment variables win over it)"}}, flags...)
+	cmd.OnUsageError = usageError
+	cmd.Before = func(c *cli.Context) error {
+		if err := checkConfig(c.String("config"), flags, cmd.Name); err != nil {
+			return cli.Exit(err.Error(), exitUsage)
+		}
+		if err := altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config"))(c); err != nil {
+			return cli.Exit(fmt.Sprintf("--config %s: %v", c.String("config"), err), exitUsage)
+		}
+		return nil
 	}
+	return cmd
 }
 
 // checkConfig refuses a config file with a key that is not a serve flag:
 // a misspelt setting must not be silently ignored.
-func checkConfig(path string, flags []cli.Flag) error {
+func checkConfig(path string, flags []cli.Flag, command string) error {
 	if path == "" {
 		return nil
 	}
@@ -113,7 +121,7 @@ func checkConfig(path string, flags []cli.Flag) error {
 	}
 	for k := range m {
 		if !known[k] {
-			return fmt.Errorf("--config %s: unknown setting %q (settings are serve's flag names, e.g. listen, data, sync)", path, k)
+			return fmt.Errorf("--config %s: unknown setting %q (settings are %s's flag names, e.g. listen)", path, k, command)
 		}
 	}
 	return nil
@@ -165,23 +173,8 @@ func serve(c *cli.Context) error {
 		// never fails an allocation. GOMEMLIMIT, if set, wins.
 		debug.SetMemoryLimit(2*lim + 200<<20)
 	}
-	ctx, cancel := context.WithCancelCause(context.Background())
+	ctx, cancel := stopOnSignal(logger)
 	defer cancel(nil)
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
-	go func() {
-		s, ok := <-sigs
-		if !ok {
-			return
-		}
-		logger.Info("stopping; signal again to exit at once", "signal", s.String())
-		cancel(fmt.Errorf("signal %s", s))
-		if s, ok = <-sigs; ok {
-			logger.Warn("exiting at once", "signal", s.String())
-			os.Exit(exitFailure)
-		}
-	}()
 	switch err := n.Run(ctx); {
 	case err == nil:
 		return nil
@@ -224,11 +217,16 @@ func serveOptions(c *cli.Context, logger *slog.Logger) (node.Options, error) {
 		StoreLimit: c.Int64("store-limit-mb") << 20, StoreFullError: c.Bool("store-full-error"),
 		SnapshotEvery: c.Uint64("snapshot-every"), SnapshotBytes: c.Int64("snapshot-mb") << 20,
 		MemoryLimit: c.Int64("memory-limit-mb") << 20, QueueMemoryLimit: c.Int64("queue-memory-limit-mb") << 20}
-	o.STOMP = stomp.Options{
+	o.STOMP = listenerOptions(c)
+	return o, nil
+}
+
+// listenerOptions maps the listener's flags (listenerFlags).
+func listenerOptions(c *cli.Context) stomp.Options {
+	return stomp.Options{
 		Limits:         stomp.Limits{MaxHeaders: c.Int("max-headers"), MaxHeaderBytes: c.Int("max-header-bytes"), MaxBodyBytes: c.Int("max-body")},
 		MaxConnections: c.Int("max-connections"), MaxUnconnected: c.Int("max-unconnected"), MaxPerAddress: c.Int("max-connections-per-ip"),
 		ConnectTimeout: c.Duration("connect-timeout"), FrameTimeout: c.Duration("frame-timeout"), IdleTimeout: c.Duration("idle-timeout"),
 		ReadMemory: c.Int64("read-memory-mb") << 20, ServerName: "Cairn/" + versionNumber(),
 	}
-	return o, nil
 }

@@ -87,7 +87,14 @@ func startServe(t *testing.T, data string, args ...string) *serveProc {
 func launchServe(t *testing.T, data string, args ...string) *serveProc {
 	t.Helper()
 	addr := freeAddr(t)
-	cmd := exec.Command(binary(t), append([]string{"serve", "--listen", addr, "--data", data}, args...)...)
+	return launch(t, addr, append([]string{"serve", "--listen", addr, "--data", data}, args...)...)
+}
+
+// launch runs cairn with args, listening on addr, collecting its log; the
+// test's cleanup kills it if it still runs.
+func launch(t *testing.T, addr string, args ...string) *serveProc {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

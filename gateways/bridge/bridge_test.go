@@ -343,10 +343,10 @@ func TestPrefetchAtFullCreditDoesNotStall(t *testing.T) {
 // TestUpstreamListParses: a comma list and ActiveMQ's failover URI.
 func TestUpstreamListParses(t *testing.T) {
 	for in, want := range map[string]string{
-		"a:61613,b:61613":                                        "a:61613 b:61613",
+		"a:61613,b:61613": "a:61613 b:61613",
 		"failover:(tcp://a:61613,tcp://b:61613)?randomize=false": "a:61613 b:61613",
-		"failover:tcp://a:1":                                     "a:1",
-		"tcp://127.0.0.1:61613":                                  "127.0.0.1:61613",
+		"failover:tcp://a:1":    "a:1",
+		"tcp://127.0.0.1:61613": "127.0.0.1:61613",
 	} {
 		got, err := bridge.ParseUpstream(in)
 		if err != nil || strings.Join(got, " ") != want {
@@ -357,5 +357,73 @@ func TestUpstreamListParses(t *testing.T) {
 		if _, err := bridge.ParseUpstream(bad); err == nil {
 			t.Errorf("ParseUpstream(%q) took it", bad)
 		}
+	}
+}
+
+// TestUpstreamRestartKeepsClientsAndPrefetch: the upstream broker crashes
+// and comes back on its journal while a client on the gateway holds a full
+// prefetch unacknowledged. The client stays connected; its acks of what it
+// held (now stale) are taken without error; upstream's redelivered copies
+// never take it past its prefetch; at the end every message is acked and
+// the queue is empty.
+func TestUpstreamRestartKeepsClientsAndPrefetch(t *testing.T) {
+	dir := t.TempDir()
+	up := brokertest.Start(t, brokertest.Options{Dir: dir})
+	addr := up.Addr
+	g := startGateway(t, bridge.Options{HeartBeat: 200 * time.Millisecond}, addr)
+	p := dial(t, up.Addr)
+	for i := range 20 {
+		p.Send("/queue/r", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true"))
+	}
+	c := dial(t, g.addr, gostomp.ConnOpt.HeartBeat(0, 0))
+	const prefetch = 5
+	sub, err := c.Subscribe("/queue/r", gostomp.AckClientIndividual, gostomp.SubscribeOpt.Header("activemq.prefetchSize", fmt.Sprint(prefetch)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []*gostomp.Message
+	for range prefetch {
+		held = append(held, recv(t, sub))
+	}
+	up.Crash()
+	up = brokertest.Start(t, brokertest.Options{Dir: dir, Addr: addr})
+	// Once the links are back (and upstream has redelivered), until the
+	// client acks what it holds the gateway gives it nothing more.
+	for deadline := time.Now().Add(10 * time.Second); !g.log.Has("upstream connected"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway did not reconnect:\n%s", g.log)
+		}
+	}
+	noMessage(t, sub, 500*time.Millisecond)
+	for _, m := range held {
+		if err := c.Ack(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acked := map[string]int{}
+	for len(acked) < 20 {
+		m := recv(t, sub)
+		tx, _ := c.BeginWithError()
+		tx.Ack(m)
+		if err := tx.CommitWithReceipt(); err != nil {
+			t.Fatalf("the client's connection to the gateway failed: %v", err)
+		}
+		acked[string(m.Body)]++
+	}
+	for i := range prefetch {
+		if b := string(held[i].Body); acked[b] == 0 {
+			t.Errorf("%s, held across the restart, did not come again", b)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, _ := up.Core.QueueStats("r")
+		if st.Pending == 0 && st.InFlight == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("upstream after every ack: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

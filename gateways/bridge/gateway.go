@@ -263,9 +263,9 @@ func (g *Gateway) Commit(ctx context.Context, sends []*core.Message, acks []stom
 			if s.l != l {
 				return &stomp.Error{Code: stomp.CodeBadHeader, Message: "a transaction's acknowledgements came through different upstream connections"}
 			}
-			f, ok := s.ackFrame(a.Seq, frame.ACK)
-			if !ok {
-				continue // acknowledged since, or lost with a connection: it comes again
+			f, _ := s.ackFrame(a.Seq, frame.ACK)
+			if f == nil {
+				continue // acknowledged since, or given on a lost connection: upstream gives it again
 			}
 			f.Header.Add(frame.Transaction, tx)
 			frames = append(frames, f)

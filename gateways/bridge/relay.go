@@ -80,14 +80,22 @@ type relay struct {
 	extra []string // more SUBSCRIBE headers (a durable subscription's name)
 
 	mu     sync.Mutex
-	live   map[uint64]string // delivered, not acknowledged: seq -> upstream ack id
+	live   map[uint64]string // delivered upstream, not acknowledged: seq -> upstream ack id
 	order  []uint64          // delivery order, for cumulative acks
-	stale  map[uint64]bool   // delivered on a connection since lost: upstream gives them again
 	closed bool
+	// The client's prefetch holds across a failover: what the client was
+	// given on a lost connection still counts against it (given) until
+	// it acknowledges it, and what upstream delivers again meanwhile waits
+	// here (held) rather than go past the prefetch.
+	given int             // given to the client, not yet acknowledged by it
+	held  []core.Delivery // delivered upstream, not yet given
+	stale map[uint64]bool // given on a lost connection: its ack is dropped (upstream redelivers it)
+	twice map[uint64]int  // given again before the client acked the stale copy: acks owed
 }
 
 func newRelay(g *Gateway, l *link, id string, dest core.Destination, opts core.SubscribeOptions, c core.Consumer, extra []string) *relay {
-	return &relay{g: g, l: l, id: id, dest: dest, opts: opts, c: c, extra: extra, live: map[uint64]string{}, stale: map[uint64]bool{}}
+	return &relay{g: g, l: l, id: id, dest: dest, opts: opts, c: c, extra: extra,
+		live: map[uint64]string{}, stale: map[uint64]bool{}, twice: map[uint64]int{}}
 }
 
 // start subscribes upstream and waits for its receipt, so that the local
@@ -128,6 +136,14 @@ func (r *relay) subscribeFrame() *frame.Frame {
 	return f
 }
 
+// limit is the client's prefetch (upstream's default when it named none).
+func (r *relay) limit() int {
+	if r.opts.Prefetch > 0 {
+		return r.opts.Prefetch
+	}
+	return 1000
+}
+
 func (r *relay) message(f *frame.Frame) {
 	m, ackID, redelivered := r.g.messageOf(f)
 	r.mu.Lock()
@@ -137,17 +153,49 @@ func (r *relay) message(f *frame.Frame) {
 	}
 	r.live[m.Seq] = ackID
 	r.order = append(r.order, m.Seq)
-	delete(r.stale, m.Seq)
+	d := core.Delivery{Msg: m, Redelivered: redelivered}
+	if r.given >= r.limit() || len(r.held) > 0 {
+		r.held = append(r.held, d)
+		r.mu.Unlock()
+		return
+	}
+	r.giveLocked(d)
 	r.mu.Unlock()
-	r.c.Deliver(core.Delivery{Msg: m, Redelivered: redelivered})
 }
 
-// lost marks what was delivered as stale: upstream gives it back (marked
-// redelivered) to this or another consumer, and a local ack of it now is
-// dropped, not an error.
+// giveLocked hands d to the client. A copy of a message the client still
+// holds from a lost connection owes one more ack.
+func (r *relay) giveLocked(d core.Delivery) {
+	if r.stale[d.Msg.Seq] {
+		delete(r.stale, d.Msg.Seq)
+		r.twice[d.Msg.Seq]++
+	}
+	r.given++
+	r.c.Deliver(d) // does not block
+}
+
+// acknowledgedLocked notes that the client acknowledged n of what it was
+// given, and gives it what waited for room.
+func (r *relay) acknowledgedLocked(n int) {
+	r.given = max(0, r.given-n)
+	for len(r.held) > 0 && r.given < r.limit() {
+		d := r.held[0]
+		r.held[0] = core.Delivery{}
+		r.held = r.held[1:]
+		r.giveLocked(d)
+	}
+}
+
+// lost marks what the client was given as stale: upstream gives it back
+// (marked redelivered) to this or another consumer, and the client's ack
+// of it is dropped, not an error. What waited here is simply gone.
 func (r *relay) lost() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for _, d := range r.held {
+		delete(r.live, d.Msg.Seq)
+	}
+	r.held = nil
 	for seq := range r.live {
 		r.stale[seq] = true
 	}
@@ -155,81 +203,98 @@ func (r *relay) lost() {
 	r.order = r.order[:0]
 }
 
-// take removes what an ack of seq acknowledges (in client mode, every
-// earlier delivery) and returns the upstream ack id of seq; ok false if
-// seq is not live (stale reports one lost with a connection).
-func (r *relay) take(seq uint64) (id string, ok, stale bool) {
+// take removes what the client's ack of seq acknowledges (in client mode,
+// every earlier delivery) and returns seq's upstream ack id; ok false if
+// seq is not live upstream (forgiven: the client's copy came from a lost
+// connection, and the ack is dropped without error).
+func (r *relay) take(seq uint64) (id string, ok, forgiven bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.twice[seq] > 0 {
+		if r.twice[seq]--; r.twice[seq] == 0 {
+			delete(r.twice, seq)
+		}
+		r.acknowledgedLocked(1)
+		return "", false, true
+	}
+	if r.stale[seq] {
+		delete(r.stale, seq)
+		r.acknowledgedLocked(1)
+		return "", false, true
+	}
 	id, ok = r.live[seq]
 	if !ok {
-		stale = r.stale[seq]
-		delete(r.stale, seq)
-		return "", false, stale
+		return "", false, false
 	}
 	if r.opts.Mode != core.AckClient {
 		delete(r.live, seq)
 		if len(r.live) == 0 {
 			r.order = r.order[:0]
 		}
+		r.acknowledgedLocked(1)
 		return id, true, false
 	}
+	// Cumulative: this and every earlier delivery, the stale ones (given
+	// before any live one) included.
+	n := len(r.stale)
+	for _, k := range r.twice {
+		n += k
+	}
+	clear(r.stale)
+	clear(r.twice)
 	i := 0
 	for ; i < len(r.order); i++ {
 		o := r.order[i]
-		delete(r.live, o)
+		if _, live := r.live[o]; live {
+			delete(r.live, o)
+			n++
+		}
 		if o == seq {
 			i++
 			break
 		}
 	}
 	r.order = r.order[i:]
+	r.acknowledgedLocked(n)
 	return id, true, false
 }
 
-// ackFrame takes seq and returns the upstream frame (ACK or NACK) for it.
-func (r *relay) ackFrame(seq uint64, command string) (*frame.Frame, bool) {
-	id, ok, _ := r.take(seq)
-	if !ok {
-		return nil, false
+// ackFrame takes seq and returns the upstream frame (ACK or NACK) for it;
+// nil with a nil error for an ack that is forgiven (see take), nil and
+// core.ErrUnknownAck for one of nothing the client was given.
+func (r *relay) ackFrame(seq uint64, command string) (*frame.Frame, error) {
+	id, ok, forgiven := r.take(seq)
+	switch {
+	case ok:
+		return frame.New(command, frame.Id, id), nil
+	case forgiven:
+		return nil, nil
 	}
-	return frame.New(command, frame.Id, id), true
+	return nil, core.ErrUnknownAck
 }
 
 // Ack implements stomp.Subscription: it returns once upstream has
 // confirmed the ACK.
 func (r *relay) Ack(ctx context.Context, seq uint64) error {
-	f, ok := r.ackFrame(seq, frame.ACK)
-	if !ok {
-		return r.unknown(seq)
+	f, err := r.ackFrame(seq, frame.ACK)
+	if f == nil {
+		return err
 	}
 	return r.g.await(ctx, r.l.request(f, false))
 }
 
-// unknown is the answer to an ack of seq that is not live: nil when seq
-// was lost with a connection (upstream gives it again), else core's.
-func (r *relay) unknown(seq uint64) error {
-	r.mu.Lock()
-	stale := r.stale[seq]
-	delete(r.stale, seq)
-	r.mu.Unlock()
-	if stale {
-		return nil
-	}
-	return core.ErrUnknownAck
-}
-
 // AckMany implements stomp.Subscription: the ACKs go without receipts.
 func (r *relay) AckMany(ctx context.Context, seqs []uint64) error {
-	var err error
+	var first error
 	for _, seq := range seqs {
-		if f, ok := r.ackFrame(seq, frame.ACK); ok {
+		f, err := r.ackFrame(seq, frame.ACK)
+		if f != nil {
 			r.l.send(f) // lost with the connection: upstream redelivers it
-		} else if e := r.unknown(seq); e != nil && err == nil {
-			err = e
+		} else if err != nil && first == nil {
+			first = err
 		}
 	}
-	return err
+	return first
 }
 
 // AutoAck implements stomp.Subscription.
@@ -237,20 +302,19 @@ func (r *relay) AutoAck(ctx context.Context, seqs []uint64) error { return r.Ack
 
 // Nack implements stomp.Subscription: upstream counts the redelivery.
 func (r *relay) Nack(seq uint64) error {
-	f, ok := r.ackFrame(seq, frame.NACK)
-	if !ok {
-		return r.unknown(seq)
+	f, err := r.ackFrame(seq, frame.NACK)
+	if f != nil {
+		r.l.send(f)
 	}
-	r.l.send(f)
-	return nil
+	return err
 }
 
 // NackWait implements stomp.Subscription: it returns once upstream has
 // the NACK (and so the redelivery count) durably.
 func (r *relay) NackWait(seq uint64) error {
-	f, ok := r.ackFrame(seq, frame.NACK)
-	if !ok {
-		return r.unknown(seq)
+	f, err := r.ackFrame(seq, frame.NACK)
+	if f == nil {
+		return err
 	}
 	return r.g.await(context.Background(), r.l.request(f, false))
 }
@@ -260,7 +324,7 @@ func (r *relay) Has(seq uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	_, ok := r.live[seq]
-	return ok || r.stale[seq]
+	return ok || r.stale[seq] || r.twice[seq] > 0
 }
 
 // Close implements stomp.Subscription: UNSUBSCRIBE upstream gives back

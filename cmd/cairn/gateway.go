@@ -1,0 +1,98 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
+
+	"github.com/cairnmq/cairn/gateways/bridge"
+	"github.com/cairnmq/cairn/replication/node"
+)
+
+func gatewayFlags() []cli.Flag {
+	return append(listenerFlags(), []cli.Flag{
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "upstream", EnvVars: []string{"CAIRN_UPSTREAM"},
+			Usage: "the producer tier's brokers, tried in turn: host:port,host:port or failover:(tcp://a:61613,tcp://b:61613)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "upstream-login", EnvVars: []string{"CAIRN_UPSTREAM_LOGIN"}, Usage: "CONNECT login for the upstream"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "upstream-passcode", EnvVars: []string{"CAIRN_UPSTREAM_PASSCODE"}, Usage: "CONNECT passcode for the upstream"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "upstream-host", Value: "/", EnvVars: []string{"CAIRN_UPSTREAM_HOST"}, Usage: "CONNECT host header for the upstream"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "links", Value: 4, EnvVars: []string{"CAIRN_LINKS"}, Usage: "upstream connections carrying the local clients' queue subscriptions and SENDs"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "upstream-heart-beat", Value: 5 * time.Second, EnvVars: []string{"CAIRN_UPSTREAM_HEART_BEAT"}, Usage: "heart-beats asked of every upstream connection, both ways (-1s: none)"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "upstream-wait", Value: 10 * time.Second, EnvVars: []string{"CAIRN_UPSTREAM_WAIT"}, Usage: "how long a client's operation waits for the upstream before ERROR code:upstream-unavailable"}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "persistent-default", EnvVars: []string{"CAIRN_PERSISTENT_DEFAULT"}, Usage: "as the upstream's --persistent-default: a SEND without a persistent header is persistent"}),
+	}...)
+}
+
+func gatewayCommand() *cli.Command {
+	return withConfig(&cli.Command{
+		Name:  "gateway",
+		Usage: "run a consumer-facing gateway: STOMP on --listen, everything relayed to --upstream; it keeps no journal",
+		Description: "A gateway serves clients as a broker does and owns no message: queue subscriptions are relayed upstream one\n" +
+			"for one, topics fanned out from one upstream subscription each, SENDs and ACKs confirmed only once upstream has them.",
+		Action: gateway,
+	}, gatewayFlags())
+}
+
+// gateway maps flags to bridge options and serves until a signal.
+func gateway(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return cli.Exit("gateway takes no arguments (see --help)", exitUsage)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return cli.Exit(fmt.Sprintf("--log-level %q: %v", c.String("log-level"), err), exitUsage)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if c.String("upstream") == "" {
+		return cli.Exit("gateway needs --upstream (the producer tier's brokers)", exitUsage)
+	}
+	ups, err := bridge.ParseUpstream(c.String("upstream"))
+	if err != nil {
+		return cli.Exit("--upstream: "+err.Error(), exitUsage)
+	}
+	so := listenerOptions(c)
+	so.ServerName = "Cairn-gateway/" + versionNumber()
+	so.ReadMemory = node.ReadMemoryFor(so.ReadMemory, 0, so.Limits.MaxBodyBytes)
+	so.Logger = logger
+	opts := bridge.Options{Upstream: ups, Login: c.String("upstream-login"), Passcode: c.String("upstream-passcode"),
+		Host: c.String("upstream-host"), Links: c.Int("links"), HeartBeat: c.Duration("upstream-heart-beat"),
+		Wait: c.Duration("upstream-wait"), PersistentByDefault: c.Bool("persistent-default"), Logger: logger}
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return cli.Exit(err.Error(), exitFailure)
+	}
+	ctx, cancel := stopOnSignal(logger)
+	defer cancel(nil)
+	if err := bridge.Serve(ctx, ln, opts, so); err != nil {
+		return cli.Exit(err.Error(), exitFailure)
+	}
+	return nil
+}
+
+// stopOnSignal returns a context that SIGTERM or SIGINT ends; a second
+// signal exits at once.
+func stopOnSignal(logger *slog.Logger) (context.Context, context.CancelCauseFunc) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		s := <-sigs
+		logger.Info("stopping; signal again to exit at once", "signal", s.String())
+		cancel(fmt.Errorf("signal %s", s))
+		s = <-sigs
+		logger.Warn("exiting at once", "signal", s.String())
+		os.Exit(exitFailure)
+	}()
+	return ctx, cancel
+}

@@ -1,0 +1,119 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	gostomp "github.com/go-stomp/stomp/v3"
+)
+
+// launchGateway runs cairn gateway in front of upstream and waits until it
+// listens.
+func launchGateway(t *testing.T, upstream string, args ...string) *serveProc {
+	t.Helper()
+	addr := freeAddr(t)
+	p := launch(t, addr, append([]string{"gateway", "--listen", addr, "--upstream", upstream, "--upstream-heart-beat", "1s", "--upstream-wait", "20s"}, args...)...)
+	p.waitLog(t, "cairn gateway listening", 30*time.Second)
+	return p
+}
+
+// TestGatewayAcrossAMasterKill: a master and a standby on one journal, a
+// gateway in front of both (ActiveMQ's failover URI), a consumer and a
+// producer on the gateway. SIGKILL of the master: both stay connected to
+// the gateway, every receipted message arrives, those delivered and not
+// acknowledged before the kill come again marked redelivered, and none
+// whose ack was confirmed comes again.
+func TestGatewayAcrossAMasterKill(t *testing.T) {
+	data := t.TempDir()
+	mAddr, sAddr := freeAddr(t), freeAddr(t)
+	master := launchServeAt(t, data, mAddr, "--lease-ttl", "2s")
+	master.waitLog(t, "cairn listening", 30*time.Second)
+	standby := launchServeAt(t, data, sAddr, "--lease-ttl", "2s")
+	standby.waitLog(t, "standby: waiting for the journal", 30*time.Second)
+	g := launchGateway(t, fmt.Sprintf("failover:(tcp://%s,tcp://%s)?randomize=false", mAddr, sAddr))
+
+	c, err := gostomp.Dial("tcp", g.addr, gostomp.ConnOpt.HeartBeat(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	if !strings.HasPrefix(c.Server(), "Cairn-gateway/") {
+		t.Fatalf("server header %q", c.Server())
+	}
+	sub, err := c.Subscribe("/queue/orders", gostomp.AckClientIndividual, gostomp.SubscribeOpt.Header("activemq.prefetchSize", "10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := gostomp.Dial("tcp", g.addr, gostomp.ConnOpt.HeartBeat(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Disconnect()
+	send := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := p.Send("/queue/orders", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true")); err != nil {
+				t.Fatalf("SEND %d through the gateway: %v", i, err)
+			}
+		}
+	}
+	send(0, 50)
+	acked := map[string]bool{}
+	for range 20 {
+		m := <-sub.C
+		if m.Err != nil {
+			t.Fatal(m.Err)
+		}
+		tx, _ := c.BeginWithError()
+		tx.Ack(m)
+		if err := tx.CommitWithReceipt(); err != nil {
+			t.Fatal(err)
+		}
+		acked[string(m.Body)] = true
+	}
+	// Ten more are delivered to the gateway's consumer, unacknowledged.
+	time.Sleep(200 * time.Millisecond)
+	if err := master.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	master.cmd.Wait()
+	send(50, 60) // waits for the standby to take over
+	got := map[string]int{}
+	redelivered := map[string]bool{}
+	for len(got) < 40 {
+		select {
+		case m := <-sub.C:
+			if m.Err != nil {
+				t.Fatalf("the consumer on the gateway lost its connection: %v", m.Err)
+			}
+			b := string(m.Body)
+			if acked[b] {
+				t.Fatalf("%s came again after its ack was confirmed", b)
+			}
+			got[b]++
+			if m.Header.Get("redelivered") == "true" {
+				redelivered[b] = true
+			}
+			tx, _ := c.BeginWithError()
+			tx.Ack(m)
+			if err := tx.CommitWithReceipt(); err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("after the takeover the gateway's consumer got %d of 40:\n%s", len(got), g.log())
+		}
+	}
+	for b, n := range got {
+		if n > 1 && !redelivered[b] {
+			t.Errorf("%s delivered %d times, not marked redelivered", b, n)
+		}
+	}
+	if !strings.Contains(g.log(), "upstream connected") {
+		t.Errorf("the gateway does not say it reconnected:\n%s", g.log())
+	}
+}

@@ -1,0 +1,44 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/cairnmq/cairn/gateways/stomp"
+)
+
+// Serve runs a gateway node: the Gateway of opts behind a STOMP listener on
+// ln (with so's limits), until ctx ends; then it drains the local
+// connections (their unacknowledged messages go back upstream) and closes
+// the links. It returns nil after a drain, or why the listener stopped.
+// `cairn gateway` is this function behind flags.
+func Serve(ctx context.Context, ln net.Listener, opts Options, so stomp.Options) error {
+	g, err := New(opts)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer g.Close()
+	if so.Logger == nil {
+		so.Logger = g.opts.Logger
+	}
+	srv := stomp.NewServer(g, so)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	g.opts.Logger.Info("cairn gateway listening", "stomp", ln.Addr().String(), "upstream", g.opts.Upstream, "links", g.opts.Links)
+	select {
+	case err := <-served:
+		return fmt.Errorf("stomp listener: %w", err)
+	case <-ctx.Done():
+	}
+	g.opts.Logger.Info("draining: closing connections", "cause", context.Cause(ctx))
+	if err := srv.Close(context.Background()); err != nil {
+		g.opts.Logger.Warn("drain", "err", err)
+	}
+	g.opts.Logger.Info("stopped")
+	return nil
+}
