@@ -19,7 +19,10 @@ import (
 
 // Options describe one scenario.
 type Options struct {
-	Addr        string
+	Addr string
+	// ConsumerAddr, if set, is where consumers and idle connections
+	// connect, producers staying on Addr: a gateway in front of the broker.
+	ConsumerAddr string
 	Login       string
 	Passcode    string
 	Host        string // CONNECT host header (RabbitMQ: the virtual host, "/")
@@ -135,10 +138,18 @@ func idleDialer(addr string, i int) *net.Dialer {
 }
 
 // openIdle opens n raw STOMP connections, each subscribed to its own queue.
+// consumerAddr is where consumers connect.
+func (o *Options) consumerAddr() string {
+	if o.ConsumerAddr != "" {
+		return o.ConsumerAddr
+	}
+	return o.Addr
+}
+
 func openIdle(o Options) ([]net.Conn, error) {
 	var conns []net.Conn
 	for i := range o.Idle {
-		c, err := idleDialer(o.Addr, i).Dial("tcp", o.Addr)
+		c, err := idleDialer(o.consumerAddr(), i).Dial("tcp", o.consumerAddr())
 		if err != nil {
 			return conns, fmt.Errorf("idle connection %d: %w", i, err)
 		}

@@ -51,8 +51,8 @@ type brokerError struct{ message string }
 
 func (e *brokerError) Error() string { return "broker ERROR: " + e.message }
 
-func dialClient(o *Options) (*client, error) {
-	conn, err := net.DialTimeout("tcp", o.Addr, 10*time.Second)
+func dialClient(o *Options, addr string) (*client, error) {
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}

@@ -19,8 +19,8 @@ import (
 // producer and consumer is one go-stomp connection at its default options,
 // or with both its channels GoStompChannels deep.
 
-func (o *Options) dialGoStomp() (*gostomp.Conn, error) {
-	nc, err := net.DialTimeout("tcp", o.Addr, 10*time.Second)
+func (o *Options) dialGoStomp(addr string) (*gostomp.Conn, error) {
+	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +45,7 @@ func (o *Options) dialGoStomp() (*gostomp.Conn, error) {
 // goStompConsumer subscribes on a go-stomp connection and, in a goroutine,
 // receives (and acks) until stop is closed or the subscription fails.
 func (o *Options) goStompConsumer(cn *consumer, id int, stop <-chan struct{}) error {
-	c, err := o.dialGoStomp()
+	c, err := o.dialGoStomp(o.consumerAddr())
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func (o *Options) goStompConsumer(cn *consumer, id int, stop <-chan struct{}) er
 // goStompProducer sends n messages (or until deadline) on one go-stomp
 // connection; it returns how many it sent.
 func (o *Options) goStompProducer(p, n int, deadline time.Time, sent func()) error {
-	c, err := o.dialGoStomp()
+	c, err := o.dialGoStomp(o.Addr)
 	if err != nil {
 		return err
 	}

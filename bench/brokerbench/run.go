@@ -84,7 +84,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			}
 			continue
 		}
-		c, err := dialClient(&o)
+		c, err := dialClient(&o, o.consumerAddr())
 		if err != nil {
 			return res, fmt.Errorf("consumer connect: %w", err)
 		}
@@ -130,7 +130,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		if goStomp {
 			break
 		}
-		c, err := dialClient(&o)
+		c, err := dialClient(&o, o.Addr)
 		if err != nil {
 			for _, p := range prods {
 				p.conn.Close()

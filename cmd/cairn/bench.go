@@ -43,6 +43,7 @@ func benchCommand() *cli.Command {
 			Usage: "load any STOMP broker: throughput, end-to-end latency, and a check that nothing was lost or duplicated",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "addr", Value: "127.0.0.1:61613", Usage: "broker STOMP address"},
+				&cli.StringFlag{Name: "consumer-addr", Usage: "where consumers and --idle connections connect, if not --addr (a gateway in front of the broker)"},
 				&cli.StringFlag{Name: "login", Usage: "CONNECT login"},
 				&cli.StringFlag{Name: "passcode", Usage: "CONNECT passcode"},
 				&cli.StringFlag{Name: "host", Usage: "CONNECT host header (RabbitMQ's virtual host: /)"},
@@ -137,7 +138,7 @@ func benchBroker(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt)
 	defer stop()
-	o := brokerbench.Options{Addr: c.String("addr"), Login: c.String("login"), Passcode: c.String("passcode"), Host: c.String("host"),
+	o := brokerbench.Options{Addr: c.String("addr"), ConsumerAddr: c.String("consumer-addr"), Login: c.String("login"), Passcode: c.String("passcode"), Host: c.String("host"),
 		Producers: c.Int("producers"), Consumers: c.Int("consumers"), Size: c.Int("size"), Count: c.Int("count"),
 		Duration: c.Duration("duration"), Destination: c.String("destination"), Persistent: c.Bool("persistent"),
 		Receipt: c.Bool("receipt"), AckMode: c.String("ack"), Prefetch: c.Int("prefetch"), Client: c.String("client"), GoStompChannels: c.Int("go-stomp-channels"), Idle: c.Int("idle"),

@@ -180,7 +180,6 @@ func (l *Log) recoverSpace() {
 				"last", l.last.Load(), "attempts", attempt+1)
 			close(reopened)
 			woken = true
-			l.unpark()
 			l.awaitReserve()
 			return
 		case errors.Is(err, journal.ErrClosed):
@@ -279,6 +278,9 @@ func (l *Log) reopen() error {
 		return err
 	}
 	l.pend, l.pendOver, l.armed = l.pend[:0], false, false
+	// The parked lazy records go first, queued again before any append can
+	// see the journal open (this holds the writer role).
+	l.unpark()
 	l.failure.Store(nil)
 	return nil
 }
