@@ -74,6 +74,14 @@ floor dir="./bench-floor" port="61704":
 ha dir="./cairn-ha" port="61613":
     deploy/local-ha {{dir}} {{port}}
 
+# the two-tier topology: a master and a standby, two gateways, a demo producer and consumer
+tier dir="./cairn-tier" port="61613":
+    deploy/local-tier {{dir}} {{port}}
+
+# the gateway tier against the broker alone, side by side (IDLE=18000 adds idle consumers on the gateway)
+bench-gateway:
+    bench/gateway/run
+
 # who is master of a journal, who waits, and for what
 status dir="./cairn-data":
     go run ./cmd/cairn status --data {{dir}}

@@ -72,6 +72,12 @@ func gateway(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), exitFailure)
 	}
+	stopProfiles, err := startProfiles(c)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopProfiles()
 	ctx, cancel := stopOnSignal(logger)
 	defer cancel(nil)
 	if err := bridge.Serve(ctx, ln, opts, so); err != nil {

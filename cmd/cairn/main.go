@@ -42,6 +42,7 @@ func main() {
 		Commands: []*cli.Command{
 			serveCommand(),
 			gatewayCommand(),
+			demoCommand(),
 			journalCommand(),
 			benchCommand(),
 			statusCommand(),

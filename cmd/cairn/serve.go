@@ -46,17 +46,18 @@ func serveFlags() []cli.Flag {
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "snapshot-mb", Value: 16, EnvVars: []string{"CAIRN_SNAPSHOT_MB"}, Usage: "MiB of journal after the last snapshot that start the next (or four times the last snapshot's size, if more)"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "store-full-error", EnvVars: []string{"CAIRN_STORE_FULL_ERROR"}, Usage: "at the store limit, refuse persistent SENDs with ERROR code store-full instead of holding them"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "heap-profile", EnvVars: []string{"CAIRN_HEAP_PROFILE"}, Usage: "write a heap profile (go tool pprof) to this file when told to stop, before draining"}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "cpu-profile", EnvVars: []string{"CAIRN_CPU_PROFILE"}, Usage: "write a CPU profile (go tool pprof) to this file until shutdown"}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "trace", EnvVars: []string{"CAIRN_TRACE"}, Usage: "write a Go execution trace (go tool trace: every goroutine's runs, waits and syscalls) to this file until shutdown; it grows by megabytes a second under load"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "wait", Value: true, EnvVars: []string{"CAIRN_WAIT"}, Usage: "when another broker holds the journal, wait as its standby and take over when it goes (false: exit at once)"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "warm", Value: true, EnvVars: []string{"CAIRN_WARM"}, Usage: "while standby, follow the journal so that a takeover replays only its last records (costs the journal projection's memory: a map entry per pending message)"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "lease-ttl", Value: 5 * time.Second, EnvVars: []string{"CAIRN_LEASE_TTL"}, Usage: "a master that cannot renew its journal lease for this long stops writing, and a standby takes over shortly after"}),
 	}...)
 }
 
-// listenerFlags are the STOMP listener's, shared by serve and gateway.
+// listenerFlags are the STOMP listener's, and the profiles', shared by
+// serve and gateway.
 func listenerFlags() []cli.Flag {
 	return []cli.Flag{
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "cpu-profile", EnvVars: []string{"CAIRN_CPU_PROFILE"}, Usage: "write a CPU profile (go tool pprof) to this file until shutdown"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "trace", EnvVars: []string{"CAIRN_TRACE"}, Usage: "write a Go execution trace (go tool trace: every goroutine's runs, waits and syscalls) to this file until shutdown; it grows by megabytes a second under load"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "listen", Value: "127.0.0.1:61613", EnvVars: []string{"CAIRN_LISTEN"}, Usage: "STOMP listen address"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-connections", Value: 10000, EnvVars: []string{"CAIRN_MAX_CONNECTIONS"}, Usage: "connected clients at most (past CONNECT)"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-unconnected", Value: 1000, EnvVars: []string{"CAIRN_MAX_UNCONNECTED"}, Usage: "connections that have not finished CONNECT at most, apart from --max-connections; one address may hold a tenth"}),
@@ -147,25 +148,11 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), exitUsage)
 	}
-	for _, p := range []struct {
-		flag  string
-		start func(io.Writer) error
-		stop  func()
-	}{{"cpu-profile", pprof.StartCPUProfile, pprof.StopCPUProfile}, {"trace", trace.Start, trace.Stop}} {
-		path := c.String(p.flag)
-		if path == "" {
-			continue
-		}
-		f, err := os.Create(path)
-		if err != nil {
-			return cli.Exit(fmt.Sprintf("--%s: %v", p.flag, err), exitUsage)
-		}
-		if err := p.start(f); err != nil {
-			f.Close()
-			return cli.Exit(fmt.Sprintf("--%s: %v", p.flag, err), exitFailure)
-		}
-		defer func() { p.stop(); f.Close() }()
+	stopProfiles, err := startProfiles(c)
+	if err != nil {
+		return err
 	}
+	defer stopProfiles()
 	if lim := opts.Broker.MemoryLimit; lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		// Ask the garbage collector to work harder as the heap nears twice
 		// the message memory limit plus room for the rest (per-message
@@ -185,6 +172,39 @@ func serve(c *cli.Context) error {
 	default:
 		return cli.Exit(err.Error(), exitFailure)
 	}
+}
+
+// startProfiles starts the CPU profile and the execution trace the flags
+// ask for; stop ends them and closes their files.
+func startProfiles(c *cli.Context) (stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+	for _, p := range []struct {
+		flag  string
+		start func(io.Writer) error
+		stop  func()
+	}{{"cpu-profile", pprof.StartCPUProfile, pprof.StopCPUProfile}, {"trace", trace.Start, trace.Stop}} {
+		path := c.String(p.flag)
+		if path == "" {
+			continue
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			stop()
+			return nil, cli.Exit(fmt.Sprintf("--%s: %v", p.flag, err), exitUsage)
+		}
+		if err := p.start(f); err != nil {
+			f.Close()
+			stop()
+			return nil, cli.Exit(fmt.Sprintf("--%s: %v", p.flag, err), exitFailure)
+		}
+		stops = append(stops, func() { p.stop(); f.Close() })
+	}
+	return stop, nil
 }
 
 // serveOptions maps serve's flags to a node's options.

@@ -16,7 +16,13 @@ import (
 	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/cairnmq/cairn/gateways/stomp"
 )
+
+// upstreamLimits bound what a link reads: generous, since upstream
+// checked what it was sent, but bounded all the same.
+var upstreamLimits = stomp.Limits{MaxHeaders: 10000, MaxHeaderBytes: 1 << 20, MaxBodyBytes: 256 << 20}
 
 // errLinkLost fails what waited on an upstream connection that went down
 // before answering.
@@ -422,7 +428,7 @@ func (l *link) write(c net.Conn, every time.Duration, stop, done chan struct{}) 
 
 // read takes frames off the connection until it fails.
 func (l *link) read(c net.Conn, timeout time.Duration) error {
-	r := frame.NewReaderSize(c, 64<<10)
+	r := stomp.NewFrameReader(c, upstreamLimits)
 	for {
 		if timeout > 0 {
 			c.SetReadDeadline(time.Now().Add(timeout))

@@ -67,7 +67,9 @@ type reader struct {
 	br      *bufio.Reader // nil while idle (see wait)
 	rc      syscall.RawConn
 	lim     Limits
-	version string // "1.0", "1.1" or "1.2": how header values are escaped
+	version string          // "1.0", "1.1" or "1.2": how header values are escaped
+	accept  map[string]bool // the commands it reads (nil: a client's, commands)
+	pairs   []string        // the frame being read's headers, reused: one allocation of their size per frame
 
 	// The read budget (nil: none): what the frame being read holds of it,
 	// when it must be read by, and a channel closed when its session ends.
@@ -252,14 +254,20 @@ func (r *reader) read() (*frame.Frame, error) {
 		return nil, nil
 	}
 	command := string(cmd)
-	if !commands[command] {
+	accept := r.accept
+	if accept == nil {
+		accept = commands
+	}
+	if !accept[command] {
 		if len(command) > 32 {
 			command = command[:32] + "..."
 		}
 		return nil, perr(CodeUnknownCommand, "unknown command %q", command)
 	}
-	f := &frame.Frame{Command: command, Header: &frame.Header{}}
-	escaped := command != frame.CONNECT && command != frame.STOMP
+	f := &frame.Frame{Command: command}
+	pairs := r.pairs[:0]
+	defer func() { clear(pairs); r.pairs = pairs[:0] }()
+	escaped := command != frame.CONNECT && command != frame.STOMP && command != frame.CONNECTED
 	for n := 0; ; n++ {
 		h, err := r.line("a header line")
 		if err != nil {
@@ -295,8 +303,9 @@ func (r *reader) read() (*frame.Frame, error) {
 		if err := checkHeaderText(v); err != nil {
 			return nil, err
 		}
-		f.Header.Add(k, v)
+		pairs = append(pairs, k, v)
 	}
+	f.Header = frame.NewHeader(pairs...)
 	body, err := r.body(f)
 	if err != nil {
 		return nil, err
@@ -471,3 +480,23 @@ func writeFrame(w *bufio.Writer, f *frame.Frame, version string) {
 	w.Write(f.Body)
 	w.WriteByte(0)
 }
+
+// serverCommands are the frames a broker sends.
+var serverCommands = map[string]bool{frame.CONNECTED: true, frame.MESSAGE: true, frame.RECEIPT: true, frame.ERROR: true}
+
+// FrameReader reads what a STOMP 1.2 broker sends (CONNECTED, MESSAGE,
+// RECEIPT, ERROR) with the listener's own reader: limits checked before
+// allocating, and a fraction of go-stomp's frame.Reader's allocations. The
+// gateway tier's upstream links read with it.
+type FrameReader struct{ r *reader }
+
+// NewFrameReader reads frames from src within lim.
+func NewFrameReader(src io.Reader, lim Limits) *FrameReader {
+	lim.fill()
+	r := newReader(src, lim)
+	r.accept = serverCommands
+	return &FrameReader{r: r}
+}
+
+// Read returns the next frame, or nil for a heart-beat.
+func (fr *FrameReader) Read() (*frame.Frame, error) { return fr.r.read() }
