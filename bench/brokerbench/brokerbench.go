@@ -23,19 +23,19 @@ type Options struct {
 	// ConsumerAddr, if set, is where consumers and idle connections
 	// connect, producers staying on Addr: a gateway in front of the broker.
 	ConsumerAddr string
-	Login       string
-	Passcode    string
-	Host        string // CONNECT host header (RabbitMQ: the virtual host, "/")
-	Producers   int
-	Consumers   int
-	Size        int           // message body bytes (at least 24)
-	Count       int           // messages in all producers together; 0: run for Duration
-	Duration    time.Duration // used when Count is 0
-	Destination string        // /queue/... or /topic/...
-	Persistent  bool
-	Receipt     bool   // each SEND waits for its RECEIPT
-	AckMode     string // auto, client or client-individual
-	Prefetch    int    // activemq.prefetchSize; 0: the broker's default
+	Login        string
+	Passcode     string
+	Host         string // CONNECT host header (RabbitMQ: the virtual host, "/")
+	Producers    int
+	Consumers    int
+	Size         int           // message body bytes (at least 24)
+	Count        int           // messages in all producers together; 0: run for Duration
+	Duration     time.Duration // used when Count is 0
+	Destination  string        // /queue/... or /topic/...
+	Persistent   bool
+	Receipt      bool   // each SEND waits for its RECEIPT
+	AckMode      string // auto, client or client-individual
+	Prefetch     int    // activemq.prefetchSize; 0: the broker's default
 	// Selector, if set, is every consumer's selector; every SEND then
 	// carries the headers kind:order, amount:150 and region:eu, which
 	// SelectorMatchingAll matches.
