@@ -4,7 +4,9 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -115,5 +117,56 @@ func TestGatewayAcrossAMasterKill(t *testing.T) {
 	}
 	if !strings.Contains(g.log(), "upstream connected") {
 		t.Errorf("the gateway does not say it reconnected:\n%s", g.log())
+	}
+}
+
+// TestDemoTopology: the demo producer on the broker and the demo consumer
+// on a gateway in front of it (what deploy/local-tier runs): the consumer
+// prints what the producer sent, in order.
+func TestDemoTopology(t *testing.T) {
+	broker := startServe(t, t.TempDir())
+	g := launchGateway(t, broker.addr)
+	producer := exec.Command(binary(t), "demo", "producer", "--addr", broker.addr, "--every", "20ms")
+	if err := producer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { producer.Process.Kill(); producer.Wait() }()
+	consumer := exec.Command(binary(t), "demo", "consumer", "--addr", g.addr)
+	out, err := consumer.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := consumer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { consumer.Process.Kill(); consumer.Wait() }()
+	lines := bufio.NewScanner(out)
+	done := make(chan error, 1)
+	go func() {
+		next := 0
+		for lines.Scan() {
+			var n int
+			if _, err := fmt.Sscanf(lines.Text(), "received: demo message %d", &n); err != nil {
+				done <- fmt.Errorf("consumer printed %q", lines.Text())
+				return
+			}
+			if next != 0 && n != next {
+				done <- fmt.Errorf("consumer got message %d after %d", n, next-1)
+				return
+			}
+			if next = n + 1; n >= 5 {
+				done <- nil
+				return
+			}
+		}
+		done <- fmt.Errorf("the consumer stopped: %v", lines.Err())
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the demo consumer on the gateway printed nothing in 30s; gateway log:\n%s", g.log())
 	}
 }
