@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -168,5 +169,95 @@ func TestDemoTopology(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the demo consumer on the gateway printed nothing in 30s; gateway log:\n%s", g.log())
+	}
+}
+
+// TestGatewayKill9UnderLoad: two gateways in front of one broker, a
+// consumer on each, producers on the broker. SIGKILL of one gateway: what
+// its consumer had not acknowledged goes to the consumer on the other,
+// marked redelivered; every receipted message is acknowledged, and none
+// whose ack was confirmed comes again.
+func TestGatewayKill9UnderLoad(t *testing.T) {
+	broker := startServe(t, t.TempDir())
+	g1, g2 := launchGateway(t, broker.addr), launchGateway(t, broker.addr)
+	const total = 2000
+	acked := make(chan string, total*2)
+	var redelivered sync.Map
+	consume := func(addr string, stop <-chan struct{}) {
+		// A prefetch under go-stomp's subscription channel (16): a receipt
+		// waits behind the MESSAGEs otherwise, and go-stomp deadlocks.
+		c, err := gostomp.Dial("tcp", addr, gostomp.ConnOpt.HeartBeat(0, 0))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		sub, err := c.Subscribe("/queue/load", gostomp.AckClientIndividual, gostomp.SubscribeOpt.Header("activemq.prefetchSize", "10"))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		for {
+			select {
+			case <-stop:
+				return
+			case m, ok := <-sub.C:
+				if !ok || m.Err != nil {
+					t.Logf("consumer on %s ends: %v", addr, m.Err) // its gateway was killed, or worse
+					return
+				}
+				if m.Header.Get("redelivered") == "true" {
+					redelivered.Store(string(m.Body), true)
+				}
+				tx, _ := c.BeginWithError()
+				tx.Ack(m)
+				if err := tx.CommitWithReceipt(); err == nil {
+					acked <- string(m.Body)
+				} else {
+					t.Logf("consumer on %s ends: COMMIT: %v", addr, err) // its gateway was killed
+					return
+				}
+				time.Sleep(time.Millisecond) // slow enough to hold a prefetch when the kill comes
+			}
+		}
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go consume(g1.addr, stop)
+	go consume(g2.addr, stop)
+	p, err := gostomp.Dial("tcp", broker.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Disconnect()
+	for i := range total {
+		if err := p.Send("/queue/load", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true")); err != nil {
+			t.Fatal(err)
+		}
+		if i == total/2 {
+			if err := g1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got := map[string]int{}
+	for len(got) < total {
+		select {
+		case b := <-acked:
+			got[b]++
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of %d acknowledged after the kill of a gateway; the other gateway's log:\n%s\nthe broker's:\n%s", len(got), total, g2.log(), broker.log())
+		}
+	}
+	for b, n := range got {
+		if n > 1 {
+			t.Errorf("%s acknowledged %d times: its ack was confirmed, yet it came again", b, n)
+		}
+	}
+	g1.cmd.Wait()
+	n := 0
+	redelivered.Range(func(_, _ any) bool { n++; return true })
+	t.Logf("%d messages came again, marked redelivered, on the other gateway after the kill", n)
+	if n == 0 {
+		t.Errorf("nothing was redelivered: the killed gateway's consumer held no unacknowledged messages?")
 	}
 }
