@@ -471,7 +471,7 @@ func (b *Broker) deliver(msgs []*Message, confirmed func()) {
 // wildcardTopics returns the wildcard topics (those subscribed to as
 // "news.>", say) whose pattern matches topic name, other than name itself.
 func (b *Broker) wildcardTopics(name string) []*topic {
-	if b.wildCount.Load() == 0 {
+	if b.wildCount.Load() == 0 || private(name) {
 		return nil // the usual case: no lock on the publish path
 	}
 	b.mu.Lock()

@@ -84,3 +84,9 @@ func MatchDestination(pattern, name string) bool {
 	}
 	return len(ps) == len(ns)
 }
+
+// private reports whether a destination name is the broker's own or a
+// connection's temporary one (it starts with $, which clients cannot
+// name): no wildcard subscription receives from it, so a /topic/>
+// subscriber cannot read another connection's replies.
+func private(name string) bool { return strings.HasPrefix(name, "$") }

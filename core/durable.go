@@ -221,7 +221,7 @@ func (b *Broker) withDurableCopies(msgs []*Message) []*Message {
 		}
 		copyTo(b.byTopic[m.Destination.Name])
 		for pattern := range b.wildDurables {
-			if pattern != m.Destination.Name && MatchDestination(pattern, m.Destination.Name) {
+			if pattern != m.Destination.Name && !private(m.Destination.Name) && MatchDestination(pattern, m.Destination.Name) {
 				copyTo(b.byTopic[pattern])
 			}
 		}

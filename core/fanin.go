@@ -6,7 +6,6 @@ package core
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 )
 
@@ -34,7 +33,7 @@ func (b *Broker) subscribeQueues(pattern Destination, opts SubscribeOptions, c C
 	f := &fanIn{b: b, opts: opts, c: c}
 	s := &Subscription{b: b, dest: pattern, mode: opts.Mode, fan: f}
 	add := func(name string) {
-		if strings.HasPrefix(name, "$") || !MatchDestination(pattern.Name, name) {
+		if private(name) || !MatchDestination(pattern.Name, name) {
 			return
 		}
 		f.mu.Lock()

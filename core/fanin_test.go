@@ -79,3 +79,24 @@ func TestWildcardQueueSubscription(t *testing.T) {
 		t.Fatalf("after Close the queue gave %q, want eu3 back", d.Msg.Body)
 	}
 }
+
+// TestWildcardsSkipPrivateDestinations: a /topic/> subscriber gets what is
+// published to topics, not what goes to a connection's temporary topic
+// (its replies), nor does a /queue/> subscriber take from temporary queues.
+func TestWildcardsSkipPrivateDestinations(t *testing.T) {
+	b, _ := open(t, memlog.NewStore(1<<20), core.Options{})
+	ctx := context.Background()
+	_, all := subscribe(t, b, "/topic/>", core.SubscribeOptions{})
+	_, allQueues := subscribe(t, b, "/queue/>", core.SubscribeOptions{})
+	for _, d := range []core.Destination{core.TempDestination(core.Topic, "conn1", "replies"), core.TempDestination(core.Queue, "conn1", "replies")} {
+		if err := b.Send(ctx, &core.Message{Destination: d, Body: []byte("private")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(t, b, "/topic/news", "public", false)
+	if d := all.next(t); string(d.Msg.Body) != "public" {
+		t.Fatalf("the /topic/> subscriber got %q", d.Msg.Body)
+	}
+	all.none(t, 50*time.Millisecond)
+	allQueues.none(t, 50*time.Millisecond)
+}

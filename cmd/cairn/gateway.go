@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -30,6 +31,8 @@ func gatewayFlags() []cli.Flag {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "links", Value: 4, EnvVars: []string{"CAIRN_LINKS"}, Usage: "upstream connections carrying the local clients' queue subscriptions and SENDs"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "upstream-heart-beat", Value: 5 * time.Second, EnvVars: []string{"CAIRN_UPSTREAM_HEART_BEAT"}, Usage: "heart-beats asked of every upstream connection, both ways (-1s: none)"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "upstream-wait", Value: 10 * time.Second, EnvVars: []string{"CAIRN_UPSTREAM_WAIT"}, Usage: "how long a client's operation waits for the upstream before ERROR code:upstream-unavailable"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "canary-every", EnvVars: []string{"CAIRN_CANARY_EVERY"}, Usage: "how often each link sends a canary through the upstream and back; one not back within two intervals marks the link stalled, and it reconnects (0: the heart-beat interval; -1s: none)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "status-file", EnvVars: []string{"CAIRN_STATUS_FILE"}, Usage: "write the links' health here (JSON, every second) for `cairn status --gateway FILE`"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "persistent-default", EnvVars: []string{"CAIRN_PERSISTENT_DEFAULT"}, Usage: "as the upstream's --persistent-default: a SEND without a persistent header is persistent"}),
 	}...)
 }
@@ -67,7 +70,11 @@ func gateway(c *cli.Context) error {
 	so.Logger = logger
 	opts := bridge.Options{Upstream: ups, Login: c.String("upstream-login"), Passcode: c.String("upstream-passcode"),
 		Host: c.String("upstream-host"), Links: c.Int("links"), HeartBeat: c.Duration("upstream-heart-beat"),
-		Wait: c.Duration("upstream-wait"), PersistentByDefault: c.Bool("persistent-default"), Logger: logger}
+		Wait: c.Duration("upstream-wait"), CanaryEvery: c.Duration("canary-every"), PersistentByDefault: c.Bool("persistent-default"), Logger: logger}
+	g, err := bridge.New(opts)
+	if err != nil {
+		return cli.Exit(err.Error(), exitUsage)
+	}
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {
 		return cli.Exit(err.Error(), exitFailure)
@@ -80,7 +87,10 @@ func gateway(c *cli.Context) error {
 	defer stopProfiles()
 	ctx, cancel := stopOnSignal(logger)
 	defer cancel(nil)
-	if err := bridge.Serve(ctx, ln, opts, so); err != nil {
+	if path := c.String("status-file"); path != "" {
+		go writeGatewayStatus(ctx, path, g, ln.Addr().String(), logger)
+	}
+	if err := bridge.Serve(ctx, ln, g, so); err != nil {
 		return cli.Exit(err.Error(), exitFailure)
 	}
 	return nil
@@ -101,4 +111,39 @@ func stopOnSignal(logger *slog.Logger) (context.Context, context.CancelCauseFunc
 		os.Exit(exitFailure)
 	}()
 	return ctx, cancel
+}
+
+// gatewayStatus is what --status-file holds.
+type gatewayStatus struct {
+	PID      int                 `json:"pid"`
+	Listen   string              `json:"listen"`
+	Upstream []string            `json:"upstream"`
+	Updated  time.Time           `json:"updated"`
+	Links    []bridge.LinkStatus `json:"links"`
+}
+
+// writeGatewayStatus rewrites path (0600, atomically) every second until
+// ctx ends.
+func writeGatewayStatus(ctx context.Context, path string, g *bridge.Gateway, listen string, logger *slog.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	warned := false
+	for {
+		st := gatewayStatus{PID: os.Getpid(), Listen: listen, Upstream: g.Upstream(), Updated: time.Now().UTC(), Links: g.Status()}
+		b, _ := json.MarshalIndent(st, "", "  ")
+		tmp := path + ".tmp"
+		err := os.WriteFile(tmp, append(b, '\n'), 0o600)
+		if err == nil {
+			err = os.Rename(tmp, path)
+		}
+		if err != nil && !warned {
+			logger.Warn("gateway: cannot write the status file", "err", err)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -39,7 +39,8 @@ func TestGatewayAcrossAMasterKill(t *testing.T) {
 	master.waitLog(t, "cairn listening", 30*time.Second)
 	standby := launchServeAt(t, data, sAddr, "--lease-ttl", "2s")
 	standby.waitLog(t, "standby: waiting for the journal", 30*time.Second)
-	g := launchGateway(t, fmt.Sprintf("failover:(tcp://%s,tcp://%s)?randomize=false", mAddr, sAddr))
+	statusFile := t.TempDir() + "/gateway.json"
+	g := launchGateway(t, fmt.Sprintf("failover:(tcp://%s,tcp://%s)?randomize=false", mAddr, sAddr), "--status-file", statusFile)
 
 	c, err := gostomp.Dial("tcp", g.addr, gostomp.ConnOpt.HeartBeat(0, 0))
 	if err != nil {
@@ -118,6 +119,19 @@ func TestGatewayAcrossAMasterKill(t *testing.T) {
 	}
 	if !strings.Contains(g.log(), "upstream connected") {
 		t.Errorf("the gateway does not say it reconnected:\n%s", g.log())
+	}
+	// Its status: every link up, on the standby now, connected twice.
+	time.Sleep(1100 * time.Millisecond) // the file is rewritten every second
+	out, err := exec.Command(binary(t), "status", "--gateway", statusFile).CombinedOutput()
+	if err != nil {
+		t.Fatalf("cairn status --gateway: %v\n%s", err, out)
+	}
+	t.Logf("cairn status --gateway:\n%s", out)
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n")[3:] {
+		f := strings.Fields(line)
+		if len(f) < 6 || f[2] != "up" || f[3] != sAddr || f[6] != "2" {
+			t.Errorf("a link is not up on the new master, connected twice: %q", line)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -31,6 +32,7 @@ func statusCommand() *cli.Command {
 			&cli.StringFlag{Name: "journal", Value: "wal", EnvVars: []string{"CAIRN_JOURNAL"}, Usage: "wal, or jetstream: read the lease from the NATS key-value bucket"},
 			&cli.StringFlag{Name: "nats", Value: "nats://127.0.0.1:4222", EnvVars: []string{"CAIRN_NATS"}, Usage: "NATS server URLs, for --journal jetstream"},
 			&cli.StringFlag{Name: "stream", Value: "CAIRN_JOURNAL", EnvVars: []string{"CAIRN_STREAM"}, Usage: "the journal's stream, for --journal jetstream"},
+			&cli.StringFlag{Name: "gateway", Usage: "instead: a gateway's --status-file; its links' health (exit 0 when every link is up and the file fresh)"},
 		},
 		OnUsageError: usageError,
 		Action:       status,
@@ -52,6 +54,9 @@ type memberReport struct {
 }
 
 func status(c *cli.Context) error {
+	if path := c.String("gateway"); path != "" {
+		return gatewayStatusReport(c, path)
+	}
 	dir := c.String("data")
 	var lease replication.LeaseInfo
 	var r statusReport
@@ -142,6 +147,49 @@ func status(c *cli.Context) error {
 	if r.Master == "" && !(c.String("journal") == "jetstream" && lease.ID != "") {
 		// (On JetStream the brokers' reports are each in their own --data;
 		// a live lease entry is the master.)
+		return cli.Exit("", exitFenced)
+	}
+	return nil
+}
+
+// gatewayStatusReport prints a gateway's --status-file.
+func gatewayStatusReport(c *cli.Context, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cli.Exit(err.Error(), exitFailure)
+	}
+	var st gatewayStatus
+	if err := json.Unmarshal(b, &st); err != nil {
+		return cli.Exit(fmt.Sprintf("%s: %v", path, err), exitFailure)
+	}
+	healthy := time.Since(st.Updated) <= c.Duration("stale")
+	for _, l := range st.Links {
+		healthy = healthy && l.Up
+	}
+	w := c.App.Writer
+	if c.Bool("json") {
+		w.Write(b)
+	} else {
+		fmt.Fprintf(w, "gateway  pid %d on %s, upstream %s, reported %s ago\n\n", st.PID, st.Listen, strings.Join(st.Upstream, ","),
+			time.Since(st.Updated).Round(time.Millisecond))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "LINK\tSTATE\tUPSTREAM\tSINCE\tCONNECTS\tSUBS\tWAITING\tCANARY RTT\tCANARY BACK\tSTALLS\tFRAMES IN/OUT\tLAST ERROR")
+		for _, l := range st.Links {
+			state := "down"
+			if l.Up {
+				state = "up"
+			}
+			back := "never"
+			if !l.CanaryBack.IsZero() {
+				back = time.Since(l.CanaryBack).Round(time.Millisecond).String() + " ago"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\t%d\t%d\t%d\t%s\t%s\t%d\t%d/%d\t%s\n", l.Name, state, l.Upstream,
+				time.Since(l.Since).Round(time.Second), l.Connects, l.Subscriptions, l.Waiting, l.CanaryRTT.Round(time.Microsecond), back,
+				l.Stalls, l.FramesIn, l.FramesOut, l.LastError)
+		}
+		tw.Flush()
+	}
+	if !healthy {
 		return cli.Exit("", exitFenced)
 	}
 	return nil

@@ -427,3 +427,97 @@ func TestUpstreamRestartKeepsClientsAndPrefetch(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// frozenProxy forwards TCP to upstream until frozen: then it keeps every
+// connection open and moves nothing, as a path that drops packets does.
+type frozenProxy struct {
+	ln     net.Listener
+	frozen sync.WaitGroup
+	mu     sync.Mutex
+	stuck  bool
+}
+
+func startProxy(t *testing.T, upstream string) *frozenProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &frozenProxy{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", upstream)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			for _, pair := range [][2]net.Conn{{c, u}, {u, c}} {
+				go func() {
+					buf := make([]byte, 32<<10)
+					for {
+						n, err := pair[0].Read(buf)
+						if err != nil {
+							pair[1].Close()
+							return
+						}
+						for p.isStuck() {
+							time.Sleep(10 * time.Millisecond)
+						}
+						if _, err := pair[1].Write(buf[:n]); err != nil {
+							pair[0].Close()
+							return
+						}
+					}
+				}()
+			}
+		}
+	}()
+	return p
+}
+
+func (p *frozenProxy) isStuck() bool  { p.mu.Lock(); defer p.mu.Unlock(); return p.stuck }
+func (p *frozenProxy) set(stuck bool) { p.mu.Lock(); p.stuck = stuck; p.mu.Unlock() }
+
+// TestStalledLinkIsFoundAndRepaired: the path to upstream stops moving
+// anything while every connection stays open. The link's canary and
+// finds it within three intervals, it reconnects (here, through
+// the path once it moves again) and the consumer gets what was sent
+// meanwhile. Status shows the stall.
+func TestStalledLinkIsFoundAndRepaired(t *testing.T) {
+	up := brokertest.Start(t, brokertest.Options{})
+	proxy := startProxy(t, up.Addr)
+	g := startGateway(t, bridge.Options{Links: 1, HeartBeat: time.Hour, CanaryEvery: 200 * time.Millisecond}, proxy.ln.Addr().String())
+	c := dial(t, g.addr)
+	sub, err := c.Subscribe("/queue/stall", gostomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribed(t, c)
+	p := dial(t, up.Addr)
+	proxy.set(true)
+	stuckAt := time.Now()
+	p.Send("/queue/stall", "text/plain", []byte("during"), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true"))
+	for g.log.Has("the link is stalled") == false {
+		if time.Since(stuckAt) > 5*time.Second {
+			t.Fatalf("the stall was not found within 5s:\n%s", g.log)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	found := time.Since(stuckAt)
+	proxy.set(false)
+	if m := recv(t, sub); string(m.Body) != "during" {
+		t.Fatalf("after the repair: %q", m.Body)
+	}
+	t.Logf("stall found %s after the path froze (canary every 200ms); repaired", found.Round(time.Millisecond))
+	if found > 2*time.Second {
+		t.Errorf("found after %s; it should take three canary intervals (600ms)", found)
+	}
+	st := g.g.Status()
+	if len(st) != 1 || st[0].Stalls != 1 || st[0].Connects < 2 || !st[0].Up || st[0].Subscriptions != 1 {
+		t.Fatalf("status after the repair: %+v", st)
+	}
+}

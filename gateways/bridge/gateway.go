@@ -39,6 +39,10 @@ type Options struct {
 	// a RECEIPT or a CONNECTED (default 10s); past it the client gets
 	// ERROR code:upstream-unavailable.
 	Wait time.Duration
+	// CanaryEvery is how often each link sends a canary through upstream
+	// and back (default: HeartBeat, or 5s; negative: none); one not back
+	// within three intervals marks the link stalled, and it reconnects.
+	CanaryEvery time.Duration
 	// PersistentByDefault mirrors the upstream's setting: a SEND without a
 	// persistent header is relayed without one, and upstream decides.
 	PersistentByDefault bool
@@ -61,6 +65,14 @@ func (o *Options) fill() error {
 	}
 	if o.Wait <= 0 {
 		o.Wait = 10 * time.Second
+	}
+	switch {
+	case o.CanaryEvery == 0 && o.HeartBeat > 0:
+		o.CanaryEvery = o.HeartBeat
+	case o.CanaryEvery == 0:
+		o.CanaryEvery = 5 * time.Second
+	case o.CanaryEvery < 0:
+		o.CanaryEvery = 0
 	}
 	if o.Host == "" {
 		o.Host = "/"
@@ -91,6 +103,7 @@ type Gateway struct {
 	durMu   sync.Mutex
 	durLink map[string]*link // durable subscribers' own connections, by client-id
 
+	linkN    atomic.Uint64 // numbers links, for their canaries' topics
 	nextSend atomic.Uint64
 	nextSeq  atomic.Uint64 // local sequences for upstream message ids that are not Cairn's
 }
@@ -123,6 +136,9 @@ func (g *Gateway) Close() {
 		l.close()
 	}
 }
+
+// Upstream is the upstream list, in the order it is tried.
+func (g *Gateway) Upstream() []string { return append([]string(nil), g.opts.Upstream...) }
 
 // linkFor is the link of the local connection conn.
 func (g *Gateway) linkFor(conn uint64) *link { return g.links[conn%uint64(len(g.links))] }

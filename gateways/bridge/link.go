@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
@@ -76,13 +77,25 @@ type link struct {
 	closed   bool
 	addr     string // the upstream connected to, for status
 	connects int    // successful connections, for status
+	since    time.Time
+	lastErr  string
+
+	// Health, for status: counted by the reader and writer.
+	framesIn, framesOut atomic.Uint64
+	bytesIn, bytesOut   atomic.Uint64
+	lastIn              atomic.Int64 // Unix nanoseconds of the last frame read
+	canary              *canary
 
 	done chan struct{} // closed when run returns
 }
 
 func newLink(g *Gateway, name string, connect ...string) *link {
 	l := &link{g: g, name: name, connect: connect, up: make(chan struct{}), wake: make(chan struct{}, 1),
-		subs: map[string]upstreamSub{}, waiters: map[string]*waiter{}, done: make(chan struct{})}
+		subs: map[string]upstreamSub{}, waiters: map[string]*waiter{}, done: make(chan struct{}), since: time.Now()}
+	if g.opts.CanaryEvery > 0 {
+		l.canary = newCanary(l)
+		l.subs[l.canary.id] = l.canary
+	}
 	go l.run()
 	return l
 }
@@ -313,7 +326,7 @@ func (l *link) serve(c net.Conn, addr string, hb heartBeats) {
 		c.Close()
 		return
 	}
-	l.conn, l.addr = c, addr
+	l.conn, l.addr, l.since, l.lastErr = c, addr, time.Now(), ""
 	l.connects++
 	l.out = l.out[:0]
 	for _, s := range l.subs {
@@ -342,13 +355,33 @@ func (l *link) serve(c net.Conn, addr string, hb heartBeats) {
 	}
 	writerDone, stop := make(chan struct{}), make(chan struct{})
 	go l.write(c, hb.send, stop, writerDone)
+	canaryDone := make(chan struct{})
+	var stalled error
+	if l.canary != nil {
+		go func() {
+			defer close(canaryDone)
+			if stalled = l.canary.watch(stop); stalled != nil {
+				l.logger().Error("gateway: the link is stalled; reconnecting", "link", l.name, "upstream", addr, "reason", stalled)
+				c.Close()
+			}
+		}()
+	} else {
+		close(canaryDone)
+	}
 	err := l.read(c, hb.read)
 	c.Close()
 	close(stop)
 	<-writerDone
+	<-canaryDone
+	if stalled != nil {
+		err = stalled
+	}
 
 	l.mu.Lock()
-	l.conn = nil
+	l.conn, l.since = nil, time.Now()
+	if err != nil {
+		l.lastErr = err.Error()
+	}
 	l.up = make(chan struct{})
 	for id, w := range l.waiters {
 		if w.f == nil {
@@ -416,8 +449,10 @@ func (l *link) write(c net.Conn, every time.Duration, stop, done chan struct{}) 
 				c.Close()
 				return
 			}
+			l.bytesOut.Add(uint64(len(f.Body)))
 			batch[i] = nil
 		}
+		l.framesOut.Add(uint64(len(batch)))
 		if err := bw.Flush(); err != nil {
 			c.Close()
 			return
@@ -437,9 +472,12 @@ func (l *link) read(c net.Conn, timeout time.Duration) error {
 		if err != nil {
 			return err
 		}
+		l.lastIn.Store(time.Now().UnixNano())
 		if f == nil {
 			continue // a heart-beat
 		}
+		l.framesIn.Add(1)
+		l.bytesIn.Add(uint64(len(f.Body)))
 		switch f.Command {
 		case frame.MESSAGE:
 			l.mu.Lock()

@@ -11,17 +11,12 @@ import (
 	"github.com/cairnmq/cairn/gateways/stomp"
 )
 
-// Serve runs a gateway node: the Gateway of opts behind a STOMP listener on
-// ln (with so's limits), until ctx ends; then it drains the local
-// connections (their unacknowledged messages go back upstream) and closes
-// the links. It returns nil after a drain, or why the listener stopped.
-// `cairn gateway` is this function behind flags.
-func Serve(ctx context.Context, ln net.Listener, opts Options, so stomp.Options) error {
-	g, err := New(opts)
-	if err != nil {
-		ln.Close()
-		return err
-	}
+// Serve runs a gateway node: g behind a STOMP listener on ln (with so's
+// limits), until ctx ends; then it drains the local connections (their
+// unacknowledged messages go back upstream) and closes g's links. It
+// returns nil after a drain, or why the listener stopped. `cairn gateway`
+// is New and this function behind flags.
+func Serve(ctx context.Context, ln net.Listener, g *Gateway, so stomp.Options) error {
 	defer g.Close()
 	if so.Logger == nil {
 		so.Logger = g.opts.Logger
