@@ -32,6 +32,7 @@ func gatewayFlags() []cli.Flag {
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "upstream-heart-beat", Value: 5 * time.Second, EnvVars: []string{"CAIRN_UPSTREAM_HEART_BEAT"}, Usage: "heart-beats asked of every upstream connection, both ways (-1s: none)"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "upstream-wait", Value: 10 * time.Second, EnvVars: []string{"CAIRN_UPSTREAM_WAIT"}, Usage: "how long a client's operation waits for the upstream before ERROR code:upstream-unavailable"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "canary-every", EnvVars: []string{"CAIRN_CANARY_EVERY"}, Usage: "how often each link sends a canary through the upstream and back; one not back within two intervals marks the link stalled, and it reconnects (0: the heart-beat interval; -1s: none)"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-hops", Value: 3, EnvVars: []string{"CAIRN_MAX_HOPS"}, Usage: "gateways in a chain at most, this one included, when an upstream is itself a gateway; a loop is refused whatever the limit"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "status-file", EnvVars: []string{"CAIRN_STATUS_FILE"}, Usage: "write the links' health here (JSON, every second) for `cairn status --gateway FILE`"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "persistent-default", EnvVars: []string{"CAIRN_PERSISTENT_DEFAULT"}, Usage: "as the upstream's --persistent-default: a SEND without a persistent header is persistent"}),
 	}...)
@@ -70,7 +71,7 @@ func gateway(c *cli.Context) error {
 	so.Logger = logger
 	opts := bridge.Options{Upstream: ups, Login: c.String("upstream-login"), Passcode: c.String("upstream-passcode"),
 		Host: c.String("upstream-host"), Links: c.Int("links"), HeartBeat: c.Duration("upstream-heart-beat"),
-		Wait: c.Duration("upstream-wait"), CanaryEvery: c.Duration("canary-every"), PersistentByDefault: c.Bool("persistent-default"), Logger: logger}
+		Wait: c.Duration("upstream-wait"), CanaryEvery: c.Duration("canary-every"), MaxHops: c.Int("max-hops"), PersistentByDefault: c.Bool("persistent-default"), Logger: logger}
 	g, err := bridge.New(opts)
 	if err != nil {
 		return cli.Exit(err.Error(), exitUsage)

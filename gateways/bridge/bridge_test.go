@@ -45,7 +45,7 @@ func startGateway(t *testing.T, o bridge.Options, upstream ...string) *gw {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := stomp.NewServer(g, stomp.Options{Logger: o.Logger, ServerName: "Cairn-gateway/test"})
+	srv := stomp.NewServer(g, stomp.Options{Logger: o.Logger, ServerName: "Cairn-gateway/test", ConnectedHeaders: g.ConnectedHeaders})
 	go srv.Serve(ln)
 	k := &gw{addr: ln.Addr().String(), g: g, srv: srv, log: lg}
 	t.Cleanup(func() {
@@ -519,5 +519,70 @@ func TestStalledLinkIsFoundAndRepaired(t *testing.T) {
 	st := g.g.Status()
 	if len(st) != 1 || st[0].Stalls != 1 || st[0].Connects < 2 || !st[0].Up || st[0].Subscriptions != 1 {
 		t.Fatalf("status after the repair: %+v", st)
+	}
+}
+
+// TestGatewayLoopsAndLongChainsAreRefused: two gateways pointed at each
+// other: one of them finds itself in the other's path and stops with a
+// message that says so. A chain broker <- g1 <- g2 <- g3 is refused at g3
+// with MaxHops 2, and taken with the default 3.
+func TestGatewayLoopsAndLongChainsAreRefused(t *testing.T) {
+	lnA, _ := net.Listen("tcp", "127.0.0.1:0")
+	lnB, _ := net.Listen("tcp", "127.0.0.1:0")
+	serve := func(ln net.Listener, upstream string, maxHops int) (*bridge.Gateway, chan error, *logtest.Buffer) {
+		lg := &logtest.Buffer{}
+		g, err := bridge.New(bridge.Options{Upstream: []string{upstream}, MaxHops: maxHops, Wait: 2 * time.Second,
+			Logger: slog.New(slog.NewTextHandler(lg, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		go func() { done <- bridge.Serve(ctx, ln, g, stomp.Options{Logger: slog.New(slog.DiscardHandler)}) }()
+		return g, done, lg
+	}
+	_, doneA, _ := serve(lnA, lnB.Addr().String(), 0)
+	_, doneB, _ := serve(lnB, lnA.Addr().String(), 0)
+	select {
+	case err := <-doneA:
+		if err == nil || !strings.Contains(err.Error(), "gateway loop") {
+			t.Fatalf("gateway A stopped with %v", err)
+		}
+	case err := <-doneB:
+		if err == nil || !strings.Contains(err.Error(), "gateway loop") {
+			t.Fatalf("gateway B stopped with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("two gateways pointed at each other both kept running")
+	}
+
+	up := brokertest.Start(t, brokertest.Options{})
+	g1 := startGateway(t, bridge.Options{}, up.Addr)
+	g2 := startGateway(t, bridge.Options{}, g1.addr)
+	dial(t, g2.addr) // g2's links are up once it answers...
+	c := dial(t, g2.addr)
+	subscribed(t, c) // ...and a SEND through it has gone round
+	ln3, _ := net.Listen("tcp", "127.0.0.1:0")
+	_, done3, _ := serve(ln3, g2.addr, 2)
+	select {
+	case err := <-done3:
+		if err == nil || !strings.Contains(err.Error(), "chain too long") {
+			t.Fatalf("a third gateway with MaxHops 2 stopped with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a third gateway with MaxHops 2 kept running")
+	}
+	g3 := startGateway(t, bridge.Options{}, g2.addr)
+	p := dial(t, up.Addr)
+	cc := dial(t, g3.addr)
+	sub, err := cc.Subscribe("/queue/chain", gostomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribed(t, cc)
+	p.Send("/queue/chain", "text/plain", []byte("three hops"), gostomp.SendOpt.Receipt)
+	if m := recv(t, sub); string(m.Body) != "three hops" {
+		t.Fatalf("through three gateways: %q", m.Body)
 	}
 }

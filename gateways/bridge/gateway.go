@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +45,10 @@ type Options struct {
 	// and back (default: HeartBeat, or 5s; negative: none); one not back
 	// within three intervals marks the link stalled, and it reconnects.
 	CanaryEvery time.Duration
+	// MaxHops bounds a chain of gateways: this one may sit behind at most
+	// MaxHops-1 others (default 3). A chain that would loop back to this
+	// gateway is refused whatever its length.
+	MaxHops int
 	// PersistentByDefault mirrors the upstream's setting: a SEND without a
 	// persistent header is relayed without one, and upstream decides.
 	PersistentByDefault bool
@@ -56,6 +62,9 @@ func (o *Options) fill() error {
 	}
 	if o.Links <= 0 {
 		o.Links = 4
+	}
+	if o.MaxHops <= 0 {
+		o.MaxHops = 3
 	}
 	if o.HeartBeat == 0 {
 		o.HeartBeat = 5 * time.Second
@@ -103,7 +112,13 @@ type Gateway struct {
 	durMu   sync.Mutex
 	durLink map[string]*link // durable subscribers' own connections, by client-id
 
-	linkN    atomic.Uint64 // numbers links, for their canaries' topics
+	linkN atomic.Uint64 // numbers links, for their canaries' topics
+	// The chain of gateways behind this one, as its upstream last said
+	// (PathHeader), and the first fatal error a link met (a loop).
+	pathMu   sync.Mutex
+	upPath   string
+	fatal    chan struct{}
+	fatalErr error
 	nextSend atomic.Uint64
 	nextSeq  atomic.Uint64 // local sequences for upstream message ids that are not Cairn's
 }
@@ -116,7 +131,8 @@ func New(opts Options) (*Gateway, error) {
 	}
 	var b [6]byte
 	rand.Read(b[:])
-	g := &Gateway{opts: opts, id: "gw-" + hex.EncodeToString(b[:]), topics: map[topicKey]*topicGroup{}, durLink: map[string]*link{}}
+	g := &Gateway{opts: opts, id: "gw-" + hex.EncodeToString(b[:]), topics: map[topicKey]*topicGroup{}, durLink: map[string]*link{},
+		fatal: make(chan struct{})}
 	g.nextSeq.Store(1 << 62) // far from any upstream's own sequences
 	for i := range opts.Links {
 		g.links = append(g.links, newLink(g, fmt.Sprint("link ", i)))
@@ -135,6 +151,63 @@ func (g *Gateway) Close() {
 	for _, l := range g.links {
 		l.close()
 	}
+}
+
+// PathHeader is the CONNECTED header in which a gateway names itself and
+// the gateways behind it, nearest first, so that a gateway chained behind
+// it can refuse a loop or a chain too long.
+const PathHeader = "cairn-gateway-path"
+
+// ConnectedHeaders is what the gateway's listener adds to CONNECTED
+// (stomp.Options.ConnectedHeaders): its path.
+func (g *Gateway) ConnectedHeaders() []string {
+	g.pathMu.Lock()
+	defer g.pathMu.Unlock()
+	path := g.id
+	if g.upPath != "" {
+		path += "," + g.upPath
+	}
+	return []string{PathHeader, path}
+}
+
+// checkPath takes the path an upstream's CONNECTED named: an error if
+// this gateway is in it (a loop) or the chain would pass MaxHops.
+func (g *Gateway) checkPath(addr, path string) error {
+	if path == "" {
+		return nil
+	}
+	hops := strings.Split(path, ",")
+	if slices.Contains(hops, g.id) {
+		return fmt.Errorf("gateway loop: upstream %s reaches this gateway (%s) again through %s; point --upstream at the producer tier", addr, g.id, path)
+	}
+	if len(hops)+1 > g.opts.MaxHops {
+		return fmt.Errorf("gateway chain too long: upstream %s is behind %d gateways (%s), and this one makes %d, over the limit of %d", addr, len(hops), path, len(hops)+1, g.opts.MaxHops)
+	}
+	g.pathMu.Lock()
+	g.upPath = path
+	g.pathMu.Unlock()
+	return nil
+}
+
+// fail records a fatal error, once: Fatal is then closed.
+func (g *Gateway) fail(err error) {
+	g.pathMu.Lock()
+	defer g.pathMu.Unlock()
+	if g.fatalErr == nil {
+		g.fatalErr = err
+		close(g.fatal)
+	}
+}
+
+// Fatal is closed when the gateway cannot go on (its upstream loops back
+// to it); Err says why.
+func (g *Gateway) Fatal() <-chan struct{} { return g.fatal }
+
+// Err is why Fatal was closed, or nil.
+func (g *Gateway) Err() error {
+	g.pathMu.Lock()
+	defer g.pathMu.Unlock()
+	return g.fatalErr
 }
 
 // Upstream is the upstream list, in the order it is tried.

@@ -51,6 +51,11 @@ type waiter struct {
 
 func (w *waiter) finish(err error) { w.answer.Do(func() { w.done <- err }) }
 
+// fatalError is one that retrying cannot cure (a loop of gateways).
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+
 // upstreamError is an ERROR frame the upstream broker sent.
 type upstreamError struct{ code, message string }
 
@@ -251,6 +256,12 @@ func (l *link) run() {
 		addrs := l.g.opts.Upstream
 		addr := addrs[next%len(addrs)]
 		c, hb, err := l.dial(addr)
+		var fe *fatalError
+		if errors.As(err, &fe) {
+			l.logger().Error("gateway: refusing the upstream", "link", l.name, "err", fe.err)
+			l.g.fail(fe.err)
+			return
+		}
 		if err != nil {
 			next++
 			if next%len(addrs) == 0 {
@@ -303,6 +314,10 @@ func (l *link) dial(addr string) (net.Conn, heartBeats, error) {
 	if resp.Command != frame.CONNECTED {
 		c.Close()
 		return nil, heartBeats{}, fmt.Errorf("upstream %s refused CONNECT: %s", addr, resp.Header.Get("message"))
+	}
+	if err := l.g.checkPath(addr, resp.Header.Get(PathHeader)); err != nil {
+		c.Close()
+		return nil, heartBeats{}, &fatalError{err}
 	}
 	var hb heartBeats
 	if sx, sy, err := frame.ParseHeartBeat(resp.Header.Get(frame.HeartBeat)); err == nil {

@@ -21,6 +21,7 @@ func Serve(ctx context.Context, ln net.Listener, g *Gateway, so stomp.Options) e
 	if so.Logger == nil {
 		so.Logger = g.opts.Logger
 	}
+	so.ConnectedHeaders = g.ConnectedHeaders
 	srv := stomp.NewServer(g, so)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -28,6 +29,9 @@ func Serve(ctx context.Context, ln net.Listener, g *Gateway, so stomp.Options) e
 	select {
 	case err := <-served:
 		return fmt.Errorf("stomp listener: %w", err)
+	case <-g.Fatal():
+		closeNow(srv)
+		return g.Err()
 	case <-ctx.Done():
 	}
 	g.opts.Logger.Info("draining: closing connections", "cause", context.Cause(ctx))
@@ -36,4 +40,11 @@ func Serve(ctx context.Context, ln net.Listener, g *Gateway, so stomp.Options) e
 	}
 	g.opts.Logger.Info("stopped")
 	return nil
+}
+
+// closeNow closes every connection without waiting for any to drain.
+func closeNow(srv *stomp.Server) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	srv.Close(ctx)
 }

@@ -60,7 +60,7 @@ func (t *topicGroup) message(f *frame.Frame) {
 // subscribeTopic adds a local subscriber to its topic's group, starting
 // the group's upstream subscription if it is the first.
 func (g *Gateway) subscribeTopic(dest core.Destination, opts core.SubscribeOptions, c core.Consumer) (stomp.Subscription, error) {
-	key := topicKey{dest: dest.String()}
+	key := topicKey{dest: destinationString(dest)}
 	if opts.Selector != nil {
 		key.selector = opts.Selector.String()
 	}

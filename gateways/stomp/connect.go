@@ -69,6 +69,12 @@ func (ss *session) connect(f *frame.Frame) error {
 	if r := f.Header.Get("request-id"); r != "" {
 		resp.Header.Add("response-id", r) // as ActiveMQ does
 	}
+	if ch := ss.srv.opts.ConnectedHeaders; ch != nil {
+		h := ch()
+		for i := 0; i+1 < len(h); i += 2 {
+			resp.Header.Add(h[i], h[i+1])
+		}
+	}
 	ss.outMu.Lock()
 	ss.sendEvery = time.Duration(send) * time.Millisecond
 	if ss.sendEvery > 0 && !ss.closing {

@@ -74,6 +74,9 @@ type Options struct {
 	HeartBeatGrace float64
 	// ServerName is sent in CONNECTED (default "Cairn").
 	ServerName string
+	// ConnectedHeaders, if set, gives more headers for every CONNECTED,
+	// name then value (a gateway's place in a chain of gateways).
+	ConnectedHeaders func() []string
 	// Logger receives connection events (default slog.Default()).
 	Logger *slog.Logger
 }
