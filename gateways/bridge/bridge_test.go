@@ -586,3 +586,38 @@ func TestGatewayLoopsAndLongChainsAreRefused(t *testing.T) {
 		t.Fatalf("through three gateways: %q", m.Body)
 	}
 }
+
+// TestRequestReplyAcrossGateways: a requester on one gateway with a
+// temporary reply queue, a service on another: the reply-to the service
+// gets names the requester's queue, and the reply comes back to it.
+func TestRequestReplyAcrossGateways(t *testing.T) {
+	up := brokertest.Start(t, brokertest.Options{})
+	g1 := startGateway(t, bridge.Options{}, up.Addr)
+	g2 := startGateway(t, bridge.Options{}, up.Addr)
+	service := dial(t, g2.addr)
+	requests, err := service.Subscribe("/queue/requests", gostomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribed(t, service)
+	requester := dial(t, g1.addr)
+	replies, err := requester.Subscribe("/temp-queue/replies", gostomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribed(t, requester)
+	if err := requester.Send("/queue/requests", "text/plain", []byte("ping"), gostomp.SendOpt.Header("reply-to", "/temp-queue/replies"), gostomp.SendOpt.Receipt); err != nil {
+		t.Fatal(err)
+	}
+	req := recv(t, requests)
+	to := req.Header.Get("reply-to")
+	if !strings.HasPrefix(to, "/remote-temp-queue/") {
+		t.Fatalf("the service got reply-to %q", to)
+	}
+	if err := service.Send(to, "text/plain", []byte("pong"), gostomp.SendOpt.Receipt); err != nil {
+		t.Fatal(err)
+	}
+	if m := recv(t, replies); string(m.Body) != "pong" {
+		t.Fatalf("the requester got %q", m.Body)
+	}
+}
