@@ -253,13 +253,12 @@ func (g *Gateway) sendFrame(m *core.Message) *frame.Frame {
 // upstream has confirmed it; nobody waits here.
 func (g *Gateway) SendMany(ctx context.Context, msgs []*core.Message) error {
 	for _, m := range msgs {
-		l := g.linkFor(m.Origin)
-		w := l.request(g.sendFrame(m), true)
-		go func() {
-			if err := <-w.done; err != nil {
-				g.opts.Logger.Warn("gateway: upstream refused a SEND sent without a receipt", "destination", m.Destination.String(), "err", err)
+		dest := m.Destination.String()
+		g.linkFor(m.Origin).requestThen(g.sendFrame(m), true, func(err error) {
+			if err != nil {
+				g.opts.Logger.Warn("gateway: upstream refused a SEND sent without a receipt", "destination", dest, "err", err)
 			}
-		}()
+		})
 	}
 	return nil
 }

@@ -46,10 +46,19 @@ type waiter struct {
 	seq    uint64       // issue order, for resends
 	f      *frame.Frame // sent again on every reconnect until answered (a SEND); nil: not
 	done   chan error   // gets nil (RECEIPT), an *upstreamError (ERROR) or errLinkLost
+	then   func(error)  // if set, called instead (nobody waits on done)
 	answer sync.Once
 }
 
-func (w *waiter) finish(err error) { w.answer.Do(func() { w.done <- err }) }
+func (w *waiter) finish(err error) {
+	w.answer.Do(func() {
+		if w.then != nil {
+			w.then(err)
+			return
+		}
+		w.done <- err
+	})
+}
 
 // fatalError is one that retrying cannot cure (a loop of gateways).
 type fatalError struct{ err error }
@@ -156,12 +165,19 @@ func (l *link) sendLocked(f *frame.Frame) bool {
 // the link is down and sent again on every reconnect until answered; any
 // other fails with errLinkLost when the connection goes.
 func (l *link) request(f *frame.Frame, resendable bool) *waiter {
+	return l.requestThen(f, resendable, nil)
+}
+
+// requestThen is request with then called on the answer instead of the
+// waiter's channel (no goroutine waits). then may run with the link's lock
+// held: it must not call back into the link.
+func (l *link) requestThen(f *frame.Frame, resendable bool, then func(error)) *waiter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.nextID++
 	rid := "r" + strconv.FormatUint(l.nextID, 10)
 	f.Header.Set(frame.Receipt, rid)
-	w := &waiter{seq: l.nextID, done: make(chan error, 1)}
+	w := &waiter{seq: l.nextID, done: make(chan error, 1), then: then}
 	if resendable {
 		w.f = f
 	}
