@@ -69,6 +69,11 @@ func gateway(c *cli.Context) error {
 	so.ServerName = "Cairn-gateway/" + versionNumber()
 	so.ReadMemory = node.ReadMemoryFor(so.ReadMemory, 0, so.Limits.MaxBodyBytes)
 	so.Logger = logger
+	stopSecurity, err := security(c, &so, c.String("listen"), logger)
+	if err != nil {
+		return err
+	}
+	defer stopSecurity()
 	opts := bridge.Options{Upstream: ups, Login: c.String("upstream-login"), Passcode: c.String("upstream-passcode"),
 		Host: c.String("upstream-host"), Links: c.Int("links"), HeartBeat: c.Duration("upstream-heart-beat"),
 		Wait: c.Duration("upstream-wait"), CanaryEvery: c.Duration("canary-every"), MaxHops: c.Int("max-hops"), PersistentByDefault: c.Bool("persistent-default"), Logger: logger}

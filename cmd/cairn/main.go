@@ -43,6 +43,7 @@ func main() {
 			serveCommand(),
 			gatewayCommand(),
 			demoCommand(),
+			passwdCommand(),
 			journalCommand(),
 			benchCommand(),
 			statusCommand(),

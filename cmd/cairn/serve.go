@@ -55,7 +55,7 @@ func serveFlags() []cli.Flag {
 // listenerFlags are the STOMP listener's, and the profiles', shared by
 // serve and gateway.
 func listenerFlags() []cli.Flag {
-	return []cli.Flag{
+	return append(securityFlags(),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "cpu-profile", EnvVars: []string{"CAIRN_CPU_PROFILE"}, Usage: "write a CPU profile (go tool pprof) to this file until shutdown"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "trace", EnvVars: []string{"CAIRN_TRACE"}, Usage: "write a Go execution trace (go tool trace: every goroutine's runs, waits and syscalls) to this file until shutdown; it grows by megabytes a second under load"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "listen", Value: "127.0.0.1:61613", EnvVars: []string{"CAIRN_LISTEN"}, Usage: "STOMP listen address"}),
@@ -70,7 +70,7 @@ func listenerFlags() []cli.Flag {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-headers", Value: 1000, EnvVars: []string{"CAIRN_MAX_HEADERS"}, Usage: "headers in one frame at most"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-header-bytes", Value: 10 << 10, EnvVars: []string{"CAIRN_MAX_HEADER_BYTES"}, Usage: "bytes in one header line at most"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"CAIRN_LOG_LEVEL"}, Usage: "debug, info, warn or error"}),
-	}
+	)
 }
 
 func serveCommand() *cli.Command {
@@ -144,6 +144,11 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), exitUsage)
 	}
+	stopSecurity, err := security(c, &opts.STOMP, opts.Listen, logger)
+	if err != nil {
+		return err
+	}
+	defer stopSecurity()
 	n, err := node.New(opts)
 	if err != nil {
 		return cli.Exit(err.Error(), exitUsage)

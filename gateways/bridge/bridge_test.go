@@ -431,10 +431,9 @@ func TestUpstreamRestartKeepsClientsAndPrefetch(t *testing.T) {
 // frozenProxy forwards TCP to upstream until frozen: then it keeps every
 // connection open and moves nothing, as a path that drops packets does.
 type frozenProxy struct {
-	ln     net.Listener
-	frozen sync.WaitGroup
-	mu     sync.Mutex
-	stuck  bool
+	ln    net.Listener
+	mu    sync.Mutex
+	stuck bool
 }
 
 func startProxy(t *testing.T, upstream string) *frozenProxy {
@@ -619,5 +618,60 @@ func TestRequestReplyAcrossGateways(t *testing.T) {
 	}
 	if m := recv(t, replies); string(m.Body) != "pong" {
 		t.Fatalf("the requester got %q", m.Body)
+	}
+}
+
+// TestDurableSubscriptionMovesBetweenGateways: a durable subscriber on one
+// gateway goes away; what the topic gets meanwhile is kept upstream and
+// delivered when it comes back through another gateway.
+func TestDurableSubscriptionMovesBetweenGateways(t *testing.T) {
+	up := brokertest.Start(t, brokertest.Options{})
+	g1 := startGateway(t, bridge.Options{}, up.Addr)
+	g2 := startGateway(t, bridge.Options{}, up.Addr)
+	durable := func(addr string) (*gostomp.Conn, *gostomp.Subscription) {
+		c, err := gostomp.Dial("tcp", addr, gostomp.ConnOpt.Header("client-id", "billing"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.Subscribe("/topic/invoices", gostomp.AckClientIndividual, gostomp.SubscribeOpt.Header("activemq.subscriptionName", "all"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		subscribed(t, c)
+		return c, s
+	}
+	c1, _ := durable(g1.addr)
+	c1.Disconnect()
+	p := dial(t, up.Addr)
+	for i := range 3 {
+		p.Send("/topic/invoices", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true"))
+	}
+	var c2 *gostomp.Conn
+	var s2 *gostomp.Subscription
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// g1's connection for client-id billing closes as the subscriber
+		// goes; until then upstream refuses billing's second connection.
+		c, err := gostomp.Dial("tcp", g2.addr, gostomp.ConnOpt.Header("client-id", "billing"))
+		if err == nil {
+			s, err := c.Subscribe("/topic/invoices", gostomp.AckClientIndividual, gostomp.SubscribeOpt.Header("activemq.subscriptionName", "all"))
+			if err == nil {
+				c2, s2 = c, s
+				break
+			}
+			c.Disconnect()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the durable subscriber could not come back through the other gateway: %v\n%s", err, g2.log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	defer c2.Disconnect()
+	for i := range 3 {
+		m := recv(t, s2)
+		if string(m.Body) != fmt.Sprint(i) {
+			t.Fatalf("kept message %d: %q", i, m.Body)
+		}
+		c2.Ack(m)
 	}
 }

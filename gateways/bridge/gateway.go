@@ -111,6 +111,7 @@ type Gateway struct {
 
 	durMu   sync.Mutex
 	durLink map[string]*link // durable subscribers' own connections, by client-id
+	durRefs map[string]int   // what uses each: relays, and an UNSUBSCRIBE under way
 
 	linkN atomic.Uint64 // numbers links, for their canaries' topics
 	// The chain of gateways behind this one, as its upstream last said
@@ -132,7 +133,7 @@ func New(opts Options) (*Gateway, error) {
 	var b [6]byte
 	rand.Read(b[:])
 	g := &Gateway{opts: opts, id: "gw-" + hex.EncodeToString(b[:]), topics: map[topicKey]*topicGroup{}, durLink: map[string]*link{},
-		fatal: make(chan struct{})}
+		durRefs: map[string]int{}, fatal: make(chan struct{})}
 	g.nextSeq.Store(1 << 62) // far from any upstream's own sequences
 	for i := range opts.Links {
 		g.links = append(g.links, newLink(g, fmt.Sprint("link ", i)))
@@ -399,12 +400,18 @@ func (g *Gateway) Subscribe(dest core.Destination, opts core.SubscribeOptions, c
 func (g *Gateway) SubscribeDurable(ctx context.Context, clientID, name string, topic core.Destination, opts core.SubscribeOptions, c core.Consumer) (stomp.Subscription, error) {
 	l := g.durableLink(clientID)
 	r := newRelay(g, l, l.id("d"), topic, opts, c, []string{"activemq.subscriptionName", name})
+	r.release = func() { g.releaseDurableLink(clientID) }
 	if err := r.start(); err != nil {
+		r.release()
 		return nil, err
 	}
 	return r, nil
 }
 
+// durableLink is the connection of client-id clientID's durable
+// subscriptions, made on first use; releaseDurableLink closes it once
+// nothing uses it, so that the client's durable subscriptions can move to
+// another gateway (upstream allows one connection per client-id).
 func (g *Gateway) durableLink(clientID string) *link {
 	g.durMu.Lock()
 	defer g.durMu.Unlock()
@@ -413,12 +420,28 @@ func (g *Gateway) durableLink(clientID string) *link {
 		l = newLink(g, "durable "+clientID, "client-id", clientID)
 		g.durLink[clientID] = l
 	}
+	g.durRefs[clientID]++
 	return l
+}
+
+func (g *Gateway) releaseDurableLink(clientID string) {
+	g.durMu.Lock()
+	var l *link
+	if g.durRefs[clientID]--; g.durRefs[clientID] <= 0 {
+		l = g.durLink[clientID]
+		delete(g.durLink, clientID)
+		delete(g.durRefs, clientID)
+	}
+	g.durMu.Unlock()
+	if l != nil {
+		go l.close() // it waits for the link's goroutine: not on the caller's
+	}
 }
 
 // UnsubscribeDurable implements stomp.Broker.
 func (g *Gateway) UnsubscribeDurable(ctx context.Context, clientID, name string) error {
 	l := g.durableLink(clientID)
+	defer g.releaseDurableLink(clientID)
 	if err := l.waitUp(g.opts.Wait); err != nil {
 		return err
 	}

@@ -71,13 +71,14 @@ func (g *Gateway) messageOf(f *frame.Frame) (m *core.Message, ackID string, rede
 // message groups hold unchanged, and a message is upstream's until the
 // local consumer's acknowledgement is confirmed there.
 type relay struct {
-	g     *Gateway
-	l     *link
-	id    string
-	dest  core.Destination
-	opts  core.SubscribeOptions
-	c     core.Consumer
-	extra []string // more SUBSCRIBE headers (a durable subscription's name)
+	g       *Gateway
+	l       *link
+	id      string
+	dest    core.Destination
+	opts    core.SubscribeOptions
+	c       core.Consumer
+	extra   []string // more SUBSCRIBE headers (a durable subscription's name)
+	release func()   // called once when it closes (a durable's link)
 
 	mu     sync.Mutex
 	live   map[uint64]string // delivered upstream, not acknowledged: seq -> upstream ack id
@@ -338,4 +339,7 @@ func (r *relay) Close() {
 	r.closed = true
 	r.mu.Unlock()
 	r.l.removeSub(r.id, frame.New(frame.UNSUBSCRIBE, frame.Id, r.id))
+	if r.release != nil {
+		r.release()
+	}
 }

@@ -38,6 +38,8 @@ const (
 	CodeDurableInUse          Code = "durable-in-use"         // a durable subscription another connection holds
 	CodeBadSelector           Code = "bad-selector"           // a selector that does not parse
 	CodeUpstreamUnavailable   Code = "upstream-unavailable"   // a gateway could not reach its upstream broker in time
+	CodeBadCredentials        Code = "bad-credentials"        // CONNECT's login and passcode are not a user's (or no login, where one is needed)
+	CodeClientIDInUse         Code = "client-id-in-use"       // a CONNECT with a client-id another connection has
 	CodeInternalError         Code = "internal-error"         // a fault of the server's; the server log has the detail
 )
 
@@ -81,5 +83,7 @@ var Codes = []Code{
 	CodeDurableInUse,
 	CodeBadSelector,
 	CodeUpstreamUnavailable,
+	CodeBadCredentials,
+	CodeClientIDInUse,
 	CodeInternalError,
 }

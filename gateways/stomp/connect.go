@@ -53,13 +53,17 @@ func (ss *session) connect(f *frame.Frame) error {
 	if cx > 0 {
 		recv = max(cx, min)
 	}
-	if err := ss.srv.admit(ss); err != nil {
+	if err := ss.authenticate(f); err != nil {
+		return err
+	}
+	clientID := f.Header.Get("client-id")
+	if err := ss.srv.admit(ss, clientID); err != nil {
 		return err
 	}
 	ss.version = version
 	ss.r.version = version
 	ss.connected = true
-	ss.clientID = f.Header.Get("client-id")
+	ss.clientID = clientID
 	ss.readEvery = time.Duration(recv) * time.Millisecond
 	resp := frame.New(frame.CONNECTED, frame.Version, version, frame.Session, ss.id,
 		frame.Server, ss.srv.opts.ServerName, frame.HeartBeat, fmt.Sprintf("%d,%d", send, recv))
@@ -93,4 +97,32 @@ func parseHeartBeat(s string) (int, int, error) {
 		return 0, 0, perr(CodeMalformedFrame, "heart-beat %q is not two numbers", s)
 	}
 	return x, y, nil
+}
+
+// authenticate checks CONNECT's login and passcode against the users, if
+// the server has any. A refusal is slowed down for an address that keeps
+// failing; the log names the user and the address, never the passcode.
+func (ss *session) authenticate(f *frame.Frame) error {
+	users := ss.srv.opts.Users
+	if users == nil {
+		return nil
+	}
+	login, _ := f.Header.Contains(frame.Login)
+	if login == "" && ss.srv.opts.AllowAnonymous {
+		return nil
+	}
+	passcode := f.Header.Get(frame.Passcode)
+	u, err := users.Check(login, passcode)
+	if err == nil {
+		ss.srv.loginSucceeded(ss.addr)
+		ss.user = u.Name
+		return nil
+	}
+	delay := ss.srv.loginFailed(ss.addr)
+	ss.srv.opts.Logger.Warn("stomp: login refused", "session", ss.id, "user", login, "addr", ss.conn.RemoteAddr().String(), "delay", delay)
+	time.Sleep(delay)
+	if login == "" {
+		return perr(CodeBadCredentials, "a login is required")
+	}
+	return perr(CodeBadCredentials, "User name [%s] or password is invalid.", login)
 }

@@ -31,6 +31,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cairnmq/cairn/gateways/auth"
 )
 
 // Options configure a Server.
@@ -74,6 +76,13 @@ type Options struct {
 	HeartBeatGrace float64
 	// ServerName is sent in CONNECTED (default "Cairn").
 	ServerName string
+	// Users, if set, authenticates every CONNECT's login and passcode; a
+	// CONNECT without a login is refused unless AllowAnonymous. Without
+	// Users every client is anonymous.
+	Users interface {
+		Check(login, passcode string) (auth.User, error)
+	}
+	AllowAnonymous bool
 	// ConnectedHeaders, if set, gives more headers for every CONNECTED,
 	// name then value (a gateway's place in a chain of gateways).
 	ConnectedHeaders func() []string
@@ -131,7 +140,9 @@ type Server struct {
 	conns       atomic.Int64
 	wg          sync.WaitGroup
 	nextID      atomic.Uint64
-	idPrefix    string // "cairn-<random>-": session ids differ across servers and restarts
+	idPrefix    string                    // "cairn-<random>-": session ids differ across servers and restarts
+	clientIDs   map[string]*session       // connected client-ids (under mu)
+	failures    map[string]*loginFailures // recent failed logins by address (under mu)
 }
 
 // NewServer returns a server for b (CoreBroker of a core.Broker, or the
@@ -236,6 +247,7 @@ func (s *Server) start(c net.Conn) {
 		ss.serve()
 		s.mu.Lock()
 		delete(s.sessions, ss)
+		s.releaseClientIDLocked(ss)
 		pa := s.byAddr[ss.addr]
 		if ss.connected {
 			s.connected--
@@ -251,18 +263,41 @@ func (s *Server) start(c net.Conn) {
 }
 
 // admit moves ss from the connections that have not finished CONNECT to
-// the connected ones, unless MaxConnections are. The reader calls it
-// before it sets ss.connected.
-func (s *Server) admit(ss *session) error {
+// the connected ones, unless MaxConnections are, or its client-id is
+// connected already (ActiveMQ's InvalidClientIDException). The reader
+// calls it before it sets ss.connected.
+func (s *Server) admit(ss *session, clientID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.connected >= s.opts.MaxConnections {
 		return perr(CodeTooManyConnections, "the server has %d connections, its limit", s.connected)
 	}
+	if clientID != "" {
+		if s.clientIDs[clientID] != nil {
+			return perr(CodeClientIDInUse, "client-id %q is already connected", clientID)
+		}
+		if s.clientIDs == nil {
+			s.clientIDs = map[string]*session{}
+		}
+		s.clientIDs[clientID] = ss
+	}
 	s.connected++
 	s.unconnected--
 	s.byAddr[ss.addr].unconnected--
 	return nil
+}
+
+// releaseClientID frees ss's client-id for another connection.
+func (s *Server) releaseClientID(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releaseClientIDLocked(ss)
+}
+
+func (s *Server) releaseClientIDLocked(ss *session) {
+	if ss.clientID != "" && s.clientIDs[ss.clientID] == ss {
+		delete(s.clientIDs, ss.clientID)
+	}
 }
 
 // Addr is the listening address, once Serve has been called.

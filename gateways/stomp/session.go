@@ -44,6 +44,7 @@ type session struct {
 	subs      map[string]*subscription
 	browsers  map[string]bool // ids of finished browses, until UNSUBSCRIBE
 	clientID  string          // CONNECT client-id: names durable subscriptions
+	user      string          // the authenticated user ("": anonymous)
 	num       uint64          // the connection's number: Message.Origin, for noLocal
 	temps     map[string]bool // temporary queues this connection named: deleted when it ends
 	txs       map[string]*transaction
@@ -157,6 +158,9 @@ func (ss *session) handle(f *frame.Frame) (done bool, err error) {
 	case frame.BEGIN, frame.COMMIT, frame.ABORT:
 		err = ss.transaction(f)
 	case frame.DISCONNECT:
+		// The client-id is free before the RECEIPT: a client that connects
+		// again as soon as it has it is not refused.
+		ss.srv.releaseClientID(ss)
 		if receipt != "" {
 			ss.receipt(receipt)
 		}

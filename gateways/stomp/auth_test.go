@@ -1,0 +1,112 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package stomp_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	gostomp "github.com/go-stomp/stomp/v3"
+
+	"github.com/cairnmq/cairn/gateways/auth"
+	"github.com/cairnmq/cairn/gateways/stomp"
+)
+
+func usersFile(t *testing.T, users ...string) *auth.Users {
+	t.Helper()
+	content := "users:\n"
+	for i := 0; i+1 < len(users); i += 2 {
+		h, err := auth.Hash(users[i+1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		content += "  " + users[i] + ":\n    password: " + h + "\n"
+	}
+	p := filepath.Join(t.TempDir(), "users.yaml")
+	os.WriteFile(p, []byte(content), 0o600)
+	u, err := auth.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TestLogins: with users, CONNECT needs a good login and passcode (go-stomp
+// clients); a bad one gets ERROR bad-credentials naming the user and not
+// the passcode, and repeated failures from one address are slowed down;
+// anonymous clients only with AllowAnonymous.
+func TestLogins(t *testing.T) {
+	users := usersFile(t, "alice", "s3cret")
+	n := start(t, t.TempDir(), stomp.Options{Users: users})
+	c, err := gostomp.Dial("tcp", n.addr, gostomp.ConnOpt.Login("alice", "s3cret"))
+	if err != nil {
+		t.Fatalf("a good login: %v", err)
+	}
+	c.Disconnect()
+	for _, bad := range [][2]string{{"alice", "wrong"}, {"mallory", "s3cret"}, {"", ""}} {
+		_, err := gostomp.Dial("tcp", n.addr, gostomp.ConnOpt.Login(bad[0], bad[1]))
+		if err == nil {
+			t.Fatalf("CONNECT as %q/%q was taken", bad[0], bad[1])
+		}
+		if bad[1] != "" && strings.Contains(err.Error(), bad[1]) {
+			t.Errorf("the ERROR shows the passcode: %v", err)
+		}
+	}
+	// The raw ERROR: its code, and the connection closed after it.
+	conn, r := raw(t, n.addr)
+	conn.Write([]byte("CONNECT\naccept-version:1.2\nlogin:alice\npasscode:nope\n\n\x00"))
+	cmd, h := readFrame(t, r)
+	if cmd != "ERROR" || h["code"] != "bad-credentials" || !strings.Contains(h["message"], "alice") {
+		t.Fatalf("a bad login got %s %v", cmd, h)
+	}
+	// Four failures from this address so far: the next ones wait.
+	start := time.Now()
+	if _, err := gostomp.Dial("tcp", n.addr, gostomp.ConnOpt.Login("alice", "nope")); err == nil {
+		t.Fatal("a bad login was taken")
+	}
+	if waited := time.Since(start); waited < 200*time.Millisecond {
+		t.Errorf("the fifth failure in a row was answered after %s, not slowed down", waited)
+	}
+
+	anon := start2(t, stomp.Options{Users: users, AllowAnonymous: true})
+	c, err = gostomp.Dial("tcp", anon)
+	if err != nil {
+		t.Fatalf("anonymous with AllowAnonymous: %v", err)
+	}
+	c.Disconnect()
+}
+
+func start2(t *testing.T, o stomp.Options) string { return start(t, t.TempDir(), o).addr }
+
+// TestClientIDInUse: a second connection with a client-id already
+// connected is refused (ActiveMQ's InvalidClientIDException); once the
+// first goes, the id is free again.
+func TestClientIDInUse(t *testing.T) {
+	n := start(t, t.TempDir(), stomp.Options{})
+	first, err := gostomp.Dial("tcp", n.addr, gostomp.ConnOpt.Header("client-id", "orders-app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, r := raw(t, n.addr)
+	conn.Write([]byte("CONNECT\naccept-version:1.2\nclient-id:orders-app\n\n\x00"))
+	if cmd, h := readFrame(t, r); cmd != "ERROR" || h["code"] != "client-id-in-use" {
+		t.Fatalf("a second orders-app got %s %v", cmd, h)
+	}
+	first.Disconnect()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := gostomp.Dial("tcp", n.addr, gostomp.ConnOpt.Header("client-id", "orders-app"))
+		if err == nil {
+			c.Disconnect()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("orders-app after the first disconnected: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
