@@ -51,11 +51,11 @@ func TestUsersFile(t *testing.T) {
 		}
 	}
 	for content, want := range map[string]string{
-		"users:\n  bob:\n    password: hunter2\n":                             "not a bcrypt hash",
-		"users:\n  bob:\n    groups: [x]\n":                                   "no password",
-		"users:\n  bob:\n    password: $2a$12$short\n":                        "damaged",
-		"users:\n  bob:\n    pasword: x\n":                                    "does not parse",
-		"users: [":                                                           "does not parse",
+		"users:\n  bob:\n    password: hunter2\n":      "not a bcrypt hash",
+		"users:\n  bob:\n    groups: [x]\n":            "no password",
+		"users:\n  bob:\n    password: $2a$12$short\n": "damaged",
+		"users:\n  bob:\n    pasword: x\n":             "does not parse",
+		"users: [":                                     "does not parse",
 		"users:\n  bob:\n    password: " + hashOf(t, "x") + "\n    groups: [a b]\n": "not a group name",
 	} {
 		os.WriteFile(p, []byte(content), 0o600)
