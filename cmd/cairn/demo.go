@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -30,13 +31,11 @@ func demoCommand() *cli.Command {
 				Flags:        []cli.Flag{addrs, dest, &cli.DurationFlag{Name: "every", Value: time.Second}},
 				OnUsageError: usageError,
 				Action: func(c *cli.Context) error {
-					ctx, cancel := stopOnSignal(discardLogger())
-					defer cancel(nil)
-					cl, err := stompclient.Dial(ctx, stompclient.Options{Addrs: c.StringSlice("addr")})
+					ctx, cl, done, err := demoClient(c)
 					if err != nil {
-						return cli.Exit(err.Error(), exitFailure)
+						return err
 					}
-					defer cl.Close()
+					defer done()
 					for i := 1; ctx.Err() == nil; i++ {
 						body := fmt.Sprintf("demo message %d at %s", i, time.Now().Format(time.TimeOnly))
 						if err := cl.Send(ctx, c.String("destination"), []byte(body), "persistent", "true"); err != nil {
@@ -60,13 +59,11 @@ func demoCommand() *cli.Command {
 				Flags:        []cli.Flag{addrs, dest},
 				OnUsageError: usageError,
 				Action: func(c *cli.Context) error {
-					ctx, cancel := stopOnSignal(discardLogger())
-					defer cancel(nil)
-					cl, err := stompclient.Dial(ctx, stompclient.Options{Addrs: c.StringSlice("addr")})
+					ctx, cl, done, err := demoClient(c)
 					if err != nil {
-						return cli.Exit(err.Error(), exitFailure)
+						return err
 					}
-					defer cl.Close()
+					defer done()
 					sub, err := cl.Subscribe(c.String("destination"), gostomp.AckClientIndividual, "activemq.prefetchSize", "10")
 					if err != nil {
 						return cli.Exit(err.Error(), exitFailure)
@@ -93,4 +90,14 @@ func demoCommand() *cli.Command {
 	}
 }
 
-func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+// demoClient connects the failover client to --addr until a signal;
+// done disconnects it.
+func demoClient(c *cli.Context) (context.Context, *stompclient.Client, func(), error) {
+	ctx, cancel := stopOnSignal(slog.New(slog.DiscardHandler))
+	cl, err := stompclient.Dial(ctx, stompclient.Options{Addrs: c.StringSlice("addr")})
+	if err != nil {
+		cancel(nil)
+		return nil, nil, nil, cli.Exit(err.Error(), exitFailure)
+	}
+	return ctx, cl, func() { cl.Close(); cancel(nil) }, nil
+}
