@@ -451,11 +451,13 @@ func TestServeJetStreamTakeover(t *testing.T) {
 	standby := launchServe(t, t.TempDir(), args...)
 	standby.waitLog(t, "standby: waiting for the journal", 20*time.Second)
 	sendN(t, master.addr, "/queue/js", "m", 100)
+	time.Sleep(300 * time.Millisecond) // the warm standby polls the stream every 100ms
 	if err := master.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	took := connectWhenUp(t, standby.addr, 30*time.Second)
 	t.Logf("first CONNECTED from the standby %s after SIGKILL of the master (lease TTL 1s)", took)
+	standby.waitLog(t, "cairn listening", 10*time.Second) // its log may trail its listener
 	// Warm: only its own claim record is left to replay.
 	if !strings.Contains(standby.log(), "warm=true") || !regexp.MustCompile(`replayed_records=[01] `).MatchString(standby.log()) {
 		t.Fatalf("the standby did not take over warm (it followed the stream while waiting):\n%s", standby.log())

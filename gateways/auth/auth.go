@@ -18,7 +18,17 @@
 //	    groups: [billing]
 //
 // A password that is not a bcrypt hash is refused when the file is read:
-// the file never holds one in plain text.
+// the file never holds one in plain text. Authorization entries, in
+// ActiveMQ's terms, say which groups may read (consume, browse), write
+// (send) and admin each queue or topic pattern; with entries, what none
+// allows is denied:
+//
+//	authorization:
+//	  - queue: orders.>
+//	    read: [orders]
+//	    write: [orders, shop]
+//	  - topic: prices.>
+//	    read: [anonymous, orders]
 package auth
 
 import (
@@ -73,6 +83,7 @@ type Users struct {
 	mu    sync.RWMutex
 	users map[string]entry
 	cache *cache
+	acls  *acls // nil: no authorization entries
 }
 
 // Load reads the users file at path. An error says what in the file is
@@ -104,50 +115,55 @@ func (u *Users) Reload() error {
 	if err != nil {
 		return fmt.Errorf("users file: %w", err)
 	}
-	users, err := parse(b)
+	users, acls, err := parse(b)
 	if err != nil {
 		return fmt.Errorf("users file %s: %w", u.path, err)
 	}
 	u.mu.Lock()
-	u.users, u.cache = users, newCache()
+	u.users, u.cache, u.acls = users, newCache(), acls
 	u.mu.Unlock()
 	return nil
 }
 
 // parse reads a users file's content.
-func parse(b []byte) (map[string]entry, error) {
+func parse(b []byte) (map[string]entry, *acls, error) {
 	var doc struct {
 		Users map[string]struct {
 			Password string   `yaml:"password"`
 			Groups   []string `yaml:"groups"`
 		} `yaml:"users"`
+		Authorization []Entry `yaml:"authorization"`
 	}
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("does not parse: %v", err)
+		return nil, nil, fmt.Errorf("does not parse: %v", err)
+	}
+	acls, err := parseACL(doc.Authorization)
+	if err != nil {
+		return nil, nil, err
 	}
 	users := map[string]entry{}
 	for name, e := range doc.Users {
 		switch {
 		case name == "" || strings.ContainsAny(name, "\x00\n\r:"):
-			return nil, fmt.Errorf("user %q: not a user name", name)
+			return nil, nil, fmt.Errorf("user %q: not a user name", name)
 		case e.Password == "":
-			return nil, fmt.Errorf("user %q: no password (make a hash with cairn passwd)", name)
+			return nil, nil, fmt.Errorf("user %q: no password (make a hash with cairn passwd)", name)
 		case !isBcrypt(e.Password):
-			return nil, fmt.Errorf("user %q: the password is not a bcrypt hash; the file must not hold passwords (make a hash with cairn passwd)", name)
+			return nil, nil, fmt.Errorf("user %q: the password is not a bcrypt hash; the file must not hold passwords (make a hash with cairn passwd)", name)
 		}
 		if _, err := bcrypt.Cost([]byte(e.Password)); err != nil {
-			return nil, fmt.Errorf("user %q: the password hash is damaged: %v", name, err)
+			return nil, nil, fmt.Errorf("user %q: the password hash is damaged: %v", name, err)
 		}
 		for _, g := range e.Groups {
 			if g == "" || strings.ContainsAny(g, ", \t\n") {
-				return nil, fmt.Errorf("user %q: group %q is not a group name", name, g)
+				return nil, nil, fmt.Errorf("user %q: group %q is not a group name", name, g)
 			}
 		}
 		users[name] = entry{hash: []byte(e.Password), groups: slices.Clone(e.Groups)}
 	}
-	return users, nil
+	return users, acls, nil
 }
 
 func isBcrypt(s string) bool {

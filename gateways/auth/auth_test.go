@@ -137,7 +137,7 @@ func FuzzUsersFile(f *testing.F) {
 	f.Add([]byte("users:\n  alice:\n    password: $2a$04$abcdefghijklmnopqrstuu5s2v8.iXieOjg/.AySBTTZIIVFJeBui\n    groups: [a]\n"))
 	f.Add([]byte("users: {}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		users, err := parse(b)
+		users, _, err := parse(b)
 		if err != nil {
 			return
 		}

@@ -4,6 +4,9 @@
 package stomp_test
 
 import (
+	"bufio"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,5 +111,77 @@ func TestClientIDInUse(t *testing.T) {
 			t.Fatalf("orders-app after the first disconnected: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestAuthorization: ActiveMQ's entries (read, write, admin by queue or
+// topic pattern, for groups): allowed operations work, denied ones get
+// ERROR access-denied naming the user, the operation and the destination,
+// and a denied SEND stores nothing (a composite one, none of its parts);
+// wildcard subscriptions need an entry covering the pattern; temporary
+// destinations are their owner's; anonymous clients are group anonymous.
+func TestAuthorization(t *testing.T) {
+	hash := func(pw string) string { h, _ := auth.Hash(pw); return h }
+	p := filepath.Join(t.TempDir(), "users.yaml")
+	os.WriteFile(p, []byte(`users:
+  alice:
+    password: `+hash("a")+`
+    groups: [orders]
+  bob:
+    password: `+hash("b")+`
+    groups: [shop]
+authorization:
+  - queue: orders.>
+    read: [orders]
+    write: [orders]
+  - queue: orders.new
+    write: [shop]
+  - topic: prices.>
+    read: [anonymous, orders]
+`), 0o600)
+	users, err := auth.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := start(t, t.TempDir(), stomp.Options{Users: users, AllowAnonymous: true})
+	login := func(user, pw string) (net.Conn, *bufio.Reader) {
+		c, r := raw(t, n.addr)
+		io.WriteString(c, "CONNECT\naccept-version:1.2\nlogin:"+user+"\npasscode:"+pw+"\n\n\x00")
+		if cmd, h := readFrame(t, r); cmd != "CONNECTED" {
+			t.Fatalf("%s: %s %v", user, cmd, h)
+		}
+		return c, r
+	}
+	expect := func(who string, c net.Conn, r *bufio.Reader, frameText, want, message string) {
+		t.Helper()
+		io.WriteString(c, frameText)
+		cmd, h := readFrame(t, r)
+		msg := strings.ReplaceAll(h["message"], `\c`, ":") // readFrame does not unescape
+		if want == "RECEIPT" && cmd != "RECEIPT" || want != "RECEIPT" && (cmd != "ERROR" || h["code"] != want || !strings.Contains(msg, message)) {
+			t.Fatalf("%s: %q got %s %v, want %s %q", who, frameText, cmd, h, want, message)
+		}
+	}
+	c, r := login("alice", "a")
+	expect("alice", c, r, "SEND\ndestination:/queue/orders.eu\npersistent:true\nreceipt:1\n\nx\x00", "RECEIPT", "")
+	expect("alice", c, r, "SUBSCRIBE\nid:2\ndestination:/temp-queue/mine\nreceipt:3\n\n\x00", "RECEIPT", "")
+	expect("alice", c, r, "SUBSCRIBE\nid:1\ndestination:/queue/orders.>\nreceipt:2\n\n\x00", "RECEIPT", "")
+	c, r = login("alice", "a")
+	expect("alice", c, r, "SEND\ndestination:/queue/other\nreceipt:4\n\nx\x00", "access-denied", "User alice is not authorized to write to: queue://other")
+
+	c, r = login("bob", "b")
+	expect("bob", c, r, "SEND\ndestination:/queue/orders.new\npersistent:true\nreceipt:1\n\nx\x00", "RECEIPT", "")
+	expect("bob", c, r, "SEND\ndestination:/queue/orders.new,/queue/orders.eu\npersistent:true\nreceipt:2\n\nx\x00", "access-denied", "queue://orders.eu")
+	c, r = login("bob", "b")
+	expect("bob", c, r, "SUBSCRIBE\nid:1\ndestination:/queue/orders.new\nreceipt:1\n\n\x00", "access-denied", "User bob is not authorized to read from: queue://orders.new")
+
+	c, r = raw(t, n.addr)
+	io.WriteString(c, "CONNECT\naccept-version:1.2\n\n\x00")
+	readFrame(t, r)
+	expect("anonymous", c, r, "SUBSCRIBE\nid:1\ndestination:/topic/prices.eur\nreceipt:1\n\n\x00", "RECEIPT", "")
+	expect("anonymous", c, r, "SEND\ndestination:/topic/prices.eur\nreceipt:2\n\nx\x00", "access-denied", "User anonymous is not authorized to write to: topic://prices.eur")
+
+	// What was allowed is stored; the denied composite stored nothing.
+	if st, _ := n.broker.QueueStats("orders.new"); st.Enqueued != 1 { // (alice's orders.> may have taken it)
+		t.Fatalf("orders.new was sent %d messages, want bob's one allowed SEND", st.Enqueued)
 	}
 }

@@ -40,6 +40,7 @@ const (
 	CodeUpstreamUnavailable   Code = "upstream-unavailable"   // a gateway could not reach its upstream broker in time
 	CodeBadCredentials        Code = "bad-credentials"        // CONNECT's login and passcode are not a user's (or no login, where one is needed)
 	CodeClientIDInUse         Code = "client-id-in-use"       // a CONNECT with a client-id another connection has
+	CodeAccessDenied          Code = "access-denied"          // the user may not do that with that destination (the users file's authorization)
 	CodeInternalError         Code = "internal-error"         // a fault of the server's; the server log has the detail
 )
 
@@ -85,5 +86,6 @@ var Codes = []Code{
 	CodeUpstreamUnavailable,
 	CodeBadCredentials,
 	CodeClientIDInUse,
+	CodeAccessDenied,
 	CodeInternalError,
 }

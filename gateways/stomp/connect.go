@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairnmq/cairn/core"
+	"github.com/cairnmq/cairn/gateways/auth"
 	"github.com/go-stomp/stomp/v3/frame"
 )
 
@@ -109,13 +111,14 @@ func (ss *session) authenticate(f *frame.Frame) error {
 	}
 	login, _ := f.Header.Contains(frame.Login)
 	if login == "" && ss.srv.opts.AllowAnonymous {
+		ss.groups = []string{auth.Anonymous}
 		return nil
 	}
 	passcode := f.Header.Get(frame.Passcode)
 	u, err := users.Check(login, passcode)
 	if err == nil {
 		ss.srv.loginSucceeded(ss.addr)
-		ss.user = u.Name
+		ss.user, ss.groups = u.Name, u.Groups
 		return nil
 	}
 	delay := ss.srv.loginFailed(ss.addr)
@@ -125,4 +128,23 @@ func (ss *session) authenticate(f *frame.Frame) error {
 		return perr(CodeBadCredentials, "a login is required")
 	}
 	return perr(CodeBadCredentials, "User name [%s] or password is invalid.", login)
+}
+
+// allowed says whether the session's user may do op on d: always without
+// users, and always on a temporary destination (its name makes it its
+// owner's); otherwise as the users file's authorization entries say.
+func (ss *session) allowed(op auth.Op, d core.Destination) error {
+	users := ss.srv.opts.Users
+	if users == nil || strings.HasPrefix(d.Name, "$temp:") {
+		return nil
+	}
+	if users.Allowed(ss.groups, op, d.Kind.String(), d.Name) {
+		return nil
+	}
+	who := ss.user
+	if who == "" {
+		who = auth.Anonymous
+	}
+	verb := map[auth.Op]string{auth.Read: "read from", auth.Write: "write to", auth.Admin: "administer"}[op]
+	return perr(CodeAccessDenied, "User %s is not authorized to %s: %s://%s", who, verb, d.Kind, d.Name)
 }

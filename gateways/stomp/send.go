@@ -15,6 +15,7 @@ import (
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/cairnmq/cairn/core"
+	"github.com/cairnmq/cairn/gateways/auth"
 	"github.com/cairnmq/cairn/journal"
 )
 
@@ -169,6 +170,11 @@ func (ss *session) send(f *frame.Frame, receipt *string) error {
 	dests, err := ss.sendDestinations(f)
 	if err != nil {
 		return err
+	}
+	for _, d := range dests {
+		if err := ss.allowed(auth.Write, d); err != nil {
+			return err // nothing of a composite SEND is stored
+		}
 	}
 	m := &core.Message{Destination: dests[0], Priority: 4, Body: f.Body, Persistent: ss.srv.broker.PersistentByDefault(), Origin: ss.num}
 	if p, ok := f.Header.Contains("persistent"); ok {

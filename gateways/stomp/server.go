@@ -81,6 +81,7 @@ type Options struct {
 	// Users every client is anonymous.
 	Users interface {
 		Check(login, passcode string) (auth.User, error)
+		Allowed(groups []string, op auth.Op, kind, name string) bool
 	}
 	AllowAnonymous bool
 	// ConnectedHeaders, if set, gives more headers for every CONNECTED,

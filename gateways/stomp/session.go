@@ -45,6 +45,7 @@ type session struct {
 	browsers  map[string]bool // ids of finished browses, until UNSUBSCRIBE
 	clientID  string          // CONNECT client-id: names durable subscriptions
 	user      string          // the authenticated user ("": anonymous)
+	groups    []string        // its groups, for authorization
 	num       uint64          // the connection's number: Message.Origin, for noLocal
 	temps     map[string]bool // temporary queues this connection named: deleted when it ends
 	txs       map[string]*transaction

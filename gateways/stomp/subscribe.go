@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairnmq/cairn/core"
 	"github.com/cairnmq/cairn/core/selector"
+	"github.com/cairnmq/cairn/gateways/auth"
 )
 
 // subscription is a STOMP subscription: the broker's subscription and the
@@ -149,6 +150,9 @@ func (ss *session) subscribe(f *frame.Frame, receipt string) error {
 		return err
 	}
 	dest, destStr, _ := ss.destination(f)
+	if err := ss.allowed(auth.Read, dest); err != nil {
+		return err
+	}
 	id, _ := ss.subID(f, destStr)
 	mode, _ := core.ParseAckMode(f.Header.Get(frame.Ack))
 	opts := core.SubscribeOptions{Mode: mode, Connection: ss.num}
