@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -96,7 +97,21 @@ func gateway(c *cli.Context) error {
 	if path := c.String("status-file"); path != "" {
 		go writeGatewayStatus(ctx, path, g, ln.Addr().String(), logger)
 	}
-	if err := bridge.Serve(ctx, ln, g, so); err != nil {
+	var more []net.Listener
+	addr, cfg, err := tlsSettings(c)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if cfg != nil {
+		tln, err := net.Listen("tcp", addr)
+		if err != nil {
+			ln.Close()
+			return cli.Exit(err.Error(), exitFailure)
+		}
+		more = append(more, tls.NewListener(tln, cfg))
+	}
+	if err := bridge.Serve(ctx, ln, g, so, more...); err != nil {
 		return cli.Exit(err.Error(), exitFailure)
 	}
 	return nil

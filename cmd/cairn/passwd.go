@@ -5,6 +5,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -75,6 +76,11 @@ func readPassword(c *cli.Context) (string, error) {
 func securityFlags() []cli.Flag {
 	return []cli.Flag{
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "users", EnvVars: []string{"CAIRN_USERS"}, Usage: "users file (YAML: each user's bcrypt password hash and groups; see cairn passwd); reloaded on SIGHUP"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "tls-listen", EnvVars: []string{"CAIRN_TLS_LISTEN"}, Usage: "STOMP over TLS (stomp+ssl) on this address too, e.g. 127.0.0.1:61612 (needs --tls-cert and --tls-key)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"CAIRN_TLS_CERT"}, Usage: "PEM certificate (chain) for --tls-listen; read again when it changes"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "tls-key", EnvVars: []string{"CAIRN_TLS_KEY"}, Usage: "PEM key for --tls-cert"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "tls-client-ca", EnvVars: []string{"CAIRN_TLS_CLIENT_CA"}, Usage: "PEM authorities whose client certificates --tls-listen requires (mutual TLS)"}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "tls-cert-users", EnvVars: []string{"CAIRN_TLS_CERT_USERS"}, Usage: "a verified client certificate's common name is the connection's user (a user of --users, if given): no login needed"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "allow-anonymous", EnvVars: []string{"CAIRN_ALLOW_ANONYMOUS"}, Usage: "let clients connect without a login: on an address other than loopback, or beside --users"}),
 	}
 }
@@ -85,11 +91,15 @@ func securityFlags() []cli.Flag {
 // and reloads the users on SIGHUP until stop is called.
 func security(c *cli.Context, so *stomp.Options, listen string, logger *slog.Logger) (stop func(), err error) {
 	so.AllowAnonymous = c.Bool("allow-anonymous")
+	so.CertUsers = c.Bool("tls-cert-users")
 	path := c.String("users")
 	if path == "" {
-		if !so.AllowAnonymous && !loopback(listen) {
-			return nil, cli.Exit(fmt.Sprintf("--listen %s is not a loopback address and no --users file is given: anyone who reaches it could connect. "+
-				"Give --users FILE (see cairn passwd), or --allow-anonymous to serve anonymous clients there on purpose", listen), exitUsage)
+		for _, l := range []struct{ flag, addr string }{{"--listen", listen}, {"--tls-listen", c.String("tls-listen")}} {
+			if l.addr == "" || so.AllowAnonymous || loopback(l.addr) || l.flag == "--tls-listen" && so.CertUsers && c.String("tls-client-ca") != "" {
+				continue
+			}
+			return nil, cli.Exit(fmt.Sprintf("%s %s is not a loopback address and no --users file is given: anyone who reaches it could connect. "+
+				"Give --users FILE (see cairn passwd), or --allow-anonymous to serve anonymous clients there on purpose", l.flag, l.addr), exitUsage)
 		}
 		return func() {}, nil
 	}
@@ -142,4 +152,23 @@ func loopback(listen string) bool {
 		}
 	}
 	return true
+}
+
+// tlsSettings reads the TLS flags: the address and configuration of
+// --tls-listen, or nil if it is not given.
+func tlsSettings(c *cli.Context) (string, *tls.Config, error) {
+	addr := c.String("tls-listen")
+	if addr == "" {
+		for _, f := range []string{"tls-cert", "tls-key", "tls-client-ca"} {
+			if c.String(f) != "" {
+				return "", nil, cli.Exit(fmt.Sprintf("--%s without --tls-listen", f), exitUsage)
+			}
+		}
+		return "", nil, nil
+	}
+	cfg, err := stomp.TLSConfig(stomp.TLSFiles{Cert: c.String("tls-cert"), Key: c.String("tls-key"), ClientCA: c.String("tls-client-ca")})
+	if err != nil {
+		return "", nil, cli.Exit("--tls-listen: "+err.Error(), exitUsage)
+	}
+	return addr, cfg, nil
 }

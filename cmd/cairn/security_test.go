@@ -4,7 +4,10 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,8 @@ import (
 	"time"
 
 	gostomp "github.com/go-stomp/stomp/v3"
+
+	"github.com/cairnmq/cairn/internal/certtest"
 )
 
 // TestSafeByDefault: with no users file, cairn serve and cairn gateway
@@ -82,5 +87,61 @@ func TestUsersReloadOnSIGHUP(t *testing.T) {
 	c.Disconnect()
 	if log := p.log(); strings.Contains(log, "pw-bob-0815") || strings.Contains(log, "pw-alice-4711") || !strings.Contains(log, "user=bob") {
 		t.Errorf("the log shows a passcode, or does not name the refused user:\n%s", log)
+	}
+}
+
+// TestServeTLS: cairn serve --tls-listen beside the plain listener: Go's
+// TLS client and stomp.py over TLS (python3-stomp, which scripts/test
+// installs) send and receive through it, with the test's own authority.
+func TestServeTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := certtest.NewCA(t)
+	caFile := filepath.Join(dir, "ca.pem")
+	os.WriteFile(caFile, ca.PEM, 0o600)
+	_, cert, key := ca.Issue(t, dir, "server", 2, time.Now().Add(time.Hour), false)
+	tlsAddr := freeAddr(t)
+	p := startServe(t, t.TempDir(), "--tls-listen", tlsAddr, "--tls-cert", cert, "--tls-key", key)
+	p.waitLog(t, "cairn listening on TLS too", 10*time.Second)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.PEM)
+	tc, err := tls.Dial("tcp", tlsAddr, &tls.Config{RootCAs: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := gostomp.Connect(tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	sub, err := c.Subscribe("/queue/tls", gostomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	py := "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import stomp").Run(); err != nil {
+		if os.Getenv("CAIRN_REQUIRE_INTEROP") != "" {
+			t.Fatalf("python3-stomp is not installed (%v)", err)
+		}
+		t.Skip("python3-stomp is not installed; scripts/test installs it")
+	}
+	host, port, _ := net.SplitHostPort(tlsAddr)
+	script := `
+import sys, stomp
+c = stomp.Connection12([(sys.argv[1], int(sys.argv[2]))])
+c.set_ssl(for_hosts=[(sys.argv[1], int(sys.argv[2]))], ca_certs=sys.argv[3])
+c.connect(wait=True)
+c.send('/queue/tls', 'from stomp.py over TLS', headers={'receipt': 'r1'})
+c.disconnect()
+`
+	if out, err := exec.Command(py, "-c", script, host, port, caFile).CombinedOutput(); err != nil {
+		t.Fatalf("stomp.py over TLS: %v\n%s", err, out)
+	}
+	select {
+	case m := <-sub.C:
+		if string(m.Body) != "from stomp.py over TLS" {
+			t.Fatalf("got %q", m.Body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("stomp.py's message over TLS did not arrive")
 	}
 }

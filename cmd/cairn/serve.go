@@ -149,6 +149,9 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer stopSecurity()
+	if opts.TLSListen, opts.TLS, err = tlsSettings(c); err != nil {
+		return err
+	}
 	n, err := node.New(opts)
 	if err != nil {
 		return cli.Exit(err.Error(), exitUsage)

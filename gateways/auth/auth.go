@@ -175,6 +175,15 @@ func isBcrypt(s string) bool {
 	return false
 }
 
+// Groups returns the groups of user, and whether the file has that user
+// (a client certificate names a user without a password).
+func (u *Users) Groups(user string) ([]string, bool) {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	e, ok := u.users[user]
+	return slices.Clone(e.groups), ok
+}
+
 // dummyHash is compared against for an unknown user, so that a login
 // takes as long whether or not its user exists.
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such user"), Cost)

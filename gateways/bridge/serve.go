@@ -11,20 +11,22 @@ import (
 	"github.com/cairnmq/cairn/gateways/stomp"
 )
 
-// Serve runs a gateway node: g behind a STOMP listener on ln (with so's
-// limits), until ctx ends; then it drains the local connections (their
+// Serve runs a gateway node: g behind a STOMP listener on ln and on the
+// listeners in more (TLS, say), with so's limits, until ctx ends; then it drains the local connections (their
 // unacknowledged messages go back upstream) and closes g's links. It
 // returns nil after a drain, or why the listener stopped. `cairn gateway`
 // is New and this function behind flags.
-func Serve(ctx context.Context, ln net.Listener, g *Gateway, so stomp.Options) error {
+func Serve(ctx context.Context, ln net.Listener, g *Gateway, so stomp.Options, more ...net.Listener) error {
 	defer g.Close()
 	if so.Logger == nil {
 		so.Logger = g.opts.Logger
 	}
 	so.ConnectedHeaders = g.ConnectedHeaders
 	srv := stomp.NewServer(g, so)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	served := make(chan error, 1+len(more))
+	for _, l := range append([]net.Listener{ln}, more...) {
+		go func() { served <- srv.Serve(l) }()
+	}
 	g.opts.Logger.Info("cairn gateway listening", "stomp", ln.Addr().String(), "upstream", g.opts.Upstream, "links", g.opts.Links)
 	select {
 	case err := <-served:

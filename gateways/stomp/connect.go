@@ -6,6 +6,7 @@
 package stomp
 
 import (
+	"crypto/tls"
 	"fmt"
 	"slices"
 	"strconv"
@@ -106,6 +107,18 @@ func parseHeartBeat(s string) (int, int, error) {
 // failing; the log names the user and the address, never the passcode.
 func (ss *session) authenticate(f *frame.Frame) error {
 	users := ss.srv.opts.Users
+	if cn, ok := ss.certUser(); ok {
+		if users == nil {
+			ss.user = cn
+			return nil
+		}
+		if groups, known := users.Groups(cn); known {
+			ss.user, ss.groups = cn, groups
+			return nil
+		}
+		ss.srv.opts.Logger.Warn("stomp: a client certificate names no user of the users file", "session", ss.id, "user", cn, "addr", ss.conn.RemoteAddr().String())
+		return perr(CodeBadCredentials, "the client certificate's name %q is not a user", cn)
+	}
 	if users == nil {
 		return nil
 	}
@@ -147,4 +160,19 @@ func (ss *session) allowed(op auth.Op, d core.Destination) error {
 	}
 	verb := map[auth.Op]string{auth.Read: "read from", auth.Write: "write to", auth.Admin: "administer"}[op]
 	return perr(CodeAccessDenied, "User %s is not authorized to %s: %s://%s", who, verb, d.Kind, d.Name)
+}
+
+// certUser is the common name of the connection's verified client
+// certificate, when certificates name users (Options.CertUsers).
+func (ss *session) certUser() (string, bool) {
+	tc, ok := ss.conn.(*tls.Conn)
+	if !ok || !ss.srv.opts.CertUsers {
+		return "", false
+	}
+	st := tc.ConnectionState()
+	if len(st.VerifiedChains) == 0 || len(st.VerifiedChains[0]) == 0 {
+		return "", false
+	}
+	cn := st.VerifiedChains[0][0].Subject.CommonName
+	return cn, cn != ""
 }

@@ -82,8 +82,13 @@ type Options struct {
 	Users interface {
 		Check(login, passcode string) (auth.User, error)
 		Allowed(groups []string, op auth.Op, kind, name string) bool
+		Groups(user string) ([]string, bool)
 	}
 	AllowAnonymous bool
+	// CertUsers makes a verified client certificate (mutual TLS) name its
+	// connection's user: the subject's common name, which must be a user
+	// of Users when there are Users. CONNECT then needs no login.
+	CertUsers bool
 	// ConnectedHeaders, if set, gives more headers for every CONNECTED,
 	// name then value (a gateway's place in a chain of gateways).
 	ConnectedHeaders func() []string
@@ -131,7 +136,7 @@ type Server struct {
 	broker Broker
 
 	mu          sync.Mutex
-	ln          net.Listener
+	lns         []net.Listener // what Serve serves (plain, TLS)
 	sessions    map[*session]struct{}
 	connected   int                 // sessions past CONNECT
 	unconnected int                 // sessions before it
@@ -164,7 +169,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return errors.New("stomp: server closed")
 	}
-	s.ln = ln
+	s.lns = append(s.lns, ln)
 	s.mu.Unlock()
 	var backoff time.Duration
 	for {
@@ -301,14 +306,14 @@ func (s *Server) releaseClientIDLocked(ss *session) {
 	}
 }
 
-// Addr is the listening address, once Serve has been called.
+// Addr is the first listening address, once Serve has been called.
 func (s *Server) Addr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ln == nil {
+	if len(s.lns) == 0 {
 		return nil
 	}
-	return s.ln.Addr()
+	return s.lns[0].Addr()
 }
 
 // Connections is the number of open connections.
@@ -321,8 +326,8 @@ func (s *Server) Connections() int { return int(s.conns.Load()) }
 func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
-	if s.ln != nil {
-		s.ln.Close()
+	for _, ln := range s.lns {
+		ln.Close()
 	}
 	for ss := range s.sessions {
 		ss.shutdown()

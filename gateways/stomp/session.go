@@ -7,6 +7,7 @@ package stomp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"strconv"
@@ -87,6 +88,17 @@ func newSession(s *Server, c net.Conn) *session {
 func (ss *session) serve() {
 	defer ss.endSession()
 	ss.connectBy = time.Now().Add(ss.srv.opts.ConnectTimeout)
+	if tc, ok := ss.conn.(*tls.Conn); ok {
+		// The handshake first, within the connect timeout, so that a
+		// refused certificate is logged as what it is.
+		tc.SetDeadline(ss.connectBy)
+		if err := tc.Handshake(); err != nil {
+			ss.srv.opts.Logger.Warn("stomp: TLS handshake failed", "session", ss.id, "addr", ss.conn.RemoteAddr().String(), "err", err)
+			ss.closeAfter(nil)
+			return
+		}
+		tc.SetDeadline(time.Time{})
+	}
 	ss.conn.SetReadDeadline(ss.connectBy)
 	ss.r.deadline = ss.connectBy
 	for {

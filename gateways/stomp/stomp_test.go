@@ -53,7 +53,9 @@ func start(t testing.TB, dir string, opts stomp.Options) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Logger = quiet
+	if opts.Logger == nil {
+		opts.Logger = quiet
+	}
 	n := &node{dir: dir, log: l, broker: b, srv: stomp.NewServer(stomp.CoreBroker(b), opts), addr: ln.Addr().String()}
 	go n.srv.Serve(ln)
 	t.Cleanup(n.stop)

@@ -5,6 +5,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -230,8 +231,21 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		"replayed_records", rec.Records, "warm", rec.Warm, "pending_messages", rec.Messages, "queues", rec.Queues,
 		"replay", rec.Took.Round(time.Millisecond), "startup", time.Since(start).Round(time.Millisecond))
 	close(n.master)
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
+	var tln net.Listener
+	if o.TLSListen != "" && o.TLS != nil {
+		l, err := net.Listen("tcp", o.TLSListen)
+		if err != nil {
+			ln.Close()
+			closeNow(srv)
+			return fmt.Errorf("TLS listener: %w", err)
+		}
+		tln = tls.NewListener(l, o.TLS)
+		defer tln.Close()
+		go func() { served <- srv.Serve(tln) }()
+		logger.Info("cairn listening on TLS too", "stomp+ssl", tln.Addr().String())
+	}
 
 	select {
 	case <-lease.Lost():
@@ -240,6 +254,9 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		// every connection makes clients fail over.
 		logger.Error("fenced: the journal lease is lost; closing every connection and stopping", "epoch", lease.Epoch(), "err", lease.Err())
 		ln.Close()
+		if tln != nil {
+			tln.Close()
+		}
 		closeNow(srv)
 		return fmt.Errorf("%w: %v", ErrFenced, lease.Err())
 	case <-n.killed:

@@ -4,6 +4,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,10 @@ type Options struct {
 	// this node is master and closed when it stops.
 	Listen   string
 	Listener net.Listener
+	// TLSListen, with TLS, is where STOMP over TLS is served too, from the
+	// moment this node is master (a standby listens on neither).
+	TLSListen string
+	TLS       *tls.Config
 
 	// Data is the journal directory (wal) or, on JetStream, where this
 	// node writes its status report for `cairn status`.
