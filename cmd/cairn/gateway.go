@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,9 @@ func gatewayFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "upstream-login", EnvVars: []string{"CAIRN_UPSTREAM_LOGIN"}, Usage: "CONNECT login for the upstream"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "upstream-passcode", EnvVars: []string{"CAIRN_UPSTREAM_PASSCODE"}, Usage: "CONNECT passcode for the upstream"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "upstream-host", Value: "/", EnvVars: []string{"CAIRN_UPSTREAM_HOST"}, Usage: "CONNECT host header for the upstream"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "upstream-tls-ca", EnvVars: []string{"CAIRN_UPSTREAM_TLS_CA"}, Usage: "connect upstream over TLS, trusting these PEM authorities (the upstream's --tls-listen)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "upstream-tls-cert", EnvVars: []string{"CAIRN_UPSTREAM_TLS_CERT"}, Usage: "client certificate (PEM) for the upstream's mutual TLS, with --upstream-tls-key"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "upstream-tls-key", EnvVars: []string{"CAIRN_UPSTREAM_TLS_KEY"}, Usage: "key of --upstream-tls-cert"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "links", Value: 4, EnvVars: []string{"CAIRN_LINKS"}, Usage: "upstream connections carrying the local clients' queue subscriptions and SENDs"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "upstream-heart-beat", Value: 5 * time.Second, EnvVars: []string{"CAIRN_UPSTREAM_HEART_BEAT"}, Usage: "heart-beats asked of every upstream connection, both ways (-1s: none)"}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "upstream-wait", Value: 10 * time.Second, EnvVars: []string{"CAIRN_UPSTREAM_WAIT"}, Usage: "how long a client's operation waits for the upstream before ERROR code:upstream-unavailable"}),
@@ -78,6 +82,24 @@ func gateway(c *cli.Context) error {
 	opts := bridge.Options{Upstream: ups, Login: c.String("upstream-login"), Passcode: c.String("upstream-passcode"),
 		Host: c.String("upstream-host"), Links: c.Int("links"), HeartBeat: c.Duration("upstream-heart-beat"),
 		Wait: c.Duration("upstream-wait"), CanaryEvery: c.Duration("canary-every"), MaxHops: c.Int("max-hops"), PersistentByDefault: c.Bool("persistent-default"), Logger: logger}
+	if ca := c.String("upstream-tls-ca"); ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return cli.Exit("--upstream-tls-ca: "+err.Error(), exitUsage)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return cli.Exit("--upstream-tls-ca "+ca+" holds no PEM certificate", exitUsage)
+		}
+		opts.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		if cf := c.String("upstream-tls-cert"); cf != "" {
+			pair, err := tls.LoadX509KeyPair(cf, c.String("upstream-tls-key"))
+			if err != nil {
+				return cli.Exit("--upstream-tls-cert: "+err.Error(), exitUsage)
+			}
+			opts.TLS.Certificates = []tls.Certificate{pair}
+		}
+	}
 	g, err := bridge.New(opts)
 	if err != nil {
 		return cli.Exit(err.Error(), exitUsage)

@@ -5,11 +5,14 @@ package bridge_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +23,7 @@ import (
 	"github.com/cairnmq/cairn/gateways/bridge"
 	"github.com/cairnmq/cairn/gateways/stomp"
 	"github.com/cairnmq/cairn/internal/brokertest"
+	"github.com/cairnmq/cairn/internal/certtest"
 	"github.com/cairnmq/cairn/internal/logtest"
 )
 
@@ -698,4 +702,36 @@ func TestStompPyThroughAGateway(t *testing.T) {
 		t.Fatalf("stomp.py through a gateway: %v\n%s", err, out)
 	}
 	t.Logf("%s", strings.TrimSpace(string(out)))
+}
+
+// TestUpstreamOverTLS: a gateway whose links reach the broker's TLS
+// listener, with a client certificate naming its user upstream.
+func TestUpstreamOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := certtest.NewCA(t)
+	caFile := filepath.Join(dir, "ca.pem")
+	os.WriteFile(caFile, ca.PEM, 0o600)
+	_, cert, key := ca.Issue(t, dir, "server", 2, time.Now().Add(time.Hour), false)
+	gwCert, _, _ := ca.Issue(t, dir, "gateway-1", 3, time.Now().Add(time.Hour), true)
+	cfg, err := stomp.TLSConfig(stomp.TLSFiles{Cert: cert, Key: key, ClientCA: caFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := brokertest.Start(t, brokertest.Options{Server: stomp.Options{CertUsers: true}})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go up.Server.Serve(tls.NewListener(ln, cfg))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.PEM)
+	g := startGateway(t, bridge.Options{TLS: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{gwCert}}}, ln.Addr().String())
+	c := dial(t, g.addr)
+	sub, err := c.Subscribe("/queue/secure", gostomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribed(t, c)
+	p := dial(t, up.Addr)
+	p.Send("/queue/secure", "text/plain", []byte("through TLS links"), gostomp.SendOpt.Receipt)
+	if m := recv(t, sub); string(m.Body) != "through TLS links" {
+		t.Fatalf("got %q", m.Body)
+	}
 }

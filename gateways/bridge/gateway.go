@@ -6,6 +6,7 @@ package bridge
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -30,6 +31,9 @@ type Options struct {
 	Upstream []string
 	// Login, Passcode and Host go on every upstream CONNECT.
 	Login, Passcode, Host string
+	// TLS, if set, is used for every upstream connection (the upstream's
+	// TLS listener; its ServerName defaults to each address's host).
+	TLS *tls.Config
 	// Links is how many upstream connections carry the local clients'
 	// queue subscriptions and SENDs (default 4): each local connection
 	// uses one, so that its transactions are one upstream transaction.

@@ -5,6 +5,7 @@ package bridge
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -300,7 +301,17 @@ type heartBeats struct{ send, read time.Duration }
 // dial connects to addr and completes CONNECT.
 func (l *link) dial(addr string) (net.Conn, heartBeats, error) {
 	o := &l.g.opts
-	c, err := net.DialTimeout("tcp", addr, o.Wait)
+	var c net.Conn
+	var err error
+	if o.TLS != nil {
+		cfg := o.TLS.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		c, err = tls.DialWithDialer(&net.Dialer{Timeout: o.Wait}, "tcp", addr, cfg)
+	} else {
+		c, err = net.DialTimeout("tcp", addr, o.Wait)
+	}
 	if err != nil {
 		return nil, heartBeats{}, err
 	}
