@@ -119,21 +119,32 @@ func gateway(c *cli.Context) error {
 	if path := c.String("status-file"); path != "" {
 		go writeGatewayStatus(ctx, path, g, ln.Addr().String(), logger)
 	}
-	var more []net.Listener
+	lns := bridge.Listeners{STOMP: []net.Listener{ln}}
 	addr, cfg, err := tlsSettings(c)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	if cfg != nil {
+	if addr != "" {
 		tln, err := net.Listen("tcp", addr)
 		if err != nil {
 			ln.Close()
 			return cli.Exit(err.Error(), exitFailure)
 		}
-		more = append(more, tls.NewListener(tln, cfg))
+		lns.STOMP = append(lns.STOMP, tls.NewListener(tln, cfg))
 	}
-	if err := bridge.Serve(ctx, ln, g, so, more...); err != nil {
+	if wa := c.String("ws-listen"); wa != "" {
+		ws, err := net.Listen("tcp", wa)
+		if err != nil {
+			ln.Close()
+			return cli.Exit(err.Error(), exitFailure)
+		}
+		if c.Bool("ws-tls") {
+			ws = tls.NewListener(ws, cfg)
+		}
+		lns.WebSocket = append(lns.WebSocket, ws)
+	}
+	if err := bridge.Serve(ctx, g, so, lns); err != nil {
 		return cli.Exit(err.Error(), exitFailure)
 	}
 	return nil

@@ -81,6 +81,8 @@ func securityFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "tls-key", EnvVars: []string{"CAIRN_TLS_KEY"}, Usage: "PEM key for --tls-cert"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "tls-client-ca", EnvVars: []string{"CAIRN_TLS_CLIENT_CA"}, Usage: "PEM authorities whose client certificates --tls-listen requires (mutual TLS)"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "tls-cert-users", EnvVars: []string{"CAIRN_TLS_CERT_USERS"}, Usage: "a verified client certificate's common name is the connection's user (a user of --users, if given): no login needed"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "ws-listen", EnvVars: []string{"CAIRN_WS_LISTEN"}, Usage: "STOMP over WebSocket on this address too, e.g. 127.0.0.1:61614 (ActiveMQ's ws port); any path"}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "ws-tls", EnvVars: []string{"CAIRN_WS_TLS"}, Usage: "serve --ws-listen over TLS (wss://) with --tls-cert and --tls-key"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "allow-anonymous", EnvVars: []string{"CAIRN_ALLOW_ANONYMOUS"}, Usage: "let clients connect without a login: on an address other than loopback, or beside --users"}),
 	}
 }
@@ -94,7 +96,7 @@ func security(c *cli.Context, so *stomp.Options, listen string, logger *slog.Log
 	so.CertUsers = c.Bool("tls-cert-users")
 	path := c.String("users")
 	if path == "" {
-		for _, l := range []struct{ flag, addr string }{{"--listen", listen}, {"--tls-listen", c.String("tls-listen")}} {
+		for _, l := range []struct{ flag, addr string }{{"--listen", listen}, {"--tls-listen", c.String("tls-listen")}, {"--ws-listen", c.String("ws-listen")}} {
 			if l.addr == "" || so.AllowAnonymous || loopback(l.addr) || l.flag == "--tls-listen" && so.CertUsers && c.String("tls-client-ca") != "" {
 				continue
 			}
@@ -155,10 +157,11 @@ func loopback(listen string) bool {
 }
 
 // tlsSettings reads the TLS flags: the address and configuration of
-// --tls-listen, or nil if it is not given.
+// --tls-listen (the address empty when only --ws-tls needs the
+// configuration), or nil if neither is asked for.
 func tlsSettings(c *cli.Context) (string, *tls.Config, error) {
 	addr := c.String("tls-listen")
-	if addr == "" {
+	if addr == "" && !c.Bool("ws-tls") {
 		for _, f := range []string{"tls-cert", "tls-key", "tls-client-ca"} {
 			if c.String(f) != "" {
 				return "", nil, cli.Exit(fmt.Sprintf("--%s without --tls-listen", f), exitUsage)

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	gostomp "github.com/go-stomp/stomp/v3"
 
 	"github.com/cairnmq/cairn/internal/certtest"
@@ -143,5 +145,37 @@ c.disconnect()
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("stomp.py's message over TLS did not arrive")
+	}
+}
+
+// TestServeWebSocket: cairn serve --ws-listen serves STOMP over WebSocket
+// beside TCP; a message sent over TCP reaches a WebSocket subscriber.
+func TestServeWebSocket(t *testing.T) {
+	wsAddr := freeAddr(t)
+	p := startServe(t, t.TempDir(), "--ws-listen", wsAddr)
+	p.waitLog(t, "cairn listening on WebSocket too", 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+wsAddr+"/stomp", &websocket.DialOptions{Subprotocols: []string{"v12.stomp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ws.Write(ctx, websocket.MessageText, []byte("CONNECT\naccept-version:1.2\n\n\x00SUBSCRIBE\nid:1\ndestination:/queue/w\nreceipt:r\n\n\x00"))
+	for _, want := range []string{"CONNECTED", "RECEIPT"} {
+		_, b, err := ws.Read(ctx)
+		if err != nil || !strings.HasPrefix(string(b), want) {
+			t.Fatalf("want %s: %q %v", want, b, err)
+		}
+	}
+	c, err := gostomp.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	c.Send("/queue/w", "text/plain", []byte("to the browser"), gostomp.SendOpt.Receipt)
+	_, b, err := ws.Read(ctx)
+	if err != nil || !strings.HasPrefix(string(b), "MESSAGE") || !strings.HasSuffix(string(b), "to the browser\x00") {
+		t.Fatalf("the WebSocket subscriber got %q %v", b, err)
 	}
 }

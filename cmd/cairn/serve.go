@@ -152,6 +152,7 @@ func serve(c *cli.Context) error {
 	if opts.TLSListen, opts.TLS, err = tlsSettings(c); err != nil {
 		return err
 	}
+	opts.WSListen, opts.WSTLS = c.String("ws-listen"), c.Bool("ws-tls")
 	n, err := node.New(opts)
 	if err != nil {
 		return cli.Exit(err.Error(), exitUsage)

@@ -544,7 +544,9 @@ func TestGatewayLoopsAndLongChainsAreRefused(t *testing.T) {
 		done := make(chan error, 1)
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
-		go func() { done <- bridge.Serve(ctx, ln, g, stomp.Options{Logger: slog.New(slog.DiscardHandler)}) }()
+		go func() {
+			done <- bridge.Serve(ctx, g, stomp.Options{Logger: slog.New(slog.DiscardHandler)}, bridge.Listeners{STOMP: []net.Listener{ln}})
+		}()
 		return g, done, lg
 	}
 	_, doneA, _ := serve(lnA, lnB.Addr().String(), 0)

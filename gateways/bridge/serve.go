@@ -7,27 +7,40 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/cairnmq/cairn/gateways/stomp"
 )
 
-// Serve runs a gateway node: g behind a STOMP listener on ln and on the
-// listeners in more (TLS, say), with so's limits, until ctx ends; then it drains the local connections (their
+// Listeners are what a gateway node serves: STOMP over TCP (or TLS) on
+// each of STOMP, STOMP over WebSocket on each of WebSocket.
+type Listeners struct {
+	STOMP, WebSocket []net.Listener
+}
+
+// Serve runs a gateway node: g behind the STOMP listener on lns, with so's
+// limits, until ctx ends; then it drains the local connections (their
 // unacknowledged messages go back upstream) and closes g's links. It
 // returns nil after a drain, or why the listener stopped. `cairn gateway`
 // is New and this function behind flags.
-func Serve(ctx context.Context, ln net.Listener, g *Gateway, so stomp.Options, more ...net.Listener) error {
+func Serve(ctx context.Context, g *Gateway, so stomp.Options, lns Listeners) error {
 	defer g.Close()
 	if so.Logger == nil {
 		so.Logger = g.opts.Logger
 	}
 	so.ConnectedHeaders = g.ConnectedHeaders
 	srv := stomp.NewServer(g, so)
-	served := make(chan error, 1+len(more))
-	for _, l := range append([]net.Listener{ln}, more...) {
+	served := make(chan error, len(lns.STOMP)+len(lns.WebSocket))
+	var addrs []string
+	for _, l := range lns.STOMP {
+		addrs = append(addrs, l.Addr().String())
 		go func() { served <- srv.Serve(l) }()
 	}
-	g.opts.Logger.Info("cairn gateway listening", "stomp", ln.Addr().String(), "upstream", g.opts.Upstream, "links", g.opts.Links)
+	for _, l := range lns.WebSocket {
+		addrs = append(addrs, "ws://"+l.Addr().String())
+		go func() { served <- srv.ServeWebSocket(l) }()
+	}
+	g.opts.Logger.Info("cairn gateway listening", "stomp", strings.Join(addrs, ","), "upstream", g.opts.Upstream, "links", g.opts.Links)
 	select {
 	case err := <-served:
 		return fmt.Errorf("stomp listener: %w", err)

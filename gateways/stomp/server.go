@@ -207,6 +207,9 @@ func addrOf(c net.Conn) string {
 	if a == nil {
 		return ""
 	}
+	if host, _, err := net.SplitHostPort(a.String()); err == nil {
+		return host // a WebSocket connection's: its host, as for TCP
+	}
 	return a.String()
 }
 

@@ -231,9 +231,24 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		"replayed_records", rec.Records, "warm", rec.Warm, "pending_messages", rec.Messages, "queues", rec.Queues,
 		"replay", rec.Took.Round(time.Millisecond), "startup", time.Since(start).Round(time.Millisecond))
 	close(n.master)
-	served := make(chan error, 2)
+	served := make(chan error, 3)
 	go func() { served <- srv.Serve(ln) }()
-	var tln net.Listener
+	var tln, wln net.Listener
+	if o.WSListen != "" {
+		l, err := net.Listen("tcp", o.WSListen)
+		if err != nil {
+			ln.Close()
+			closeNow(srv)
+			return fmt.Errorf("WebSocket listener: %w", err)
+		}
+		if o.WSTLS && o.TLS != nil {
+			l = tls.NewListener(l, o.TLS)
+		}
+		wln = l
+		defer wln.Close()
+		go func() { served <- srv.ServeWebSocket(wln) }()
+		logger.Info("cairn listening on WebSocket too", "ws", wln.Addr().String(), "tls", o.WSTLS)
+	}
 	if o.TLSListen != "" && o.TLS != nil {
 		l, err := net.Listen("tcp", o.TLSListen)
 		if err != nil {
@@ -254,8 +269,10 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		// every connection makes clients fail over.
 		logger.Error("fenced: the journal lease is lost; closing every connection and stopping", "epoch", lease.Epoch(), "err", lease.Err())
 		ln.Close()
-		if tln != nil {
-			tln.Close()
+		for _, l := range []net.Listener{tln, wln} {
+			if l != nil {
+				l.Close()
+			}
 		}
 		closeNow(srv)
 		return fmt.Errorf("%w: %v", ErrFenced, lease.Err())

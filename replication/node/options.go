@@ -38,6 +38,10 @@ type Options struct {
 	// moment this node is master (a standby listens on neither).
 	TLSListen string
 	TLS       *tls.Config
+	// WSListen is where STOMP over WebSocket is served too, from the
+	// moment this node is master; over TLS (wss) with WSTLS and TLS.
+	WSListen string
+	WSTLS    bool
 
 	// Data is the journal directory (wal) or, on JetStream, where this
 	// node writes its status report for `cairn status`.
