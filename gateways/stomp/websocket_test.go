@@ -5,6 +5,7 @@ package stomp_test
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 
 	"github.com/cairnmq/cairn/gateways/stomp"
@@ -139,4 +141,47 @@ func TestStompJS(t *testing.T) {
 		t.Fatalf("stompjs: %v\n%s", err, out)
 	}
 	t.Logf("%s", strings.TrimSpace(string(out)))
+}
+
+// TestStompJSInChromium: the real stompjs bundle in headless Chromium
+// (Debian's chromium, driven by chromedp; scripts/stompjs-setup installs
+// both), on a page this test serves, over the browser's own WebSocket.
+func TestStompJSInChromium(t *testing.T) {
+	bundle, _ := filepath.Abs("../../.cache/stompjs/node_modules/@stomp/stompjs/bundles/stomp.umd.min.js")
+	browser, lookErr := exec.LookPath("chromium")
+	_, statErr := os.Stat(bundle)
+	if lookErr != nil || statErr != nil {
+		if os.Getenv("CAIRN_REQUIRE_INTEROP") != "" {
+			t.Fatalf("chromium (%v) or the stompjs bundle (%v) is missing; scripts/stompjs-setup installs them", lookErr, statErr)
+		}
+		t.Skip("chromium or the stompjs bundle is missing; scripts/stompjs-setup installs them")
+	}
+	n := start(t, t.TempDir(), stomp.Options{HeartBeat: 500 * time.Millisecond})
+	mux := http.NewServeMux()
+	mux.Handle("/stomp", n.srv.WebSocketHandler())
+	mux.HandleFunc("/stomp.umd.min.js", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, bundle) })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, "testdata/stompjs.html") })
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.Headless)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelTime := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelTime()
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(hs.URL+"/")); err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.title !== "running"`, chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	title, err := chromedp.Run(ctx, chromedp.Title())
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	if title != "ok" {
+		t.Fatalf("stompjs in Chromium: %s", title)
+	}
 }
