@@ -146,35 +146,58 @@ func (o *Options) consumerAddr() string {
 	return o.Addr
 }
 
+// idleWindow bounds the idle connections whose CONNECTED has not come yet:
+// a broker gives connections that have not finished CONNECT a budget of
+// their own (Cairn: --max-unconnected, a tenth of it per address), and a
+// load generator must not look like a flood of bare sockets.
+const idleWindow = 50
+
 func openIdle(o Options) ([]net.Conn, error) {
 	var conns []net.Conn
+	login := ""
+	if o.Login != "" {
+		login = "login:" + o.Login + "\npasscode:" + o.Passcode + "\n"
+	}
+	host := "localhost"
+	if o.Host != "" {
+		host = o.Host
+	}
+	buf := make([]byte, 512)
+	confirmed := 0
+	// confirm reads each CONNECTED up to conns[:upTo], so every connection
+	// is established on the broker.
+	confirm := func(upTo int) error {
+		for ; confirmed < upTo; confirmed++ {
+			c := conns[confirmed]
+			c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			n, err := c.Read(buf)
+			if err != nil || !strings.HasPrefix(string(buf[:n]), "CONNECTED") {
+				return fmt.Errorf("idle connection %d: no CONNECTED (%v: %q)", confirmed, err, firstLine(buf[:n]))
+			}
+			c.SetReadDeadline(time.Time{})
+		}
+		return nil
+	}
 	for i := range o.Idle {
+		if i-confirmed >= idleWindow {
+			if err := confirm(i - idleWindow/2); err != nil {
+				return conns, err
+			}
+		}
 		c, err := idleDialer(o.consumerAddr(), i).Dial("tcp", o.consumerAddr())
 		if err != nil {
 			return conns, fmt.Errorf("idle connection %d: %w", i, err)
 		}
 		conns = append(conns, c)
-		login := ""
-		if o.Login != "" {
-			login = "login:" + o.Login + "\npasscode:" + o.Passcode + "\n"
-		}
-		host := "localhost"
-		if o.Host != "" {
-			host = o.Host
-		}
 		fmt.Fprintf(c, "CONNECT\naccept-version:1.2\nhost:%s\n%sheart-beat:0,0\n\n\x00SUBSCRIBE\nid:0\ndestination:/queue/idle-%d\nack:client-individual\n\n\x00", host, login, i)
 	}
-	// Read each CONNECTED, so every connection is established on the broker.
-	buf := make([]byte, 512)
-	for i, c := range conns {
-		c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		n, err := c.Read(buf)
-		if err != nil || !strings.HasPrefix(string(buf[:n]), "CONNECTED") {
-			return conns, fmt.Errorf("idle connection %d: no CONNECTED (%v)", i, err)
-		}
-		c.SetReadDeadline(time.Time{})
-	}
-	return conns, nil
+	return conns, confirm(len(conns))
+}
+
+// firstLine is b's first line, for an error message.
+func firstLine(b []byte) string {
+	s, _, _ := strings.Cut(string(b), "\n")
+	return s
 }
 
 // rss is the resident memory of process pid in KiB, or 0.
