@@ -110,9 +110,9 @@ func TestRedeliveryDelaySurvivesRestart(t *testing.T) {
 		t.Fatalf("after the NACK: %+v", st)
 	}
 	stop()
+	started := time.Now() // the restart: the delay is waited out from here (the replay arms it)
 	b2, stop2 := openOnWalWith(t, dir, wal.Options{}, opts)
 	defer stop2()
-	started := time.Now()
 	_, in2 := subscribe(t, b2, "/queue/slow", core.SubscribeOptions{})
 	d := in2.next(t)
 	if took := time.Since(started); took < 300*time.Millisecond || d.Redeliveries != 1 {

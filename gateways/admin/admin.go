@@ -1,0 +1,213 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+// Package admin is the HTTP side of a node: health for probes and load
+// balancers (/livez, /healthz, /readyz) and Prometheus metrics (/metrics),
+// answered without a login, as scrapers and probes expect. The admin API
+// and the web console are not built yet.
+package admin
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cairnmq/cairn/core"
+)
+
+// Source is what the handler reads, at each request.
+type Source struct {
+	// Ready says whether the node serves clients now, and if not, why.
+	Ready func() (bool, string)
+	// Broker is the broker to report on, nil when there is none yet (a
+	// standby) or none at all (a gateway).
+	Broker func() *core.Broker
+	// Connections is the number of open client connections.
+	Connections func() int
+	// Role is the node's role ("master", "standby", "gateway", …) and
+	// epoch, for the cairn_role gauge.
+	Role func() (string, uint64)
+	// Links, for a gateway, is each upstream link's state.
+	Links func() []Link
+}
+
+// Link is one gateway link, as metrics show it.
+type Link struct {
+	Name       string
+	Up         bool
+	Connects   int
+	CanaryRTT  float64 // seconds
+	Stalls     int
+	FramesIn   uint64
+	FramesOut  uint64
+	BytesIn    uint64
+	BytesOut   uint64
+	Waiting    int
+	Subscribed int
+}
+
+// Options shape the metrics.
+type Options struct {
+	// MaxQueues caps the queues reported one by one (default 1,000, the
+	// deepest first); the rest are summed into destination="_other".
+	// Negative: no per-queue series at all.
+	MaxQueues int
+}
+
+// Handler serves /livez, /healthz, /readyz and /metrics for src.
+func Handler(src Source, o Options) http.Handler {
+	if o.MaxQueues == 0 {
+		o.MaxQueues = 1000
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &collector{src: src, o: o})
+	mux := http.NewServeMux()
+	live := func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") }
+	mux.HandleFunc("/livez", live)
+	mux.HandleFunc("/healthz", live)
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ok, why := src.Ready()
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "not ready: "+why)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+var (
+	descQueueDepth    = prometheus.NewDesc("cairn_queue_messages", "Messages a queue holds: waiting, delayed and in flight.", []string{"destination"}, nil)
+	descQueuePaged    = prometheus.NewDesc("cairn_queue_paged_messages", "Messages of a queue held in the journal only (paged out of memory).", []string{"destination"}, nil)
+	descQueueInFlight = prometheus.NewDesc("cairn_queue_in_flight_messages", "Messages of a queue delivered and not yet acknowledged.", []string{"destination"}, nil)
+	descEnqueued      = prometheus.NewDesc("cairn_queue_enqueued_messages_total", "Messages sent to a queue since the broker started.", []string{"destination"}, nil)
+	descDequeued      = prometheus.NewDesc("cairn_queue_dequeued_messages_total", "Messages acknowledged from a queue since the broker started.", []string{"destination"}, nil)
+	descExpired       = prometheus.NewDesc("cairn_queue_expired_messages_total", "Messages of a queue that expired since the broker started.", []string{"destination"}, nil)
+	descDead          = prometheus.NewDesc("cairn_queue_dead_lettered_messages_total", "Messages of a queue moved to a dead-letter queue since the broker started.", []string{"destination"}, nil)
+	descConsumers     = prometheus.NewDesc("cairn_queue_consumers", "Consumers subscribed to a queue.", []string{"destination"}, nil)
+	descMemory        = prometheus.NewDesc("cairn_queue_memory_bytes", "Bytes of a queue's messages held in memory.", []string{"destination"}, nil)
+	descJournal       = prometheus.NewDesc("cairn_queue_journal_bytes", "Bytes of a queue's messages in the journal.", []string{"destination"}, nil)
+	descQueues        = prometheus.NewDesc("cairn_queues", "Queues the broker has.", nil, nil)
+	descTopics        = prometheus.NewDesc("cairn_topics", "Topics the broker has.", nil, nil)
+	descConnections   = prometheus.NewDesc("cairn_connections", "Open client connections.", nil, nil)
+	descRole          = prometheus.NewDesc("cairn_role", "1 for the node's current role; its epoch as a label.", []string{"role", "epoch"}, nil)
+	descLinkUp        = prometheus.NewDesc("cairn_gateway_link_up", "1 while a gateway link is connected upstream.", []string{"link"}, nil)
+	descLinkConnects  = prometheus.NewDesc("cairn_gateway_link_connects_total", "Times a gateway link connected upstream.", []string{"link"}, nil)
+	descLinkStalls    = prometheus.NewDesc("cairn_gateway_link_stalls_total", "Times a gateway link was found stalled by its canary and reconnected.", []string{"link"}, nil)
+	descLinkRTT       = prometheus.NewDesc("cairn_gateway_link_canary_rtt_seconds", "The last canary round trip through the upstream.", []string{"link"}, nil)
+	descLinkFrames    = prometheus.NewDesc("cairn_gateway_link_frames_total", "Frames a gateway link moved.", []string{"link", "direction"}, nil)
+	descLinkBytes     = prometheus.NewDesc("cairn_gateway_link_body_bytes_total", "Body bytes a gateway link moved.", []string{"link", "direction"}, nil)
+	descLinkWaiting   = prometheus.NewDesc("cairn_gateway_link_waiting_requests", "Requests (SENDs, ACKs with receipts) a gateway link waits to have answered.", []string{"link"}, nil)
+)
+
+// collector reads the broker at scrape time: nothing is counted twice
+// and the hot paths carry no metric updates.
+type collector struct {
+	src Source
+	o   Options
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	if c.src.Connections != nil {
+		gauge(descConnections, float64(c.src.Connections()))
+	}
+	if c.src.Role != nil {
+		role, epoch := c.src.Role()
+		gauge(descRole, 1, role, fmt.Sprint(epoch))
+	}
+	if c.src.Links != nil {
+		for _, l := range c.src.Links() {
+			up := 0.0
+			if l.Up {
+				up = 1
+			}
+			gauge(descLinkUp, up, l.Name)
+			counter(descLinkConnects, float64(l.Connects), l.Name)
+			counter(descLinkStalls, float64(l.Stalls), l.Name)
+			gauge(descLinkRTT, l.CanaryRTT, l.Name)
+			counter(descLinkFrames, float64(l.FramesIn), l.Name, "in")
+			counter(descLinkFrames, float64(l.FramesOut), l.Name, "out")
+			counter(descLinkBytes, float64(l.BytesIn), l.Name, "in")
+			counter(descLinkBytes, float64(l.BytesOut), l.Name, "out")
+			gauge(descLinkWaiting, float64(l.Waiting), l.Name)
+		}
+	}
+	var b *core.Broker
+	if c.src.Broker != nil {
+		b = c.src.Broker()
+	}
+	if b == nil {
+		return
+	}
+	queues := b.Queues()
+	gauge(descQueues, float64(len(queues)))
+	gauge(descTopics, float64(len(b.Topics())))
+	if c.o.MaxQueues < 0 {
+		return
+	}
+	// The deepest queues one by one, the rest summed: a broker with tens
+	// of thousands of queues must not make tens of thousands of series.
+	if len(queues) > c.o.MaxQueues {
+		sortByDepth(queues)
+	}
+	var other core.Stats
+	for i, st := range queues {
+		if i >= c.o.MaxQueues {
+			other.Pending += st.Pending
+			other.Delayed += st.Delayed
+			other.InFlight += st.InFlight
+			other.Paged += st.Paged
+			other.Enqueued += st.Enqueued
+			other.Dequeued += st.Dequeued
+			other.Expired += st.Expired
+			other.DeadLettered += st.DeadLettered
+			other.Consumers += st.Consumers
+			other.MemoryBytes += st.MemoryBytes
+			other.JournalBytes += st.JournalBytes
+			continue
+		}
+		c.queue(gauge, counter, st.Destination.String(), st)
+	}
+	if len(queues) > c.o.MaxQueues {
+		c.queue(gauge, counter, "_other", other)
+	}
+}
+
+func (c *collector) queue(gauge, counter func(*prometheus.Desc, float64, ...string), name string, st core.Stats) {
+	gauge(descQueueDepth, float64(st.Pending+st.Delayed+st.InFlight), name)
+	gauge(descQueuePaged, float64(st.Paged), name)
+	gauge(descQueueInFlight, float64(st.InFlight), name)
+	counter(descEnqueued, float64(st.Enqueued), name)
+	counter(descDequeued, float64(st.Dequeued), name)
+	counter(descExpired, float64(st.Expired), name)
+	counter(descDead, float64(st.DeadLettered), name)
+	gauge(descConsumers, float64(st.Consumers), name)
+	gauge(descMemory, float64(st.MemoryBytes), name)
+	gauge(descJournal, float64(st.JournalBytes), name)
+}
+
+// sortByDepth puts the deepest queues first (by name among equals).
+func sortByDepth(qs []core.Stats) {
+	depth := func(s core.Stats) int { return s.Pending + s.Delayed + s.InFlight }
+	slices.SortFunc(qs, func(a, b core.Stats) int {
+		if d := depth(b) - depth(a); d != 0 {
+			return d
+		}
+		return strings.Compare(a.Destination.Name, b.Destination.Name)
+	})
+}
