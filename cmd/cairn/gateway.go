@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
 
+	"github.com/cairnmq/cairn/gateways/admin"
 	"github.com/cairnmq/cairn/gateways/bridge"
 	"github.com/cairnmq/cairn/replication/node"
 )
@@ -144,6 +145,29 @@ func gateway(c *cli.Context) error {
 		}
 		lns.WebSocket = append(lns.WebSocket, ws)
 	}
+	stopHTTP, err := serveHTTP(c, admin.Source{
+		Ready: func() (bool, string) {
+			for _, l := range g.Status() {
+				if !l.Up {
+					return false, l.Name + " to the upstream is down: " + l.LastError
+				}
+			}
+			return true, ""
+		},
+		Role: func() (string, uint64) { return "gateway", 0 },
+		Links: func() []admin.Link {
+			var out []admin.Link
+			for _, l := range g.Status() {
+				out = append(out, admin.Link{Name: l.Name, Up: l.Up, Connects: l.Connects, CanaryRTT: l.CanaryRTT.Seconds(), Stalls: l.Stalls,
+					FramesIn: l.FramesIn, FramesOut: l.FramesOut, BytesIn: l.BytesIn, BytesOut: l.BytesOut, Waiting: l.Waiting, Subscribed: l.Subscriptions})
+			}
+			return out
+		},
+	}, logger)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
 	if err := bridge.Serve(ctx, g, so, lns); err != nil {
 		return cli.Exit(err.Error(), exitFailure)
 	}

@@ -44,6 +44,7 @@ func main() {
 			gatewayCommand(),
 			demoCommand(),
 			passwdCommand(),
+			healthCommand(),
 			journalCommand(),
 			benchCommand(),
 			statusCommand(),

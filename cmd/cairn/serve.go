@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cairnmq/cairn/core"
+	"github.com/cairnmq/cairn/gateways/admin"
 	"github.com/cairnmq/cairn/gateways/stomp"
 	"github.com/cairnmq/cairn/journal"
 	"github.com/cairnmq/cairn/replication/node"
@@ -55,7 +56,7 @@ func serveFlags() []cli.Flag {
 // listenerFlags are the STOMP listener's, and the profiles', shared by
 // serve and gateway.
 func listenerFlags() []cli.Flag {
-	return append(securityFlags(),
+	return append(append(securityFlags(), httpFlags()...),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "cpu-profile", EnvVars: []string{"CAIRN_CPU_PROFILE"}, Usage: "write a CPU profile (go tool pprof) to this file until shutdown"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "trace", EnvVars: []string{"CAIRN_TRACE"}, Usage: "write a Go execution trace (go tool trace: every goroutine's runs, waits and syscalls) to this file until shutdown; it grows by megabytes a second under load"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "listen", Value: "127.0.0.1:61613", EnvVars: []string{"CAIRN_LISTEN"}, Usage: "STOMP listen address"}),
@@ -171,6 +172,11 @@ func serve(c *cli.Context) error {
 	}
 	ctx, cancel := stopOnSignal(logger)
 	defer cancel(nil)
+	stopHTTP, err := serveHTTP(c, admin.Source{Ready: n.Ready, Broker: n.Broker, Connections: n.Connections, Role: n.RoleEpoch}, logger)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
 	switch err := n.Run(ctx); {
 	case err == nil:
 		return nil

@@ -104,6 +104,7 @@ var (
 	descLinkRTT       = prometheus.NewDesc("cairn_gateway_link_canary_rtt_seconds", "The last canary round trip through the upstream.", []string{"link"}, nil)
 	descLinkFrames    = prometheus.NewDesc("cairn_gateway_link_frames_total", "Frames a gateway link moved.", []string{"link", "direction"}, nil)
 	descLinkBytes     = prometheus.NewDesc("cairn_gateway_link_body_bytes_total", "Body bytes a gateway link moved.", []string{"link", "direction"}, nil)
+	descLinkSubs      = prometheus.NewDesc("cairn_gateway_link_subscriptions", "Subscriptions a gateway link carries upstream.", []string{"link"}, nil)
 	descLinkWaiting   = prometheus.NewDesc("cairn_gateway_link_waiting_requests", "Requests (SENDs, ACKs with receipts) a gateway link waits to have answered.", []string{"link"}, nil)
 )
 
@@ -145,6 +146,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descLinkBytes, float64(l.BytesIn), l.Name, "in")
 			counter(descLinkBytes, float64(l.BytesOut), l.Name, "out")
 			gauge(descLinkWaiting, float64(l.Waiting), l.Name)
+			gauge(descLinkSubs, float64(l.Subscribed), l.Name)
 		}
 	}
 	var b *core.Broker

@@ -48,7 +48,9 @@ type Node struct {
 	role   replication.Role
 	addr   net.Addr
 	broker *core.Broker
+	srv    *stomp.Server
 	lease  replication.Lease
+	detail string // what a standby waits for
 }
 
 // New checks opts and returns a node that Run starts.
@@ -83,6 +85,45 @@ func (n *Node) Broker() *core.Broker {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.broker
+}
+
+// Ready says whether the node serves clients (a master with its
+// listeners up), and if not, why: for /readyz.
+func (n *Node) Ready() (bool, string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch n.role {
+	case replication.RoleMaster:
+		return true, ""
+	case replication.RoleStandby:
+		if n.detail != "" {
+			return false, "standby: " + n.detail
+		}
+		return false, "standby: waiting for the journal"
+	}
+	return false, string(n.role)
+}
+
+// Connections is how many clients are connected now.
+func (n *Node) Connections() int {
+	n.mu.Lock()
+	srv := n.srv
+	n.mu.Unlock()
+	if srv == nil {
+		return 0
+	}
+	return srv.Connections()
+}
+
+// RoleEpoch is the node's role and, as master, its lease's epoch.
+func (n *Node) RoleEpoch() (string, uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var epoch uint64
+	if n.lease != nil && n.role == replication.RoleMaster {
+		epoch = n.lease.Epoch()
+	}
+	return string(n.role), epoch
 }
 
 // Role says where the node is now: standby, starting, master, and at the
@@ -225,7 +266,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	rep.SetListen(ln.Addr().String())
 	rep.Set(replication.RoleMaster, lease.Epoch(), "")
 	n.mu.Lock()
-	n.role, n.addr, n.broker = replication.RoleMaster, ln.Addr(), b
+	n.role, n.addr, n.broker, n.srv = replication.RoleMaster, ln.Addr(), b, srv
 	n.mu.Unlock()
 	logger.Info("cairn listening", "role", "master", "epoch", lease.Epoch(), "stomp", ln.Addr().String(), "journal", be.name, "sync", o.Sync.String(),
 		"replayed_records", rec.Records, "warm", rec.Warm, "pending_messages", rec.Messages, "queues", rec.Queues,
@@ -342,6 +383,9 @@ func (n *Node) acquire(ctx context.Context, be *backend, rep *replication.Report
 	var waitErr error
 	lease, err := be.locker.Acquire(actx, func(w replication.Waiting) {
 		rep.Set(replication.RoleStandby, 0, w.String())
+		n.mu.Lock()
+		n.detail = w.String()
+		n.mu.Unlock()
 		if w.Holder != last {
 			last = w.Holder
 			if !o.Wait {
