@@ -21,6 +21,7 @@ import (
 	gostomp "github.com/go-stomp/stomp/v3"
 	"github.com/go-stomp/stomp/v3/frame"
 
+	"github.com/cairnmq/cairn/internal/interop"
 	"github.com/cairnmq/cairn/internal/natstest"
 )
 
@@ -331,13 +332,7 @@ func TestServeFencedAfterSIGSTOP(t *testing.T) {
 // when CAIRN_REQUIRE_INTEROP is set (scripts/test sets it).
 func failoverPy(t *testing.T, mode string, n int, hosts ...string) (*exec.Cmd, *bufio.Scanner) {
 	t.Helper()
-	py := "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import stomp").Run(); err != nil {
-		if os.Getenv("CAIRN_REQUIRE_INTEROP") != "" {
-			t.Fatalf("python3-stomp is not installed (%v); scripts/test installs it", err)
-		}
-		t.Skip("python3-stomp is not installed; scripts/test installs it")
-	}
+	py := interop.Python(t)
 	script := filepath.Join("..", "..", "deploy", "examples", "failover.py")
 	cmd := exec.Command(py, append([]string{script, mode, fmt.Sprint(n)}, hosts...)...)
 	out, err := cmd.StdoutPipe()

@@ -21,6 +21,7 @@ import (
 	gostomp "github.com/go-stomp/stomp/v3"
 
 	"github.com/cairnmq/cairn/internal/certtest"
+	"github.com/cairnmq/cairn/internal/interop"
 )
 
 // TestSafeByDefault: with no users file, cairn serve and cairn gateway
@@ -119,13 +120,7 @@ func TestServeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	py := "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import stomp").Run(); err != nil {
-		if os.Getenv("CAIRN_REQUIRE_INTEROP") != "" {
-			t.Fatalf("python3-stomp is not installed (%v)", err)
-		}
-		t.Skip("python3-stomp is not installed; scripts/test installs it")
-	}
+	py := interop.Python(t)
 	host, port, _ := net.SplitHostPort(tlsAddr)
 	script := `
 import sys, stomp

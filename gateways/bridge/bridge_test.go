@@ -24,6 +24,7 @@ import (
 	"github.com/cairnmq/cairn/gateways/stomp"
 	"github.com/cairnmq/cairn/internal/brokertest"
 	"github.com/cairnmq/cairn/internal/certtest"
+	"github.com/cairnmq/cairn/internal/interop"
 	"github.com/cairnmq/cairn/internal/logtest"
 )
 
@@ -689,13 +690,7 @@ func TestDurableSubscriptionMovesBetweenGateways(t *testing.T) {
 // stomp.py cannot tell them apart. (python3-stomp, which scripts/test
 // installs.)
 func TestStompPyThroughAGateway(t *testing.T) {
-	py := "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import stomp").Run(); err != nil {
-		if os.Getenv("CAIRN_REQUIRE_INTEROP") != "" {
-			t.Fatalf("python3-stomp is not installed (%v); scripts/test installs it", err)
-		}
-		t.Skip("python3-stomp is not installed; scripts/test installs it")
-	}
+	py := interop.Python(t)
 	up := brokertest.Start(t, brokertest.Options{})
 	g := startGateway(t, bridge.Options{}, up.Addr)
 	host, port, _ := net.SplitHostPort(g.addr)

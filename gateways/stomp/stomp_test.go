@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -23,6 +22,7 @@ import (
 	"github.com/cairnmq/cairn/core"
 	"github.com/cairnmq/cairn/gateways/stomp"
 	"github.com/cairnmq/cairn/internal/brokertest"
+	"github.com/cairnmq/cairn/internal/interop"
 	"github.com/cairnmq/cairn/journal"
 	"github.com/cairnmq/cairn/journal/journaltest"
 	"github.com/cairnmq/cairn/journal/wal"
@@ -492,13 +492,7 @@ func TestCrashRecovery(t *testing.T) {
 // Without python3-stomp it is skipped, unless CAIRN_REQUIRE_INTEROP is set
 // (scripts/test and CI set it), when that is a failure.
 func TestStompPyInterop(t *testing.T) {
-	py := "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import stomp").Run(); err != nil {
-		if os.Getenv("CAIRN_REQUIRE_INTEROP") != "" {
-			t.Fatalf("python3-stomp is not installed (%v); scripts/test installs it", err)
-		}
-		t.Skip("python3-stomp is not installed; scripts/test installs it")
-	}
+	py := interop.Python(t)
 	n := start(t, t.TempDir(), stomp.Options{})
 	host, port, _ := net.SplitHostPort(n.addr)
 	out, err := exec.Command(py, "testdata/interop.py", host, port).CombinedOutput()

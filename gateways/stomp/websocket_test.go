@@ -5,6 +5,7 @@ package stomp_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/cairnmq/cairn/gateways/stomp"
+	"github.com/cairnmq/cairn/internal/interop"
 )
 
 // wsClient is a Go WebSocket client speaking STOMP by hand.
@@ -128,10 +130,7 @@ func TestWebSocket(t *testing.T) {
 func TestStompJS(t *testing.T) {
 	modules, _ := filepath.Abs("../../.cache/stompjs/node_modules")
 	if _, err := os.Stat(filepath.Join(modules, "@stomp", "stompjs")); err != nil {
-		if os.Getenv("CAIRN_REQUIRE_INTEROP") != "" {
-			t.Fatalf("@stomp/stompjs is not installed (%v); scripts/stompjs-setup installs it", err)
-		}
-		t.Skip("@stomp/stompjs is not installed; scripts/stompjs-setup installs it")
+		interop.Missing(t, "@stomp/stompjs (scripts/stompjs-setup installs it)", err)
 	}
 	n := start(t, t.TempDir(), stomp.Options{HeartBeat: 500 * time.Millisecond})
 	hs := httptest.NewServer(n.srv.WebSocketHandler())
@@ -150,11 +149,8 @@ func TestStompJSInChromium(t *testing.T) {
 	bundle, _ := filepath.Abs("../../.cache/stompjs/node_modules/@stomp/stompjs/bundles/stomp.umd.min.js")
 	browser, lookErr := exec.LookPath("chromium")
 	_, statErr := os.Stat(bundle)
-	if lookErr != nil || statErr != nil {
-		if os.Getenv("CAIRN_REQUIRE_INTEROP") != "" {
-			t.Fatalf("chromium (%v) or the stompjs bundle (%v) is missing; scripts/stompjs-setup installs them", lookErr, statErr)
-		}
-		t.Skip("chromium or the stompjs bundle is missing; scripts/stompjs-setup installs them")
+	if err := errors.Join(lookErr, statErr); err != nil {
+		interop.Missing(t, "chromium or the stompjs bundle (scripts/stompjs-setup installs them)", err)
 	}
 	n := start(t, t.TempDir(), stomp.Options{HeartBeat: 500 * time.Millisecond})
 	mux := http.NewServeMux()
