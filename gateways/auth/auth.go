@@ -38,6 +38,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -184,6 +185,11 @@ func (u *Users) Groups(user string) ([]string, bool) {
 	return slices.Clone(e.groups), ok
 }
 
+// hashing bounds the bcrypt comparisons running at once to the cores: a
+// crowd of logins with distinct (or wrong) credentials queues for them
+// instead of taking every core from the broker.
+var hashing = make(chan struct{}, runtime.GOMAXPROCS(0))
+
 // dummyHash is compared against for an unknown user, so that a login
 // takes as long whether or not its user exists.
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such user"), Cost)
@@ -202,6 +208,8 @@ func (u *Users) Check(login, passcode string) (User, error) {
 		if !known {
 			hash = dummyHash
 		}
+		hashing <- struct{}{} // at most one hash per core at a time
+		defer func() { <-hashing }()
 		return bcrypt.CompareHashAndPassword(hash, []byte(passcode)) == nil && known
 	})
 	if err != nil || !ok {

@@ -123,24 +123,34 @@ func (ss *session) authenticate(f *frame.Frame) error {
 		return nil
 	}
 	login, _ := f.Header.Contains(frame.Login)
-	if login == "" && ss.srv.opts.AllowAnonymous {
-		ss.groups = []string{auth.Anonymous}
-		return nil
+	if login == "" {
+		if ss.srv.opts.AllowAnonymous {
+			ss.groups = []string{auth.Anonymous}
+			return nil
+		}
+		ss.refuseLogin(login)
+		return perr(CodeBadCredentials, "a login is required")
 	}
-	passcode := f.Header.Get(frame.Passcode)
-	u, err := users.Check(login, passcode)
+	// An address that keeps failing waits before its password is even
+	// hashed: a guesser costs its own time, not the broker's CPU.
+	if d := ss.srv.loginDelay(ss.addr); d > 0 {
+		time.Sleep(d)
+	}
+	u, err := users.Check(login, f.Header.Get(frame.Passcode))
 	if err == nil {
 		ss.srv.loginSucceeded(ss.addr)
 		ss.user, ss.groups = u.Name, u.Groups
 		return nil
 	}
-	delay := ss.srv.loginFailed(ss.addr)
-	ss.srv.opts.Logger.Warn("stomp: login refused", "session", ss.id, "user", login, "addr", ss.conn.RemoteAddr().String(), "delay", delay)
-	time.Sleep(delay)
-	if login == "" {
-		return perr(CodeBadCredentials, "a login is required")
-	}
+	ss.refuseLogin(login)
 	return perr(CodeBadCredentials, "User name [%s] or password is invalid.", login)
+}
+
+// refuseLogin counts and logs a refused login, naming the user, never the
+// passcode.
+func (ss *session) refuseLogin(login string) {
+	ss.srv.loginFailed(ss.addr)
+	ss.srv.opts.Logger.Warn("stomp: login refused", "session", ss.id, "user", login, "addr", ss.conn.RemoteAddr().String())
 }
 
 // allowed says whether the session's user may do op on d: always without

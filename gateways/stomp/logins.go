@@ -20,9 +20,21 @@ const (
 	firstSlowDelay = 250 * time.Millisecond
 )
 
-// loginFailed counts a failed login from addr and returns how long its
-// answer waits: nothing for the first few, then doubling up to 5s.
-func (s *Server) loginFailed(addr string) time.Duration {
+// loginDelay is how long addr's next login waits before it is checked:
+// nothing for its first few failures in a row, then 250ms doubling up to
+// 5s.
+func (s *Server) loginDelay(addr string) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.failures[addr]
+	if f == nil || time.Since(f.last) > failureMemory || f.n < freeFailures {
+		return 0
+	}
+	return min(maxLoginDelay, firstSlowDelay<<min(f.n-freeFailures, 8))
+}
+
+// loginFailed counts a failed login from addr.
+func (s *Server) loginFailed(addr string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
@@ -43,10 +55,6 @@ func (s *Server) loginFailed(addr string) time.Duration {
 	}
 	f.n++
 	f.last = now
-	if f.n <= freeFailures {
-		return 0
-	}
-	return min(maxLoginDelay, firstSlowDelay<<min(f.n-freeFailures-1, 8))
 }
 
 // loginSucceeded forgets addr's failures.
