@@ -26,6 +26,8 @@ import (
 var (
 	// ErrDurableInUse: the durable subscription has a subscriber already.
 	ErrDurableInUse = errors.New("core: durable subscription is in use")
+	// ErrDurableOwned: the durable subscription was made by another user.
+	ErrDurableOwned = errors.New("core: durable subscription belongs to another user")
 	// ErrNoDurable: no durable subscription by that name.
 	ErrNoDurable = errors.New("core: no such durable subscription")
 )
@@ -38,7 +40,10 @@ type durableKey struct{ client, name string }
 
 // durableSpec is what a durable subscription is for: its topic (perhaps a
 // wildcard) and its selector's text ("" for none).
-type durableSpec struct{ topic, selector string }
+// durableSpec is what a durable subscription is: its topic and selector,
+// and the user who made it ("" when made without one), who alone may use
+// or remove it.
+type durableSpec struct{ topic, selector, owner string }
 
 // durable is a durable subscription; guarded by Broker.mu.
 type durable struct {
@@ -94,11 +99,14 @@ func (b *Broker) SubscribeDurable(ctx context.Context, client, name string, topi
 	if d != nil && d.active {
 		return nil, fmt.Errorf("%w: %s/%s", ErrDurableInUse, client, name)
 	}
-	spec := durableSpec{topic: topic.Name}
+	spec := durableSpec{topic: topic.Name, owner: opts.Owner}
 	if opts.Selector != nil {
 		spec.selector = opts.Selector.String()
 	}
-	if d != nil && d.durableSpec != spec {
+	if d != nil && d.owner != "" && d.owner != opts.Owner {
+		return nil, fmt.Errorf("%w: %s/%s", ErrDurableOwned, client, name)
+	}
+	if d != nil && (d.topic != spec.topic || d.selector != spec.selector) {
 		if err := b.removeDurableLocked(ctx, d); err != nil {
 			return nil, err
 		}
@@ -141,6 +149,16 @@ func (b *Broker) SubscribeDurable(ctx context.Context, client, name string, topi
 // the messages kept for it. It is refused with ErrDurableInUse while it
 // has a subscriber.
 func (b *Broker) UnsubscribeDurable(ctx context.Context, client, name string) error {
+	return b.unsubscribeDurable(ctx, client, name, "", false)
+}
+
+// UnsubscribeDurableAs is UnsubscribeDurable by user: refused with
+// ErrDurableOwned when another user made the subscription.
+func (b *Broker) UnsubscribeDurableAs(ctx context.Context, client, name, user string) error {
+	return b.unsubscribeDurable(ctx, client, name, user, true)
+}
+
+func (b *Broker) unsubscribeDurable(ctx context.Context, client, name, user string, checkOwner bool) error {
 	b.durMu.Lock()
 	defer b.durMu.Unlock()
 	b.mu.Lock()
@@ -149,6 +167,8 @@ func (b *Broker) UnsubscribeDurable(ctx context.Context, client, name string) er
 	switch {
 	case d == nil:
 		return fmt.Errorf("%w: %s/%s", ErrNoDurable, client, name)
+	case checkOwner && d.owner != "" && d.owner != user:
+		return fmt.Errorf("%w: %s/%s", ErrDurableOwned, client, name)
 	case d.active:
 		return fmt.Errorf("%w: %s/%s", ErrDurableInUse, client, name)
 	}
@@ -285,6 +305,7 @@ func encodeDurable(client, name string, spec durableSpec) []byte {
 	e.str(name)
 	e.str(spec.topic)
 	e.str(spec.selector)
+	e.str(spec.owner)
 	return e.b
 }
 
@@ -292,5 +313,8 @@ func decodeDurable(p []byte) (client, name string, spec durableSpec, err error) 
 	d := decoder{b: p}
 	client, name = d.str(), d.str()
 	spec = durableSpec{topic: d.str(), selector: d.str()}
+	if len(d.b) > 0 { // records written before durables had owners end here
+		spec.owner = d.str()
+	}
 	return client, name, spec, d.check("durable")
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairnmq/cairn/core"
+	"github.com/cairnmq/cairn/journal/memlog"
 	"github.com/cairnmq/cairn/journal/wal"
 )
 
@@ -177,4 +178,57 @@ func TestDurableSelector(t *testing.T) {
 		t.Fatal(err)
 	}
 	in.none(t, 50*time.Millisecond)
+}
+
+// TestDurableOwnedByItsUser: a durable subscription made by a user is that
+// user's: another user of the same client-id can neither subscribe to it
+// nor remove it, across a restart from the journal and one from a
+// snapshot; one made without a user is anyone's.
+func TestDurableOwnedByItsUser(t *testing.T) {
+	store := memlog.NewStore(1 << 20)
+	b, stop := open(t, store, core.Options{})
+	ctx := context.Background()
+	topic := core.Destination{Kind: core.Topic, Name: "invoices"}
+	as := func(b *core.Broker, user string) error {
+		s, err := b.SubscribeDurable(ctx, "billing", "all", topic, core.SubscribeOptions{Owner: user}, make(inbox, 10))
+		if err == nil {
+			s.Close()
+		}
+		return err
+	}
+	if err := as(b, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	check := func(b *core.Broker, when string) {
+		t.Helper()
+		if err := as(b, "bob"); !errors.Is(err, core.ErrDurableOwned) {
+			t.Fatalf("%s: bob subscribed to alice's durable: %v", when, err)
+		}
+		if err := b.UnsubscribeDurableAs(ctx, "billing", "all", "bob"); !errors.Is(err, core.ErrDurableOwned) {
+			t.Fatalf("%s: bob removed alice's durable: %v", when, err)
+		}
+		if err := as(b, "alice"); err != nil {
+			t.Fatalf("%s: alice: %v", when, err)
+		}
+	}
+	check(b, "live")
+	stop()
+	b, stop = open(t, store, core.Options{})
+	check(b, "after a restart from the journal")
+	if _, err := b.Maintain(true); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	b, _ = open(t, store, core.Options{})
+	check(b, "after a restart from a snapshot")
+	if err := b.UnsubscribeDurableAs(ctx, "billing", "all", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	// Made without a user: anyone's.
+	if err := as(b, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := as(b, "bob"); err != nil {
+		t.Fatalf("bob on a durable made without a user: %v", err)
+	}
 }

@@ -181,8 +181,9 @@ func (p *projection) pendingCount() int { return p.live.len() }
 func (p *projection) encode() []byte {
 	e := encoder{b: make([]byte, 0, 32+12*p.live.len())}
 	// Format version: 2 adds redelivery counts, 3 the dedup ids, 4 durable
-	// subscriptions, 5 each pending message's priority, expiry and size.
-	e.uint(5)
+	// subscriptions, 5 each pending message's priority, expiry and size, 6
+	// each durable subscription's owner.
+	e.uint(6)
 	e.uint(p.applied)
 	e.uint(p.seq)
 	names := make([]string, 0, len(p.queues))
@@ -228,6 +229,7 @@ func (p *projection) encode() []byte {
 		e.str(k.name)
 		e.str(p.durable[k].topic)
 		e.str(p.durable[k].selector)
+		e.str(p.durable[k].owner)
 	}
 	return e.b
 }
@@ -236,7 +238,7 @@ func decodeProjection(b []byte) (*projection, error) {
 	d := decoder{b: b}
 	p := newProjection()
 	version := d.uint()
-	if d.err == nil && (version < 1 || version > 5) {
+	if d.err == nil && (version < 1 || version > 6) {
 		return nil, fmt.Errorf("snapshot format %d is not one this broker reads", version)
 	}
 	p.applied = d.uint()
@@ -298,7 +300,11 @@ func decodeProjection(b []byte) (*projection, error) {
 		}
 		for j := uint64(0); j < n && d.err == nil; j++ {
 			client, name := d.str(), d.str()
-			p.durable[durableKey{client, name}] = durableSpec{topic: d.str(), selector: d.str()}
+			spec := durableSpec{topic: d.str(), selector: d.str()}
+			if version >= 6 {
+				spec.owner = d.str()
+			}
+			p.durable[durableKey{client, name}] = spec
 		}
 	}
 	if err := d.check("snapshot"); err != nil {

@@ -92,6 +92,9 @@ type SubscribeOptions struct {
 	// Connection (activemq.noLocal).
 	NoLocal    bool
 	Connection uint64
+	// Owner is the subscribing user, for durable subscriptions: one made
+	// by a user is that user's alone.
+	Owner string
 }
 
 // Subscription is one consumer's interest in a destination.

@@ -442,8 +442,10 @@ func (g *Gateway) releaseDurableLink(clientID string) {
 	}
 }
 
-// UnsubscribeDurable implements stomp.Broker.
-func (g *Gateway) UnsubscribeDurable(ctx context.Context, clientID, name string) error {
+// UnsubscribeDurable implements stomp.Broker. Upstream knows the
+// gateway's user, not the client's: ownership by user is the upstream's
+// business only for clients connected to it directly.
+func (g *Gateway) UnsubscribeDurable(ctx context.Context, clientID, name, user string) error {
 	l := g.durableLink(clientID)
 	defer g.releaseDurableLink(clientID)
 	if err := l.waitUp(g.opts.Wait); err != nil {

@@ -185,3 +185,32 @@ authorization:
 		t.Fatalf("orders.new was sent %d messages, want bob's one allowed SEND", st.Enqueued)
 	}
 }
+
+// TestDurableBelongsToItsUser: over STOMP, a durable subscription alice
+// made cannot be taken or removed by bob under the same client-id.
+func TestDurableBelongsToItsUser(t *testing.T) {
+	users := usersFile(t, "alice", "a", "bob", "b")
+	n := start(t, t.TempDir(), stomp.Options{Users: users})
+	c, r := raw(t, n.addr)
+	io.WriteString(c, "CONNECT\naccept-version:1.2\nlogin:alice\npasscode:a\nclient-id:billing\n\n\x00")
+	readFrame(t, r)
+	io.WriteString(c, "SUBSCRIBE\nid:1\ndestination:/topic/invoices\nactivemq.subscriptionName:all\nreceipt:1\n\n\x00DISCONNECT\nreceipt:2\n\n\x00")
+	if cmd, _ := readFrame(t, r); cmd != "RECEIPT" {
+		t.Fatalf("alice's durable SUBSCRIBE: %s", cmd)
+	}
+	readFrame(t, r)
+	for _, f := range []string{
+		"SUBSCRIBE\nid:1\ndestination:/topic/invoices\nactivemq.subscriptionName:all\nreceipt:1\n\n\x00",
+		"UNSUBSCRIBE\nid:1\nactivemq.subscriptionName:all\nreceipt:1\n\n\x00",
+	} {
+		c, r := raw(t, n.addr)
+		io.WriteString(c, "CONNECT\naccept-version:1.2\nlogin:bob\npasscode:b\nclient-id:billing\n\n\x00")
+		if cmd, h := readFrame(t, r); cmd != "CONNECTED" {
+			t.Fatalf("bob: %s %v", cmd, h)
+		}
+		io.WriteString(c, f)
+		if cmd, h := readFrame(t, r); cmd != "ERROR" || h["code"] != "access-denied" {
+			t.Fatalf("bob's %q got %s %v", strings.SplitN(f, "\n", 2)[0], cmd, h)
+		}
+	}
+}

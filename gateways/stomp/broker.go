@@ -32,8 +32,10 @@ type Broker interface {
 	// Subscribe starts deliveries of dest (a queue or topic, wildcards
 	// allowed) to c; SubscribeDurable of a topic, kept while c is away.
 	Subscribe(dest core.Destination, opts core.SubscribeOptions, c core.Consumer) (Subscription, error)
+	// A durable subscription made by a user (opts.Owner) is that user's:
+	// another's SUBSCRIBE or removal of it is refused (core.ErrDurableOwned).
 	SubscribeDurable(ctx context.Context, clientID, name string, topic core.Destination, opts core.SubscribeOptions, c core.Consumer) (Subscription, error)
-	UnsubscribeDurable(ctx context.Context, clientID, name string) error
+	UnsubscribeDurable(ctx context.Context, clientID, name, user string) error
 	// Browse returns what queue holds, taking nothing.
 	Browse(queue string) ([]*core.Message, bool)
 	// DeleteQueue removes a queue and what it holds (a connection's
@@ -85,6 +87,10 @@ func (c coreBroker) SubscribeDurable(ctx context.Context, clientID, name string,
 		return nil, err
 	}
 	return s, nil
+}
+
+func (c coreBroker) UnsubscribeDurable(ctx context.Context, clientID, name, user string) error {
+	return c.Broker.UnsubscribeDurableAs(ctx, clientID, name, user)
 }
 
 func (c coreBroker) Commit(ctx context.Context, sends []*core.Message, acks []Ack) error {

@@ -135,6 +135,9 @@ func (ss *session) serve() {
 			if !errors.As(err, &pe) {
 				ss.srv.opts.Logger.Error("stomp: frame failed", "session", ss.id, "command", f.Command, "err", err)
 			}
+			// The session is over: its client-id is free before the ERROR
+			// goes, as on DISCONNECT before the RECEIPT.
+			ss.srv.releaseClientID(ss)
 			ss.closeAfter(errorFrame(err, f.Header.Get(frame.Receipt)))
 			return
 		}

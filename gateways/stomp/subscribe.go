@@ -110,6 +110,8 @@ func (ss *session) durableError(err error) error {
 		return perr(CodeDurableInUse, "%v", err)
 	case errors.Is(err, core.ErrNoDurable):
 		return perr(CodeUnknownSubscription, "%v", err)
+	case errors.Is(err, core.ErrDurableOwned):
+		return perr(CodeAccessDenied, "%v", err)
 	}
 	return ss.brokerError(err)
 }
@@ -155,7 +157,7 @@ func (ss *session) subscribe(f *frame.Frame, receipt string) error {
 	}
 	id, _ := ss.subID(f, destStr)
 	mode, _ := core.ParseAckMode(f.Header.Get(frame.Ack))
-	opts := core.SubscribeOptions{Mode: mode, Connection: ss.num}
+	opts := core.SubscribeOptions{Mode: mode, Connection: ss.num, Owner: ss.user}
 	if p := f.Header.Get("activemq.prefetchSize"); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 {
@@ -273,7 +275,7 @@ func (ss *session) unsubscribe(f *frame.Frame) error {
 		if ss.clientID == "" {
 			return perr(CodeMissingHeader, "removing a durable subscription needs client-id on CONNECT")
 		}
-		if err := ss.srv.broker.UnsubscribeDurable(context.Background(), ss.clientID, name); err != nil {
+		if err := ss.srv.broker.UnsubscribeDurable(context.Background(), ss.clientID, name, ss.user); err != nil {
 			return ss.durableError(err)
 		}
 	}
