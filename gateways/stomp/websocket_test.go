@@ -5,7 +5,10 @@ package stomp_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +22,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/cairnmq/cairn/gateways/stomp"
+	"github.com/cairnmq/cairn/internal/certtest"
 	"github.com/cairnmq/cairn/internal/interop"
 )
 
@@ -179,5 +183,50 @@ func TestStompJSInChromium(t *testing.T) {
 	}
 	if title != "ok" {
 		t.Fatalf("stompjs in Chromium: %s", title)
+	}
+}
+
+// TestWebSocketOverTLS: wss:// with the listener's TLS configuration
+// (ServeWebSocket on a TLS listener, as --ws-tls serves it), and a login
+// checked as on TCP.
+func TestWebSocketOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := certtest.NewCA(t)
+	_, cert, key := ca.Issue(t, dir, "server", 2, time.Now().Add(time.Hour), false)
+	cfg, err := stomp.TLSConfig(stomp.TLSFiles{Cert: cert, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := start(t, t.TempDir(), stomp.Options{Users: usersFile(t, "alice", "a")})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go n.srv.ServeWebSocket(tls.NewListener(ln, cfg))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.PEM)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "wss://"+ln.Addr().String()+"/stomp", &websocket.DialOptions{Subprotocols: []string{"v12.stomp"},
+		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	w := &wsClient{t: t, c: c}
+	w.send(websocket.MessageText, "CONNECT\naccept-version:1.2\nlogin:alice\npasscode:wrong\n\n\x00")
+	if f, _ := w.frames(1); !strings.HasPrefix(f[0], "ERROR\n") || !strings.Contains(f[0], "code:bad-credentials") {
+		t.Fatalf("a bad login over wss: %q", f[0])
+	}
+	c2, _, err := websocket.Dial(ctx, "wss://"+ln.Addr().String()+"/stomp", &websocket.DialOptions{Subprotocols: []string{"v12.stomp"},
+		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.CloseNow()
+	w2 := &wsClient{t: t, c: c2}
+	w2.send(websocket.MessageText, "CONNECT\naccept-version:1.2\nlogin:alice\npasscode:a\n\n\x00")
+	if f, _ := w2.frames(1); !strings.HasPrefix(f[0], "CONNECTED\n") {
+		t.Fatalf("alice over wss: %q", f[0])
 	}
 }
