@@ -1,0 +1,137 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	gostomp "github.com/go-stomp/stomp/v3"
+)
+
+var (
+	natsOnce  sync.Once
+	natsBin   string
+	natsBuild error
+)
+
+// natsServer builds nats-server from the module go.mod pins (v2.15.2),
+// once per test run, beside the cairn binary.
+func natsServer(t *testing.T) string {
+	t.Helper()
+	natsOnce.Do(func() {
+		natsBin = filepath.Join(filepath.Dir(binary(t)), "nats-server")
+		if out, err := exec.Command("go", "build", "-o", natsBin, "github.com/nats-io/nats-server/v2").CombinedOutput(); err != nil {
+			natsBuild = fmt.Errorf("build nats-server: %v\n%s", err, out)
+		}
+	})
+	if natsBuild != nil {
+		t.Fatal(natsBuild)
+	}
+	return natsBin
+}
+
+// natsNode is one nats-server process of a cluster on loopback.
+type natsNode struct {
+	cmd         *exec.Cmd
+	client, log string
+}
+
+// startNATSCluster runs three nats-server processes with JetStream,
+// routed to one another on loopback, each with its own store.
+func startNATSCluster(t *testing.T, syncAlways bool) []*natsNode {
+	t.Helper()
+	bin := natsServer(t)
+	dir := t.TempDir()
+	var clients, routes []string
+	for range 3 {
+		clients, routes = append(clients, freeAddr(t)), append(routes, freeAddr(t))
+	}
+	var nodes []*natsNode
+	for i := range 3 {
+		var peers []string
+		for j, r := range routes {
+			if j != i {
+				peers = append(peers, "nats-route://"+r)
+			}
+		}
+		host, port, _ := net.SplitHostPort(clients[i])
+		rhost, rport, _ := net.SplitHostPort(routes[i])
+		sync := ""
+		if syncAlways {
+			sync = "sync_interval: always\n"
+		}
+		conf := fmt.Sprintf("server_name: n%d\nhost: %s\nport: %s\njetstream {\n  store_dir: %q\n  %s}\ncluster {\n  name: cairn\n  host: %s\n  port: %s\n  routes: [%s]\n}\n",
+			i, host, port, filepath.Join(dir, fmt.Sprint("store", i)), sync, rhost, rport, strings.Join(peers, ", "))
+		cf := filepath.Join(dir, fmt.Sprintf("n%d.conf", i))
+		os.WriteFile(cf, []byte(conf), 0o600)
+		logf := filepath.Join(dir, fmt.Sprintf("n%d.log", i))
+		cmd := exec.Command(bin, "-c", cf, "-l", logf)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		n := &natsNode{cmd: cmd, client: clients[i], log: logf}
+		t.Cleanup(func() {
+			if n.cmd.ProcessState == nil {
+				n.cmd.Process.Kill()
+				n.cmd.Wait()
+			}
+		})
+		nodes = append(nodes, n)
+	}
+	return nodes
+}
+
+func natsURLs(nodes []*natsNode) string {
+	var u []string
+	for _, n := range nodes {
+		u = append(u, "nats://"+n.client)
+	}
+	return strings.Join(u, ",")
+}
+
+// TestServeOnRealNATSCluster: cairn serve on a three-node cluster of real
+// nats-server processes (built from the pinned module), the journal
+// replicated three ways, with sync_interval always. SIGKILL of one
+// nats-server under receipted load: the SENDs go on (the stream keeps a
+// quorum), and every receipted message is delivered once.
+func TestServeOnRealNATSCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a three-node NATS cluster (-short skips it)")
+	}
+	nodes := startNATSCluster(t, true)
+	p := launchServe(t, t.TempDir(), "--journal", "jetstream", "--nats", natsURLs(nodes), "--stream", "REAL3", "--replicas", "3")
+	// The cluster forms and elects a meta leader first: the broker retries until it can.
+	p.waitLog(t, "cairn listening", 90*time.Second)
+	c, err := gostomp.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	const total = 300
+	for i := range total {
+		if i == total/3 {
+			if err := nodes[1].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Send("/queue/real", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true")); err != nil {
+			t.Fatalf("SEND %d with one of three nats-servers killed: %v\n%s", i, err, p.log())
+		}
+	}
+	got := drain(t, p.addr, "/queue/real")
+	for i := range total {
+		if n := got[fmt.Sprint(i)]; n != 1 {
+			t.Fatalf("message %d delivered %d times", i, n)
+		}
+	}
+}
