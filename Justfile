@@ -93,3 +93,7 @@ takeover n="1000000" rounds="3":
 # a 5M-message queue paged past a 256 MiB memory limit, beside one that fits in memory
 paging n="5000000" limit="256" m="500000":
     bench/paging/run {{n}} {{limit}} {{m}}
+
+# peak RSS against the stated bound with a stalled queue consumer and a stalled topic subscriber
+memory limit="256" count="400000":
+    bench/memory/run {{limit}} {{count}}

@@ -36,12 +36,21 @@ type Options struct {
 	// the topic one such wait, and never stalls it.
 	TopicBacklog     int
 	TopicPublishWait time.Duration
-	// TopicBacklogBytes bounds the same backlog in bytes (default 64 MiB):
+	// TopicBacklogBytes bounds the same backlog in bytes (default 64 MiB, or
+	// a quarter of TopicMemoryLimit if less):
 	// past it too, the oldest messages are lost. Subscription.Dropped
 	// counts what each subscriber lost. A topic subscriber's deliveries in
 	// flight (delivered, not acknowledged) are bounded by it as well,
 	// whatever its prefetch: past it, messages wait in the backlog.
 	TopicBacklogBytes int64
+	// TopicMemoryLimit bounds what all topic subscribers hold together, in
+	// flight and in backlogs (default a quarter of MemoryLimit; with no
+	// MemoryLimit, no bound beyond each subscriber's). It counts towards
+	// MemoryLimit too. Past it, a subscriber holding more than its fair
+	// part (the limit over the subscribers holding anything) loses its
+	// oldest held messages, then new ones, counted in Dropped; one that
+	// keeps up loses nothing (topic.go).
+	TopicMemoryLimit int64
 	// Logger receives broker events (default slog.Default()).
 	Logger *slog.Logger
 	// Progress, if set, is called during the start-up replay.
@@ -66,10 +75,12 @@ type Options struct {
 	// StoreFullError, fails with ErrStoreFull.
 	StoreLimit     int64
 	StoreFullError bool
-	// MemoryLimit bounds the bytes of messages all queues hold in memory
-	// (0: no limit); QueueMemoryLimit one queue's. Past them, persistent
-	// messages are paged: kept in the journal only and read back as
-	// consumers come to them (see paging.go).
+	// MemoryLimit bounds the bytes of messages the broker holds in memory
+	// (0: no limit): queues' (waiting, delayed, delivered and not
+	// acknowledged) and topic subscribers' (TopicMemoryLimit);
+	// QueueMemoryLimit one queue's. Past them, persistent queue messages
+	// are paged: kept in the journal only and read back as consumers come
+	// to them (see paging.go).
 	MemoryLimit      int64
 	QueueMemoryLimit int64
 	// Redelivery gives queues redelivery policies: the first rule whose
@@ -123,6 +134,8 @@ type Broker struct {
 	store          storeGauge           // persistent bytes held, for StoreLimit
 	memUsed        atomic.Int64         // bytes of messages held in memory, for MemoryLimit
 	mem            storeGauge           // wakes senders waiting for memory (its room and closed)
+	topicUsed      atomic.Int64         // bytes topic subscribers hold (in memUsed too), for TopicMemoryLimit
+	topicHolders   atomic.Int64         // topic subscribers holding anything
 	wildCount      atomic.Int32         // len(wild), read without the lock
 	watchers       map[int]func(string) // WatchQueues; guarded by mu
 	nextWatch      int
@@ -167,8 +180,16 @@ func Open(opts Options) (*Broker, error) {
 	if opts.TopicBacklog <= 0 {
 		opts.TopicBacklog = 10000
 	}
+	if opts.TopicMemoryLimit <= 0 && opts.MemoryLimit > 0 {
+		opts.TopicMemoryLimit = opts.MemoryLimit / 4
+	}
 	if opts.TopicBacklogBytes <= 0 {
+		// One subscriber that stopped reading takes at most a quarter of
+		// what topics may hold, in flight and again in its backlog.
 		opts.TopicBacklogBytes = 64 << 20
+		if lim := opts.TopicMemoryLimit; lim > 0 {
+			opts.TopicBacklogBytes = min(opts.TopicBacklogBytes, lim/4)
+		}
 	}
 	if opts.TopicPublishWait <= 0 {
 		opts.TopicPublishWait = time.Second

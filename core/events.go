@@ -187,7 +187,7 @@ func peekEnqueue(p []byte, names map[string]string) (enqHead, error) {
 	if d.err == nil && n > uint64(len(d.b)) {
 		d.err = errShort
 	}
-	h.size = 96 // as Message.Size
+	h.size = messageOverhead // as Message.Size
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		k := d.bytes()
 		h.size += len(k) + 16

@@ -205,7 +205,7 @@ func TestTopicBacklogBoundedInBytes(t *testing.T) {
 	publish(t, b, "big", 100, 4<<10)
 	first := in.next(t) // the one its prefetch took
 	// A publish reaches the topic's loop after Send returns: wait until all
-	// 100 are offered (each 96 + 4,096 bytes by Size: 15 fit in 64 KiB).
+	// 100 are offered (each 192 + 4,096 bytes by Size: 15 fit in 64 KiB).
 	for deadline := time.Now().Add(10 * time.Second); slow.Dropped() < 100-1-15; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("dropped %d of the 84 that do not fit, after 10s", slow.Dropped())
@@ -234,7 +234,7 @@ func TestTopicInflightBoundedInBytes(t *testing.T) {
 	b, _ := open(t, memlog.NewStore(1<<20), core.Options{TopicBacklogBytes: 64 << 10, TopicPublishWait: 10 * time.Millisecond})
 	sub, in := subscribe(t, b, "/topic/wide", core.SubscribeOptions{Mode: core.AckClient, Prefetch: 100000})
 	publish(t, b, "wide", 100, 4<<10)
-	// Wait until all 100 are offered: 15 in flight (96 + 4,096 bytes each by
+	// Wait until all 100 are offered: 15 in flight (192 + 4,096 bytes each by
 	// Size), 15 in the backlog, 70 lost.
 	for deadline := time.Now().Add(10 * time.Second); sub.Dropped() < 70; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {

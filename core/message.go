@@ -39,10 +39,15 @@ func TempDestination(kind Kind, scope, name string) Destination {
 	return Destination{kind, "$temp:" + scope + ":" + name}
 }
 
+// messageOverhead is the fixed part of a Message's Size.
+const messageOverhead = 192
+
 // Size is about how many bytes m takes in memory: its body, its headers
-// and a fixed overhead.
+// and a fixed overhead, which counts the Message itself (128 bytes) and
+// what a queue keeps for it waiting or in flight (its entry, its places in
+// the pending list, the in-flight maps and the connection's write queue).
 func (m *Message) Size() int {
-	n := 96 + len(m.Body)
+	n := messageOverhead + len(m.Body)
 	for _, h := range m.Header {
 		n += len(h) + 16
 	}

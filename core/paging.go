@@ -147,6 +147,22 @@ func (q *queue) overBudget(size int) bool {
 	return lim > 0 && q.b.memUsed.Load()+int64(size) > lim
 }
 
+// readBackFloor is what a queue with nothing waiting in memory may read
+// back even while memory is full: enough that its consumers never starve
+// behind another queue's, and little enough that a consumer that stopped
+// reading (with credit left) cannot take memory past the limit.
+const readBackFloor = 1 << 20
+
+// underFloor reports whether q may read back the first i+1 paged messages
+// (size bytes) while memory is full: with nothing waiting in memory, up to
+// readBackFloor in all, or one message if it holds nothing at all.
+func (q *queue) underFloor(i int, size int64) bool {
+	if q.pending.len() > 0 {
+		return false
+	}
+	return q.bytes+size <= readBackFloor || i == 0 && q.bytes == 0
+}
+
 // mayPage reports whether m goes to the page store rather than memory.
 func (q *queue) mayPage(m *Message) bool {
 	if !m.Persistent || m.index == 0 {
@@ -224,7 +240,7 @@ func (q *queue) refill() {
 	var size int64
 	for i, r := range want {
 		size += int64(r.size)
-		if (q.pending.len() > 0 || i > 0) && q.overBudget(int(size)) && !outranks {
+		if q.overBudget(int(size)) && !outranks && !q.underFloor(i, size) {
 			want = want[:i] // memory is full: read back more as these go out
 			break
 		}

@@ -55,7 +55,7 @@ func (p pref) size() int32 { return int32(p.meta >> 4) }
 func (p pref) prio() uint8 { return uint8(p.meta & 0xf) }
 func (p pref) known() bool { return p.meta != 0 }
 
-// packMeta makes a pref's meta (a Size is at least 96, so never 0).
+// packMeta makes a pref's meta (a Size is at least messageOverhead, so never 0).
 func packMeta(size int, prio uint8) uint32 {
 	return uint32(min(max(size, 1), 1<<28-1))<<4 | uint32(min(prio, 9))
 }

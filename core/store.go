@@ -178,3 +178,19 @@ func journalError(err error) error {
 	}
 	return fmt.Errorf("journal: %w", err)
 }
+
+// MemoryStats is what the broker holds in memory, in Message.Size bytes.
+type MemoryStats struct {
+	// Messages: every message held, queues' and topics'; MemoryLimit
+	// bounds it, by paging persistent queue messages.
+	Messages, Limit int64
+	// Topics: what topic subscribers hold (in flight and in backlogs),
+	// each message once however many hold it; part of Messages, and
+	// bounded by TopicLimit (Options.TopicMemoryLimit).
+	Topics, TopicLimit int64
+}
+
+// Memory reports what the broker holds in memory and its limits.
+func (b *Broker) Memory() MemoryStats {
+	return MemoryStats{Messages: b.memUsed.Load(), Limit: b.opts.MemoryLimit, Topics: b.topicUsed.Load(), TopicLimit: b.opts.TopicMemoryLimit}
+}

@@ -346,8 +346,8 @@ func (s *Subscription) ackMany(ctx context.Context, seqs []uint64, kind ackKind)
 		return unknown
 	}
 	if s.t != nil {
-		n := len(taken)
-		s.t.post(func() { s.t.credit(s, n) })
+		seqs := seqsOf(taken)
+		s.t.post(func() { s.t.credit(s, seqs) })
 		return unknown
 	}
 	all := seqsOf(taken)
@@ -403,8 +403,8 @@ func (s *Subscription) nack(seq uint64, wait bool) error {
 		return err
 	}
 	if s.t != nil {
-		n := len(taken)
-		s.t.post(func() { s.t.credit(s, n) })
+		seqs := seqsOf(taken)
+		s.t.post(func() { s.t.credit(s, seqs) })
 		return nil
 	}
 	seqs := seqsOf(taken)
@@ -432,12 +432,24 @@ func (s *Subscription) Close() {
 		return
 	}
 	s.closed = true
-	s.live, s.order = nil, nil
-	s.mu.Unlock()
 	if s.q != nil {
+		s.live, s.order = nil, nil
+		s.mu.Unlock()
 		s.q.do(func() { s.q.removeConsumer(s) })
 	} else {
-		s.t.do(func() { s.t.removeSubscriber(s) })
+		s.mu.Unlock()
+		s.t.do(func() {
+			// On the topic's goroutine, so that no delivery lands in
+			// between: what is in flight stops being held.
+			s.mu.Lock()
+			unacked := make([]uint64, 0, len(s.live))
+			for seq := range s.live {
+				unacked = append(unacked, seq)
+			}
+			s.live, s.order = nil, nil
+			s.mu.Unlock()
+			s.t.removeSubscriber(s, unacked)
+		})
 	}
 	if s.onClose != nil {
 		s.onClose()

@@ -19,6 +19,7 @@ type topic struct {
 	b    *Broker
 	name string
 	subs []*Subscription
+	held map[uint64]heldMsg // the messages subscribers hold, by sequence (addHeld)
 
 	// Flow control: while some subscriber's backlog is half full,
 	// publishers wait for it to drain, so a subscriber that is only briefly
@@ -57,24 +58,125 @@ func (t *topic) publish(m *Message) {
 	t.post(func() {
 		t.queued.Add(-1)
 		e := &entry{msg: m}
+		refs := 0
 		for _, s := range t.subs {
-			if s.matches(m) && (s.noLocal == 0 || s.noLocal != m.Origin) {
-				t.offer(s, e)
+			if s.matches(m) && (s.noLocal == 0 || s.noLocal != m.Origin) && t.offer(s, e) {
+				refs++
 			}
+		}
+		if refs > 0 {
+			t.addHeld(m, refs)
 		}
 	})
 }
 
+// Memory. A topic message is in memory while a subscriber holds it: in
+// flight (delivered, not acknowledged; the connection may not have written
+// it yet) or in a backlog. held counts, per message held, how many
+// subscribers hold it, so that the broker's topicUsed counts each message
+// once however many hold it. Acknowledgements name the messages they take
+// (credit), so the counts are exact.
+type heldMsg struct {
+	size int32
+	refs int32
+}
+
+// addHeld counts m as held by refs more subscribers.
+func (t *topic) addHeld(m *Message, refs int) {
+	if t.held == nil {
+		t.held = map[uint64]heldMsg{}
+	}
+	h, ok := t.held[m.Seq]
+	if !ok {
+		h.size = int32(m.Size())
+		t.b.topicMemory(int64(h.size))
+	}
+	h.refs += int32(refs)
+	t.held[m.Seq] = h
+}
+
+// unhold takes one subscriber's hold of seq away, and returns its size.
+func (t *topic) unhold(seq uint64) int64 {
+	h, ok := t.held[seq]
+	if !ok {
+		return 0
+	}
+	if h.refs--; h.refs > 0 {
+		t.held[seq] = h
+	} else {
+		delete(t.held, seq)
+		t.b.topicMemory(-int64(h.size))
+	}
+	return int64(h.size)
+}
+
+// topicMemory counts delta bytes more (or fewer) held by topics, in the
+// broker's memory too.
+func (b *Broker) topicMemory(delta int64) {
+	b.topicUsed.Add(delta)
+	b.memoryFreed(delta)
+}
+
+// holding is what s holds, in flight and in its backlog, in bytes.
+func (s *Subscription) holding() int64 { return s.heldBytes + s.backlogBytes }
+
+// holds tells the broker whether s now holds anything, given what it held
+// before (for the fair part each subscriber may keep; share).
+func (t *topic) holds(s *Subscription, before int64) {
+	switch after := s.holding(); {
+	case before == 0 && after > 0:
+		t.b.topicHolders.Add(1)
+	case before > 0 && after == 0:
+		t.b.topicHolders.Add(-1)
+	}
+}
+
+// tight reports whether holding size more bytes would take the topics past
+// half their TopicMemoryLimit: from there on, each subscriber holds at most
+// its share of the other half.
+func (t *topic) tight(size int64) bool {
+	lim := t.b.opts.TopicMemoryLimit
+	return lim > 0 && t.b.topicUsed.Load()+size > lim/2
+}
+
+// share is what one subscriber may hold while the topics are tight: half
+// the TopicMemoryLimit over the subscribers holding anything. So, tight or
+// not, the topics hold at most their TopicMemoryLimit, and one message more
+// for each subscriber that held nothing.
+func (t *topic) share() int64 {
+	return t.b.opts.TopicMemoryLimit / 2 / max(1, t.b.topicHolders.Load())
+}
+
 // offer delivers e to s if it has credit, or holds it in s's backlog,
 // dropping the oldest held message when the backlog is full: a subscriber
-// that does not read loses messages rather than slow the topic.
-func (t *topic) offer(s *Subscription, e *entry) {
+// that does not read loses messages rather than slow the topic. It reports
+// whether s holds e now.
+//
+// While the topics are tight on memory, a subscriber holding more than its
+// share first gives up its backlog, oldest first, to come within it, and
+// if that is not enough it loses e: one that stopped reading loses
+// messages rather than take the memory of those that keep up, which hold
+// less than their share and lose nothing.
+func (t *topic) offer(s *Subscription, e *entry) bool {
+	before := s.holding()
+	defer t.holds(s, before)
 	size := int64(e.msg.Size())
+	if s.holding() > 0 && t.tight(size) {
+		share := t.share()
+		for len(s.backlog) > 0 && s.holding()+size > share {
+			t.dropOldest(s)
+		}
+		if s.holding() > 0 && s.holding()+size > share {
+			t.lost(s)
+			return false
+		}
+	}
 	if s.credit > 0 && (s.heldCount == 0 || s.heldBytes+size <= t.b.opts.TopicBacklogBytes) {
 		s.credit--
-		t.hold(s, size)
+		s.heldBytes += size
+		s.heldCount++
 		s.deliver(e)
-		return
+		return true
 	}
 	// Close the gate at half the backlog: publishes already queued on the
 	// loop (up to maxQueued) still land, and should not overflow it.
@@ -82,23 +184,42 @@ func (t *topic) offer(s *Subscription, e *entry) {
 		t.setFull(true)
 	}
 	for len(s.backlog) > 0 && (len(s.backlog) >= t.b.opts.TopicBacklog || s.backlogBytes+size > t.b.opts.TopicBacklogBytes) {
-		s.backlogBytes -= int64(s.backlog[0].msg.Size())
-		s.backlog[0] = nil
-		s.backlog = s.backlog[1:]
-		n := s.dropped.Add(1)
-		if n&(n-1) == 0 { // log at 1, 2, 4, 8, ... drops
-			t.b.opts.Logger.Warn("slow topic subscriber: dropping its oldest messages", "topic", t.name, "dropped", n)
-		}
+		t.dropOldest(s)
 	}
 	s.backlog = append(s.backlog, e)
 	s.backlogBytes += size
+	return true
 }
 
-// credit returns n acknowledged deliveries' worth of credit to s and sends
-// it what its backlog holds.
-func (t *topic) credit(s *Subscription, n int) {
-	s.credit += n
-	t.release(s, n)
+// dropOldest drops the oldest message of s's backlog.
+func (t *topic) dropOldest(s *Subscription) {
+	e := s.backlog[0]
+	s.backlogBytes -= int64(e.msg.Size())
+	s.backlog[0] = nil
+	s.backlog = s.backlog[1:]
+	t.unhold(e.msg.Seq)
+	t.lost(s)
+}
+
+// lost counts a message s lost, and logs at 1, 2, 4, 8, ... of them.
+func (t *topic) lost(s *Subscription) {
+	if n := s.dropped.Add(1); n&(n-1) == 0 {
+		t.b.opts.Logger.Warn("slow topic subscriber: dropping its oldest messages", "topic", t.name, "dropped", n)
+	}
+}
+
+// credit takes the acknowledged deliveries seqs out of s's flight, returns
+// their credit, and sends s what its backlog holds.
+func (t *topic) credit(s *Subscription, seqs []uint64) {
+	before := s.holding()
+	defer t.holds(s, before)
+	for _, seq := range seqs {
+		s.heldBytes -= t.unhold(seq)
+	}
+	s.credit += len(seqs)
+	if s.heldCount -= len(seqs); s.heldCount <= 0 {
+		s.heldBytes, s.heldCount = 0, 0
+	}
 	for s.credit > 0 && len(s.backlog) > 0 {
 		e := s.backlog[0]
 		size := int64(e.msg.Size())
@@ -109,33 +230,14 @@ func (t *topic) credit(s *Subscription, n int) {
 		s.backlog = s.backlog[1:]
 		s.backlogBytes -= size
 		s.credit--
-		t.hold(s, size)
+		s.heldBytes += size
+		s.heldCount++
 		s.deliver(e)
 	}
 	if s.slow && len(s.backlog) <= t.b.opts.TopicBacklog/4 {
 		s.slow = false // caught up: it holds the gate again
 	}
 	t.checkFull()
-}
-
-// hold counts a delivery of size bytes in flight to s: a topic subscriber
-// holds at most TopicBacklogBytes in flight (and as much again in its
-// backlog), whatever its prefetch, so that a prefetch of 100,000 large
-// messages to a subscriber that stopped reading cannot take gigabytes.
-func (t *topic) hold(s *Subscription, size int64) {
-	s.heldBytes += size
-	s.heldCount++
-}
-
-// release takes n acknowledged deliveries out of flight. Acks name
-// messages, not sizes: each counts as the average held.
-func (t *topic) release(s *Subscription, n int) {
-	if n >= s.heldCount {
-		s.heldBytes, s.heldCount = 0, 0
-		return
-	}
-	s.heldBytes -= s.heldBytes / int64(s.heldCount) * int64(n)
-	s.heldCount -= n
 }
 
 // markSlow runs when a publisher has waited its full TopicPublishWait: the
@@ -177,9 +279,19 @@ func (t *topic) setFull(full bool) {
 
 func (t *topic) addSubscriber(s *Subscription) { t.subs = append(t.subs, s) }
 
-func (t *topic) removeSubscriber(s *Subscription) {
+// removeSubscriber takes s off the topic; unacked are its deliveries in
+// flight, which it no longer holds.
+func (t *topic) removeSubscriber(s *Subscription, unacked []uint64) {
 	t.subs = slices.DeleteFunc(t.subs, func(c *Subscription) bool { return c == s })
-	s.backlog, s.backlogBytes = nil, 0
+	before := s.holding()
+	for _, e := range s.backlog {
+		t.unhold(e.msg.Seq)
+	}
+	for _, seq := range unacked {
+		t.unhold(seq)
+	}
+	s.backlog, s.backlogBytes, s.heldBytes, s.heldCount = nil, 0, 0, 0
+	t.holds(s, before)
 	t.checkFull()
 }
 

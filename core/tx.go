@@ -90,8 +90,8 @@ func (b *Broker) Commit(ctx context.Context, sends []*Message, acks []TxAck) err
 			continue // acknowledged since, outside the transaction
 		}
 		if a.Sub.t != nil {
-			n := len(taken)
-			a.Sub.t.post(func() { a.Sub.t.credit(a.Sub, n) })
+			seqs := seqsOf(taken)
+			a.Sub.t.post(func() { a.Sub.t.credit(a.Sub, seqs) })
 			continue
 		}
 		seqs := seqsOf(taken)

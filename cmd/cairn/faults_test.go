@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairnmq/cairn/internal/faults"
+	"github.com/cairnmq/cairn/replication/node"
 )
 
 // TestFaults runs a real cairn serve under receipted load (three producers,
@@ -50,11 +51,12 @@ func TestFaults(t *testing.T) {
 		// the journal does not fill the disk by itself (the full-disk
 		// fault fills it from outside, and producers then meet it).
 		Producers: 3, Consumers: 2, Size: 2048, Rate: 1000, Faults: schedule,
-		// The Go runtime's soft limit is twice the memory limit plus 200
-		// MiB (cairn serve sets it): the RSS bound. The journal's, beyond 2
-		// × what was pending: 2 snapshot intervals + 2 segments (23 MiB
-		// each with a 10 MiB --max-body) + 8 MiB for snapshot files.
-		MaxRSS: (2*memMB + 200) << 20, JournalOverhead: 2*4<<20 + 2*23<<20 + 8<<20,
+		// The RSS bound is the one cairn serve states (node.RSSBound: the
+		// memory limit, the read budget, the journal's buffers, a fixed
+		// overhead and the collector's eighth). The journal's, beyond 2 × what was pending: 2 snapshot
+		// intervals + 2 segments (23 MiB each with a 10 MiB --max-body) + 8
+		// MiB for snapshot files.
+		MaxRSS: memoryBound(memMB), JournalOverhead: 2*4<<20 + 2*23<<20 + 8<<20,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -72,4 +74,12 @@ func TestFaults(t *testing.T) {
 	if err := rep.Err(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// memoryBound is the RSS cairn serve stays within at --memory-limit-mb mb
+// and its other defaults.
+func memoryBound(mb int64) int64 {
+	o := node.NewOptions()
+	o.Broker.MemoryLimit = mb << 20
+	return node.RSSBound(o)
 }

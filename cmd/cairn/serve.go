@@ -163,12 +163,13 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer stopProfiles()
-	if lim := opts.Broker.MemoryLimit; lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		// Ask the garbage collector to work harder as the heap nears twice
-		// the message memory limit plus room for the rest (per-message
-		// bookkeeping of paged messages, connections). A soft limit: it
-		// never fails an allocation. GOMEMLIMIT, if set, wins.
-		debug.SetMemoryLimit(2*lim + 200<<20)
+	if bound := node.HeapBound(opts); bound > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// Ask the garbage collector to work harder as the heap nears what
+		// the broker is meant to stay within: the messages it holds, partly
+		// read frames, the journal's buffers and a fixed overhead. A soft
+		// limit: it never fails an allocation. GOMEMLIMIT, if set, wins.
+		debug.SetMemoryLimit(bound)
+		logger.Info("memory", "messages_mb", opts.Broker.MemoryLimit>>20, "heap_bound_mb", bound>>20, "rss_bound_mb", node.RSSBound(opts)>>20)
 	}
 	ctx, cancel := stopOnSignal(logger)
 	defer cancel(nil)

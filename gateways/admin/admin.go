@@ -96,6 +96,9 @@ var (
 	descJournal       = prometheus.NewDesc("cairn_queue_journal_bytes", "Bytes of a queue's messages in the journal.", []string{"destination"}, nil)
 	descQueues        = prometheus.NewDesc("cairn_queues", "Queues the broker has.", nil, nil)
 	descTopics        = prometheus.NewDesc("cairn_topics", "Topics the broker has.", nil, nil)
+	descMemoryUsed    = prometheus.NewDesc("cairn_memory_messages_bytes", "Bytes of messages the broker holds in memory (queues' and topics'), against its memory limit.", nil, nil)
+	descMemoryLimit   = prometheus.NewDesc("cairn_memory_limit_bytes", "The broker's memory limit for messages (0: none).", nil, nil)
+	descTopicMemory   = prometheus.NewDesc("cairn_topic_memory_bytes", "Bytes of messages topic subscribers hold (in flight and in backlogs), each once.", nil, nil)
 	descConnections   = prometheus.NewDesc("cairn_connections", "Open client connections.", nil, nil)
 	descRole          = prometheus.NewDesc("cairn_role", "1 for the node's current role; its epoch as a label.", []string{"role", "epoch"}, nil)
 	descLinkUp        = prometheus.NewDesc("cairn_gateway_link_up", "1 while a gateway link is connected upstream.", []string{"link"}, nil)
@@ -159,6 +162,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	queues := b.Queues()
 	gauge(descQueues, float64(len(queues)))
 	gauge(descTopics, float64(len(b.Topics())))
+	mem := b.Memory()
+	gauge(descMemoryUsed, float64(mem.Messages))
+	gauge(descMemoryLimit, float64(mem.Limit))
+	gauge(descTopicMemory, float64(mem.Topics))
 	if c.o.MaxQueues < 0 {
 		return
 	}

@@ -43,6 +43,10 @@ func TestMetricsCapQueues(t *testing.T) {
 			t.Errorf("MaxQueues 2: no %s", want)
 		}
 	}
+	one := (&core.Message{Body: []byte("x")}).Size()
+	if want := fmt.Sprintf("cairn_memory_messages_bytes %d\n", 15*one); !strings.Contains(m, want) {
+		t.Errorf("no %q: the 15 messages held in memory", want)
+	}
 	if strings.Contains(m, `destination="/queue/q0"`) {
 		t.Error("MaxQueues 2 reported a shallow queue by name")
 	}

@@ -33,7 +33,7 @@ type backend struct {
 
 func newBackend(o *Options, id string, logger *slog.Logger) (*backend, error) {
 	// A record is one message: room for the largest body and 1 MiB of headers.
-	be := &backend{opts: o, logger: logger, maxRecord: o.STOMP.Limits.MaxBodyBytes + 1<<20}
+	be := &backend{opts: o, logger: logger, maxRecord: maxRecordFor(o.STOMP.Limits.MaxBodyBytes)}
 	switch o.Journal {
 	case JournalWAL:
 		be.name = o.Data
@@ -96,7 +96,7 @@ func (be *backend) open(lease replication.Lease) (journal.Log, int, error) {
 			}
 		}
 		l, err := wal.Open(o.Data, wal.Options{Sync: o.Sync, SyncInterval: o.SyncInterval, Logger: be.logger,
-			MaxRecordBytes: be.maxRecord, SegmentBytes: max(16<<20, 2*be.maxRecord+1<<20), Locked: true, Gate: lease.Valid,
+			MaxRecordBytes: be.maxRecord, SegmentBytes: segmentBytes(be.maxRecord), Locked: true, Gate: lease.Valid,
 			PreviousGone: how != "expired"})
 		if err != nil {
 			return nil, 0, err
@@ -122,3 +122,10 @@ func (be *backend) close() {
 		be.nc.Close()
 	}
 }
+
+// maxRecordFor is the largest journal record a node takes: a SEND body of
+// maxBody and room for its headers.
+func maxRecordFor(maxBody int) int { return maxBody + 1<<20 }
+
+// segmentBytes is the wal segment size for records of up to maxRecord.
+func segmentBytes(maxRecord int) int { return max(16<<20, 2*maxRecord+1<<20) }

@@ -126,6 +126,40 @@ func ReadMemoryFor(configured, memoryLimit int64, maxBody int) int64 {
 	return 256 << 20
 }
 
+// RuntimeOverhead is what HeapBound allows beyond the parts it counts: the
+// Go runtime, the projection's maps, queues' bookkeeping, and connections
+// (about 9 KiB each) in their first few thousands.
+const RuntimeOverhead = 192 << 20
+
+// HeapBound is the memory a node on o is meant to keep its heap within, for
+// the Go runtime's soft memory limit (runtime/debug.SetMemoryLimit): the
+// messages it holds (Broker.MemoryLimit, topics' included), the partly
+// read frames (STOMP.ReadMemory), the journal's buffers (on the wal, the
+// segment being written and the two it caches for reading back) and
+// RuntimeOverhead. Beyond it: 24 bytes per paged message and about 9 KiB
+// per connection past the first few thousand. With no memory limit, there
+// is no bound (0).
+func HeapBound(o Options) int64 {
+	lim := o.Broker.MemoryLimit
+	if lim <= 0 {
+		return 0
+	}
+	maxBody := o.STOMP.Limits.MaxBodyBytes
+	journalBuffers := int64(0)
+	if o.Journal != JournalJetStream {
+		journalBuffers = 3 * int64(segmentBytes(maxRecordFor(maxBody)))
+	}
+	return lim + ReadMemoryFor(o.STOMP.ReadMemory, lim, maxBody) + journalBuffers + RuntimeOverhead
+}
+
+// RSSBound is the resident memory a node on o stays within: HeapBound and
+// an eighth more, the room the Go runtime takes past its soft limit while
+// it collects under a high allocation rate (measured: bench/memory/run).
+func RSSBound(o Options) int64 {
+	h := HeapBound(o)
+	return h + h/8
+}
+
 func (o *Options) check() error {
 	var errs []error
 	if o.Listener == nil && o.Listen == "" {
