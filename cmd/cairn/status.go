@@ -173,7 +173,7 @@ func gatewayStatusReport(c *cli.Context, path string) error {
 		fmt.Fprintf(w, "gateway  pid %d on %s, upstream %s, reported %s ago\n\n", st.PID, st.Listen, strings.Join(st.Upstream, ","),
 			time.Since(st.Updated).Round(time.Millisecond))
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "LINK\tSTATE\tUPSTREAM\tSINCE\tCONNECTS\tSUBS\tWAITING\tCANARY RTT\tCANARY BACK\tSTALLS\tFRAMES IN/OUT\tLAST ERROR")
+		fmt.Fprintln(tw, "LINK\tSTATE\tUPSTREAM\tSINCE\tCONNECTS\tSUBS\tWAITING\tCANARY RTT\tCANARY BACK\tSTALLS LINK/SUBS\tFRAMES IN/OUT\tLAST ERROR")
 		for _, l := range st.Links {
 			state := "down"
 			if l.Up {
@@ -183,9 +183,9 @@ func gatewayStatusReport(c *cli.Context, path string) error {
 			if !l.CanaryBack.IsZero() {
 				back = time.Since(l.CanaryBack).Round(time.Millisecond).String() + " ago"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\t%d\t%d\t%d\t%s\t%s\t%d\t%d/%d\t%s\n", l.Name, state, l.Upstream,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\t%d\t%d\t%d\t%s\t%s\t%d/%d\t%d/%d\t%s\n", l.Name, state, l.Upstream,
 				time.Since(l.Since).Round(time.Second), l.Connects, l.Subscriptions, l.Waiting, l.CanaryRTT.Round(time.Microsecond), back,
-				l.Stalls, l.FramesIn, l.FramesOut, l.LastError)
+				l.Stalls, l.SubscriptionStalls, l.FramesIn, l.FramesOut, l.LastError)
 		}
 		tw.Flush()
 	}

@@ -38,17 +38,19 @@ type Source struct {
 
 // Link is one gateway link, as metrics show it.
 type Link struct {
-	Name       string
-	Up         bool
-	Connects   int
-	CanaryRTT  float64 // seconds
-	Stalls     int
-	FramesIn   uint64
-	FramesOut  uint64
-	BytesIn    uint64
-	BytesOut   uint64
-	Waiting    int
-	Subscribed int
+	Name      string
+	Up        bool
+	Connects  int
+	CanaryRTT float64 // seconds
+	Stalls    int
+	// SubscriptionStalls: subscriptions the watchdog found stalled.
+	SubscriptionStalls int
+	FramesIn           uint64
+	FramesOut          uint64
+	BytesIn            uint64
+	BytesOut           uint64
+	Waiting            int
+	Subscribed         int
 }
 
 // Options shape the metrics.
@@ -104,6 +106,7 @@ var (
 	descLinkUp        = prometheus.NewDesc("cairn_gateway_link_up", "1 while a gateway link is connected upstream.", []string{"link"}, nil)
 	descLinkConnects  = prometheus.NewDesc("cairn_gateway_link_connects_total", "Times a gateway link connected upstream.", []string{"link"}, nil)
 	descLinkStalls    = prometheus.NewDesc("cairn_gateway_link_stalls_total", "Times a gateway link was found stalled by its canary and reconnected.", []string{"link"}, nil)
+	descSubStalls     = prometheus.NewDesc("cairn_gateway_subscription_stalls_total", "Times the watchdog found a subscription of a gateway link stalled and subscribed it again.", []string{"link"}, nil)
 	descLinkRTT       = prometheus.NewDesc("cairn_gateway_link_canary_rtt_seconds", "The last canary round trip through the upstream.", []string{"link"}, nil)
 	descLinkFrames    = prometheus.NewDesc("cairn_gateway_link_frames_total", "Frames a gateway link moved.", []string{"link", "direction"}, nil)
 	descLinkBytes     = prometheus.NewDesc("cairn_gateway_link_body_bytes_total", "Body bytes a gateway link moved.", []string{"link", "direction"}, nil)
@@ -143,6 +146,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descLinkUp, up, l.Name)
 			counter(descLinkConnects, float64(l.Connects), l.Name)
 			counter(descLinkStalls, float64(l.Stalls), l.Name)
+			counter(descSubStalls, float64(l.SubscriptionStalls), l.Name)
 			gauge(descLinkRTT, l.CanaryRTT, l.Name)
 			counter(descLinkFrames, float64(l.FramesIn), l.Name, "in")
 			counter(descLinkFrames, float64(l.FramesOut), l.Name, "out")

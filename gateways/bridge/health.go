@@ -40,7 +40,18 @@ func newCanary(l *link) *canary {
 }
 
 func (c *canary) subscribeFrame() *frame.Frame {
-	return frame.New(frame.SUBSCRIBE, frame.Id, c.id, frame.Destination, c.topic, frame.Ack, "auto")
+	return frame.New(frame.SUBSCRIBE, frame.Id, c.id, frame.Destination, c.dest(), frame.Ack, "auto")
+}
+
+// dest is where the canary goes. On a Cairn upstream, a temporary topic
+// named by the gateway (one per link); on another broker (ActiveMQ), the
+// connection's own /temp-topic/, which that broker keeps private to the
+// connection as Cairn does.
+func (c *canary) dest() string {
+	if c.l.cairnUpstream() {
+		return c.topic
+	}
+	return "/temp-topic/cairn-canary"
 }
 
 func (c *canary) lost() {
@@ -96,7 +107,7 @@ func (c *canary) watch(stop <-chan struct{}) error {
 		n := strconv.Itoa(c.next)
 		c.sent[n] = lastSent
 		c.mu.Unlock()
-		if !c.l.send(frame.New(frame.SEND, frame.Destination, c.topic, "cairn-canary", n)) {
+		if !c.l.send(frame.New(frame.SEND, frame.Destination, c.dest(), "cairn-canary", n)) {
 			return nil // the connection is going anyway
 		}
 	}
@@ -126,6 +137,9 @@ type LinkStatus struct {
 	CanaryRTT  time.Duration `json:"canary_rtt_ns"`
 	CanaryBack time.Time     `json:"canary_back"`
 	Stalls     int           `json:"stalls"`
+	// SubscriptionStalls is how many times the watchdog found one of the
+	// link's subscriptions stalled and subscribed it again.
+	SubscriptionStalls int `json:"subscription_stalls"`
 }
 
 // Status reports every link's health.
@@ -143,10 +157,11 @@ func (g *Gateway) Status() []LinkStatus {
 			LastError: l.lastErr, Subscriptions: len(l.subs), Waiting: len(l.waiters)}
 		l.mu.Unlock()
 		if l.canary != nil {
-			s.Subscriptions--
+			s.Subscriptions -= 2 // the canary's and the watchdog's own
 			l.canary.mu.Lock()
 			s.CanaryRTT, s.CanaryBack, s.Stalls = l.canary.rtt, l.canary.lastBack, l.canary.stalls
 			l.canary.mu.Unlock()
+			s.SubscriptionStalls = l.watchdog.Stalls()
 		}
 		s.FramesIn, s.FramesOut, s.BytesIn, s.BytesOut = l.framesIn.Load(), l.framesOut.Load(), l.bytesIn.Load(), l.bytesOut.Load()
 		if ns := l.lastIn.Load(); ns > 0 {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,7 +100,9 @@ type link struct {
 	framesIn, framesOut atomic.Uint64
 	bytesIn, bytesOut   atomic.Uint64
 	lastIn              atomic.Int64 // Unix nanoseconds of the last frame read
+	cairn               atomic.Bool  // the upstream last connected to is Cairn (its server header)
 	canary              *canary
+	watchdog            *watchdog
 
 	done chan struct{} // closed when run returns
 }
@@ -110,12 +113,18 @@ func newLink(g *Gateway, name string, connect ...string) *link {
 	if g.opts.CanaryEvery > 0 {
 		l.canary = newCanary(l)
 		l.subs[l.canary.id] = l.canary
+		l.watchdog = newWatchdog(l)
+		l.subs[l.watchdog.id] = l.watchdog
 	}
 	go l.run()
 	return l
 }
 
 func (l *link) logger() *slog.Logger { return l.g.opts.Logger }
+
+// cairnUpstream reports whether the broker the link last connected to is
+// Cairn (a broker, or a gateway in front of one), by its server header.
+func (l *link) cairnUpstream() bool { return l.cairn.Load() }
 
 // id returns a fresh id for a subscription, receipt or transaction.
 func (l *link) id(prefix string) string {
@@ -223,6 +232,18 @@ func (l *link) subscribe(id string, s upstreamSub) *waiter {
 	}
 	l.waiters[rid] = w
 	return w
+}
+
+// reconnect ends the link's connection (it connects again, resubscribes
+// and resends, as after any loss), for why.
+func (l *link) reconnect(why string) {
+	l.mu.Lock()
+	c := l.conn
+	l.mu.Unlock()
+	if c != nil {
+		l.logger().Warn("gateway: reconnecting the link", "link", l.name, "reason", why)
+		c.Close()
+	}
 }
 
 // removeSub forgets id and sends f (its UNSUBSCRIBE), if not nil.
@@ -346,6 +367,7 @@ func (l *link) dial(addr string) (net.Conn, heartBeats, error) {
 		c.Close()
 		return nil, heartBeats{}, &fatalError{err}
 	}
+	l.cairn.Store(strings.HasPrefix(resp.Header.Get("server"), "Cairn"))
 	var hb heartBeats
 	if sx, sy, err := frame.ParseHeartBeat(resp.Header.Get(frame.HeartBeat)); err == nil {
 		// sx: the server sends every sx; sy: it wants ours every sy.
@@ -407,6 +429,7 @@ func (l *link) serve(c net.Conn, addr string, hb heartBeats) {
 				c.Close()
 			}
 		}()
+		go l.watchdog.watch(stop)
 	} else {
 		close(canaryDone)
 	}

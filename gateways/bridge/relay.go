@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
 
@@ -88,14 +89,15 @@ type relay struct {
 	// given on a lost connection still counts against it (given) until
 	// it acknowledges it, and what upstream delivers again meanwhile waits
 	// here (held) rather than go past the prefetch.
-	given int             // given to the client, not yet acknowledged by it
-	held  []core.Delivery // delivered upstream, not yet given
-	stale map[uint64]bool // given on a lost connection: its ack is dropped (upstream redelivers it)
-	twice map[uint64]int  // given again before the client acked the stale copy: acks owed
+	given       int             // given to the client, not yet acknowledged by it
+	lastMessage time.Time       // when upstream last delivered to it (or it subscribed), for the watchdog
+	held        []core.Delivery // delivered upstream, not yet given
+	stale       map[uint64]bool // given on a lost connection: its ack is dropped (upstream redelivers it)
+	twice       map[uint64]int  // given again before the client acked the stale copy: acks owed
 }
 
 func newRelay(g *Gateway, l *link, id string, dest core.Destination, opts core.SubscribeOptions, c core.Consumer, extra []string) *relay {
-	return &relay{g: g, l: l, id: id, dest: dest, opts: opts, c: c, extra: extra,
+	return &relay{g: g, l: l, id: id, dest: dest, opts: opts, c: c, extra: extra, lastMessage: time.Now(),
 		live: map[uint64]string{}, stale: map[uint64]bool{}, twice: map[uint64]int{}}
 }
 
@@ -154,6 +156,7 @@ func (r *relay) message(f *frame.Frame) {
 	}
 	r.live[m.Seq] = ackID
 	r.order = append(r.order, m.Seq)
+	r.lastMessage = time.Now()
 	d := core.Delivery{Msg: m, Redelivered: redelivered}
 	if r.given >= r.limit() || len(r.held) > 0 {
 		r.held = append(r.held, d)

@@ -171,6 +171,9 @@ func (ss *session) send(f *frame.Frame, receipt *string) error {
 	if err != nil {
 		return err
 	}
+	if queue, ok := ss.statisticsRequest(dests); ok && f.Header.Get(frame.Transaction) == "" {
+		return ss.answerStatistics(f, queue, receipt)
+	}
 	for _, d := range dests {
 		if err := ss.allowed(auth.Write, d); err != nil {
 			return err // nothing of a composite SEND is stored

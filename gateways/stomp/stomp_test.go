@@ -379,6 +379,7 @@ func TestBadInput(t *testing.T) {
 		{"bad version", "CONNECT\naccept-version:2.0\n\n\x00", "bad-version"},
 		{"unknown ack", connect + "ACK\nid:ID:cairn-999\n\n\x00", "unknown-ack"},
 		{"bad escape", connect + "SEND\ndestination:/queue/a\nk:\\t\n\n\x00", "malformed-frame"},
+		{"statistics request without reply-to", connect + "SEND\ndestination:/queue/ActiveMQ.Statistics.Destination.a\n\n\x00", "bad-header"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

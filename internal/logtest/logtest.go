@@ -32,3 +32,6 @@ func (l *Buffer) String() string {
 
 // Has reports whether s was written.
 func (l *Buffer) Has(s string) bool { return strings.Contains(l.String(), s) }
+
+// Count is how many times s was written.
+func (l *Buffer) Count(s string) int { return strings.Count(l.String(), s) }
