@@ -138,6 +138,13 @@ func TestTopicsKeepToTheirShare(t *testing.T) {
 		s.Close()
 	}
 	waitFor(t, "nothing held once they are gone", func() bool { m := b.Memory(); return m.Topics == 0 && m.Messages == 0 })
+	var counted uint64
+	for _, ts := range b.Topics() {
+		counted += ts.Dropped
+	}
+	if counted != lost {
+		t.Errorf("the topics count %d lost, their subscribers lost %d", counted, lost)
+	}
 }
 
 // A queue consumer that stopped reading with credit left is not given

@@ -20,6 +20,7 @@ type topic struct {
 	name string
 	subs []*Subscription
 	held map[uint64]heldMsg // the messages subscribers hold, by sequence (addHeld)
+	gone uint64             // messages lost by subscribers since removed (TopicStats.Dropped)
 
 	// Flow control: while some subscriber's backlog is half full,
 	// publishers wait for it to drain, so a subscriber that is only briefly
@@ -292,6 +293,7 @@ func (t *topic) removeSubscriber(s *Subscription, unacked []uint64) {
 	}
 	s.backlog, s.backlogBytes, s.heldBytes, s.heldCount = nil, 0, 0, 0
 	t.holds(s, before)
+	t.gone += s.dropped.Load()
 	t.checkFull()
 }
 
@@ -299,6 +301,9 @@ func (t *topic) removeSubscriber(s *Subscription, unacked []uint64) {
 type TopicStats struct {
 	Name        string
 	Subscribers int // subscriptions now (durable ones while their subscriber is connected)
+	// Dropped is how many messages its subscribers lost, being too slow
+	// (Subscription.Dropped), since the broker started.
+	Dropped uint64
 }
 
 // Topics lists the topics the broker has, with their subscribers, sorted
@@ -312,9 +317,14 @@ func (b *Broker) Topics() []TopicStats {
 	b.mu.Unlock()
 	out := make([]TopicStats, 0, len(ts))
 	for _, t := range ts {
-		var n int
-		t.do(func() { n = len(t.subs) })
-		out = append(out, TopicStats{Name: t.name, Subscribers: n})
+		st := TopicStats{Name: t.name}
+		t.do(func() {
+			st.Subscribers, st.Dropped = len(t.subs), t.gone
+			for _, s := range t.subs {
+				st.Dropped += s.dropped.Load()
+			}
+		})
+		out = append(out, st)
 	}
 	slices.SortFunc(out, func(a, b TopicStats) int { return strings.Compare(a.Name, b.Name) })
 	return out

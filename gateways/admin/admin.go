@@ -100,6 +100,7 @@ var (
 	descTopics        = prometheus.NewDesc("cairn_topics", "Topics the broker has.", nil, nil)
 	descMemoryUsed    = prometheus.NewDesc("cairn_memory_messages_bytes", "Bytes of messages the broker holds in memory (queues' and topics'), against its memory limit.", nil, nil)
 	descMemoryLimit   = prometheus.NewDesc("cairn_memory_limit_bytes", "The broker's memory limit for messages (0: none).", nil, nil)
+	descTopicDropped  = prometheus.NewDesc("cairn_topic_dropped_messages_total", "Messages a topic's subscribers lost for being too slow (its oldest held messages, past their backlog or memory share); topics that lost none are left out.", []string{"destination"}, nil)
 	descTopicMemory   = prometheus.NewDesc("cairn_topic_memory_bytes", "Bytes of messages topic subscribers hold (in flight and in backlogs), each once.", nil, nil)
 	descConnections   = prometheus.NewDesc("cairn_connections", "Open client connections.", nil, nil)
 	descRole          = prometheus.NewDesc("cairn_role", "1 for the node's current role; its epoch as a label.", []string{"role", "epoch"}, nil)
@@ -165,7 +166,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	queues := b.Queues()
 	gauge(descQueues, float64(len(queues)))
-	gauge(descTopics, float64(len(b.Topics())))
+	topics := b.Topics()
+	gauge(descTopics, float64(len(topics)))
+	for _, tp := range topics {
+		if tp.Dropped > 0 {
+			counter(descTopicDropped, float64(tp.Dropped), "/topic/"+tp.Name)
+		}
+	}
 	mem := b.Memory()
 	gauge(descMemoryUsed, float64(mem.Messages))
 	gauge(descMemoryLimit, float64(mem.Limit))
