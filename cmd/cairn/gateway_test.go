@@ -6,6 +6,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os/exec"
 	"strings"
 	"sync"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	gostomp "github.com/go-stomp/stomp/v3"
+
+	"github.com/cairnmq/cairn/internal/netns"
 )
 
 // launchGateway runs cairn gateway in front of upstream and waits until it
@@ -294,5 +297,175 @@ func TestGatewayKill9UnderLoad(t *testing.T) {
 	t.Logf("%d messages came again, marked redelivered, on the other gateway after the kill", n)
 	if n == 0 {
 		t.Errorf("nothing was redelivered: the killed gateway's consumer held no unacknowledged messages?")
+	}
+}
+
+// TestGatewayAcrossAFrozenMaster: the upstream master is frozen with
+// SIGSTOP (its connections stay open, nothing moves): each link finds it
+// within three heart-beat intervals, fails over to the standby once that
+// has taken over, and the gateway's clients, still connected, get every
+// receipted message. Thawed, the old master finds it lost its lease and
+// exits with status 3.
+func TestGatewayAcrossAFrozenMaster(t *testing.T) {
+	data := t.TempDir()
+	mAddr, sAddr := freeAddr(t), freeAddr(t)
+	master := launchServeAt(t, data, mAddr, "--lease-ttl", "2s")
+	master.waitLog(t, "cairn listening", 30*time.Second)
+	standby := launchServeAt(t, data, sAddr, "--lease-ttl", "2s")
+	standby.waitLog(t, "standby: waiting for the journal", 30*time.Second)
+	const hb = 300 * time.Millisecond
+	addr := freeAddr(t)
+	g := launch(t, addr, "gateway", "--listen", addr, "--upstream", mAddr+","+sAddr, "--links", "2",
+		"--upstream-heart-beat", hb.String(), "--canary-every", hb.String(), "--upstream-wait", "20s")
+	g.waitLog(t, "cairn gateway listening", 30*time.Second)
+
+	c, err := gostomp.Dial("tcp", g.addr, gostomp.ConnOpt.HeartBeat(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	sub, err := c.Subscribe("/queue/frozen", gostomp.AckClientIndividual, gostomp.SubscribeOpt.Header("activemq.prefetchSize", "10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := gostomp.Dial("tcp", g.addr, gostomp.ConnOpt.HeartBeat(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Disconnect()
+	send := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := p.Send("/queue/frozen", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true")); err != nil {
+				t.Fatalf("SEND %d through the gateway: %v", i, err)
+			}
+		}
+	}
+	got := map[string]bool{}
+	take := func(n int) {
+		for len(got) < n {
+			select {
+			case m := <-sub.C:
+				if m.Err != nil {
+					t.Fatalf("the consumer on the gateway lost its connection: %v", m.Err)
+				}
+				got[string(m.Body)] = true
+				if err := c.Ack(m); err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("the gateway's consumer got %d of %d:\n%s", len(got), n, g.log())
+			}
+		}
+	}
+	send(0, 10)
+	take(10)
+	if err := master.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	frozen := time.Now()
+	defer master.cmd.Process.Signal(syscall.SIGCONT)
+	for strings.Count(g.log(), "upstream connection lost") < 2 {
+		if time.Since(frozen) > 10*time.Second {
+			t.Fatalf("the links did not find the frozen master within 10s:\n%s", g.log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	found := time.Since(frozen)
+	t.Logf("both links found the frozen master %s after SIGSTOP (heart-beats every %s)", found.Round(time.Millisecond), hb)
+	if found > 3*hb+time.Second {
+		t.Errorf("found after %s, want within three heart-beat intervals (%s) and a second's slack", found, 3*hb)
+	}
+	send(10, 20) // waits for the standby's takeover
+	take(20)
+	master.cmd.Process.Signal(syscall.SIGCONT)
+	if err := master.cmd.Wait(); err == nil || master.cmd.ProcessState.ExitCode() != exitFenced {
+		t.Fatalf("the thawed master ended with %v, want exit status %d", err, exitFenced)
+	}
+}
+
+// TestGatewayAcrossAPartition: the upstream broker runs on a host of its
+// own (a network namespace joined to the gateway's by a veth pair), and the
+// link between them stops carrying traffic with every connection left
+// open. Each gateway link finds it within three heart-beat intervals; a
+// SEND meanwhile gets ERROR upstream-unavailable after --upstream-wait,
+// never a RECEIPT and never an endless wait; the consumer stays connected,
+// and once the link carries traffic again the gateway reconnects and every
+// receipted message arrives.
+func TestGatewayAcrossAPartition(t *testing.T) {
+	nt := netns.New(t)
+	upAddr := net.JoinHostPort(nt.Remote, "61613")
+	up := launchCmd(t, upAddr, nt.Command(binary(t), "serve", "--listen", upAddr, "--data", t.TempDir(), "--allow-anonymous"))
+	up.waitLog(t, "cairn listening", 30*time.Second)
+	const hb = 300 * time.Millisecond
+	addr := freeAddr(t)
+	g := launch(t, addr, "gateway", "--listen", addr, "--upstream", upAddr, "--links", "2",
+		"--upstream-heart-beat", hb.String(), "--canary-every", hb.String(), "--upstream-wait", "3s")
+	g.waitLog(t, "cairn gateway listening", 30*time.Second)
+	dial := func() *gostomp.Conn {
+		c, err := gostomp.Dial("tcp", g.addr, gostomp.ConnOpt.HeartBeat(0, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Disconnect() })
+		return c
+	}
+	c := dial()
+	sub, err := c.Subscribe("/queue/parted", gostomp.AckClientIndividual, gostomp.SubscribeOpt.Header("activemq.prefetchSize", "10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(p *gostomp.Conn, from, to int) {
+		for i := from; i < to; i++ {
+			if err := p.Send("/queue/parted", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true")); err != nil {
+				t.Fatalf("SEND %d through the gateway: %v", i, err)
+			}
+		}
+	}
+	got := map[string]bool{}
+	take := func(n int) {
+		for len(got) < n {
+			select {
+			case m := <-sub.C:
+				if m.Err != nil {
+					t.Fatalf("the consumer on the gateway lost its connection: %v", m.Err)
+				}
+				got[string(m.Body)] = true
+				if err := c.Ack(m); err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("the gateway's consumer got %d of %d:\n%s", len(got), n, g.log())
+			}
+		}
+	}
+	send(dial(), 0, 10)
+	take(10)
+
+	nt.Cut()
+	cut := time.Now()
+	for strings.Count(g.log(), "upstream connection lost") < 2 {
+		if time.Since(cut) > 10*time.Second {
+			t.Fatalf("the links did not find the partition within 10s:\n%s", g.log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	found := time.Since(cut)
+	t.Logf("both links found the partition %s after it began (heart-beats every %s)", found.Round(time.Millisecond), hb)
+	if found > 3*hb+time.Second {
+		t.Errorf("found after %s, want within three heart-beat intervals (%s) and a second's slack", found, 3*hb)
+	}
+	p := dial()
+	start := time.Now()
+	err = p.Send("/queue/parted", "text/plain", []byte("during"), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true"))
+	if err == nil || !strings.Contains(err.Error(), "no upstream broker answered") {
+		t.Fatalf("a SEND during the partition: %v, want ERROR upstream-unavailable", err)
+	}
+	t.Logf("a SEND during the partition was refused after %s: %v", time.Since(start).Round(time.Millisecond), err)
+
+	nt.Heal()
+	send(dial(), 10, 20)
+	take(20)
+	if got["during"] {
+		t.Error("the SEND refused during the partition was delivered")
 	}
 }

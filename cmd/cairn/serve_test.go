@@ -94,7 +94,13 @@ func launchServe(t *testing.T, data string, args ...string) *serveProc {
 // test's cleanup kills it if it still runs.
 func launch(t *testing.T, addr string, args ...string) *serveProc {
 	t.Helper()
-	cmd := exec.Command(binary(t), args...)
+	return launchCmd(t, addr, exec.Command(binary(t), args...))
+}
+
+// launchCmd is launch of a command made elsewhere (cairn in a network
+// namespace, say).
+func launchCmd(t *testing.T, addr string, cmd *exec.Cmd) *serveProc {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

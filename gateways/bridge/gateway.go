@@ -273,11 +273,27 @@ func (g *Gateway) SendMany(ctx context.Context, msgs []*core.Message) error {
 // from upstream means).
 func (g *Gateway) SendConfirmed(ctx context.Context, msgs []*core.Message, confirmed func()) error {
 	ws := make([]*waiter, len(msgs))
+	ls := make([]*link, len(msgs))
 	for i, m := range msgs {
-		ws[i] = g.linkFor(m.Origin).request(g.sendFrame(m), true)
+		ls[i] = g.linkFor(m.Origin)
+		ws[i] = ls[i].request(g.sendFrame(m), true)
 	}
-	for _, w := range ws {
+	for i, w := range ws {
 		if err := g.await(ctx, w); err != nil {
+			// The client is told no: nothing not yet sent goes later (a
+			// SEND it was told failed must not be stored behind its back).
+			inDoubt := false
+			for j := i; j < len(ws); j++ {
+				inDoubt = ls[j].withdraw(ws[j]) || inDoubt
+			}
+			var se *stomp.Error
+			if errors.As(err, &se) && se.Code == stomp.CodeUpstreamUnavailable {
+				if inDoubt {
+					se.Message += "; it had gone to upstream before the connection was lost, so it may have been stored"
+				} else {
+					se.Message += "; nothing of it was stored"
+				}
+			}
 			return err
 		}
 	}

@@ -46,6 +46,8 @@ type upstreamSub interface {
 // waiter is one frame whose RECEIPT (or ERROR) someone waits for.
 type waiter struct {
 	seq    uint64       // issue order, for resends
+	rid    string       // its receipt id
+	sent   bool         // it went out on a connection (upstream may have it)
 	f      *frame.Frame // sent again on every reconnect until answered (a SEND); nil: not
 	done   chan error   // gets nil (RECEIPT), an *upstreamError (ERROR) or errLinkLost
 	then   func(error)  // if set, called instead (nobody waits on done)
@@ -187,7 +189,7 @@ func (l *link) requestThen(f *frame.Frame, resendable bool, then func(error)) *w
 	l.nextID++
 	rid := "r" + strconv.FormatUint(l.nextID, 10)
 	f.Header.Set(frame.Receipt, rid)
-	w := &waiter{seq: l.nextID, done: make(chan error, 1), then: then}
+	w := &waiter{seq: l.nextID, rid: rid, done: make(chan error, 1), then: then}
 	if resendable {
 		w.f = f
 	}
@@ -196,11 +198,30 @@ func (l *link) requestThen(f *frame.Frame, resendable bool, then func(error)) *w
 		return w
 	}
 	l.waiters[rid] = w
-	if !l.sendLocked(f) && !resendable {
+	w.sent = l.sendLocked(f)
+	if !w.sent && !resendable {
 		delete(l.waiters, rid)
 		w.finish(errLinkLost)
 	}
 	return w
+}
+
+// withdraw stops waiting for w and sending it again (its client gave up
+// waiting), and reports whether it had gone out on a connection, so that
+// upstream may have stored it: an answer that is not a RECEIPT must say
+// so. If it is still queued for the writer, it is taken back unsent.
+func (l *link) withdraw(w *waiter) (sent bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.waiters[w.rid] != w {
+		return false // answered meanwhile
+	}
+	delete(l.waiters, w.rid)
+	if i := slices.Index(l.out, w.f); i >= 0 && w.f != nil {
+		l.out = slices.Delete(l.out, i, i+1)
+		// Not on this connection; it may still have gone on a former one.
+	}
+	return w.sent
 }
 
 // addSub registers s under id and subscribes it now if the link is up
@@ -407,6 +428,7 @@ func (l *link) serve(c net.Conn, addr string, hb heartBeats) {
 	slices.SortFunc(resend, func(a, b *waiter) int { return int(a.seq - b.seq) })
 	for _, w := range resend {
 		l.out = append(l.out, w.f)
+		w.sent = true
 	}
 	close(l.up)
 	l.mu.Unlock()
