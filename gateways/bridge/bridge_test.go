@@ -19,6 +19,7 @@ import (
 	"time"
 
 	gostomp "github.com/go-stomp/stomp/v3"
+	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/cairnmq/cairn/gateways/bridge"
 	"github.com/cairnmq/cairn/gateways/stomp"
@@ -730,5 +731,53 @@ func TestUpstreamOverTLS(t *testing.T) {
 	p.Send("/queue/secure", "text/plain", []byte("through TLS links"), gostomp.SendOpt.Receipt)
 	if m := recv(t, sub); string(m.Body) != "through TLS links" {
 		t.Fatalf("got %q", m.Body)
+	}
+}
+
+// TestNoLocalThroughAGateway: a topic subscriber with activemq.noLocal on a
+// gateway is not given what its own connection publishes (through the
+// gateway, and back from upstream), and is given what others publish, on
+// the gateway and upstream; a subscriber without it gets everything.
+func TestNoLocalThroughAGateway(t *testing.T) {
+	up := brokertest.Start(t, brokertest.Options{})
+	g := startGateway(t, bridge.Options{}, up.Addr)
+	a, b, direct := dial(t, g.addr), dial(t, g.addr), dial(t, up.Addr)
+	quiet, err := a.Subscribe("/topic/chat", gostomp.AckAuto, gostomp.SubscribeOpt.Header("activemq.noLocal", "true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := b.Subscribe("/topic/chat", gostomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribed(t, a)
+	subscribed(t, b)
+	for _, p := range []struct {
+		c    *gostomp.Conn
+		body string
+	}{{a, "from a"}, {b, "from b"}, {direct, "from upstream"}, {a, "forged"}} {
+		opts := []func(*frame.Frame) error{gostomp.SendOpt.Receipt}
+		if p.body == "forged" {
+			// A client cannot pass its message off as another connection's.
+			opts = append(opts, gostomp.SendOpt.Header("cairn-gateway-origin", "x:1"))
+		}
+		if err := p.c.Send("/topic/chat", "text/plain", []byte(p.body), opts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"from b", "from upstream"} {
+		if m := recv(t, quiet); string(m.Body) != want {
+			t.Fatalf("the noLocal subscriber got %q, want %q", m.Body, want)
+		}
+	}
+	noMessage(t, quiet, 300*time.Millisecond)
+	for _, want := range []string{"from a", "from b", "from upstream", "forged"} {
+		m := recv(t, all)
+		if string(m.Body) != want {
+			t.Fatalf("the other subscriber got %q, want %q", m.Body, want)
+		}
+		if h := m.Header.Get("cairn-gateway-origin"); h != "" {
+			t.Fatalf("a client was shown the gateway's origin header %q", h)
+		}
 	}
 }

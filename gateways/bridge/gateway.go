@@ -243,11 +243,17 @@ func (g *Gateway) sendFrame(m *core.Message) *frame.Frame {
 	}
 	dup := false
 	for i := 0; i+1 < len(m.Header); i += 2 {
+		if m.Header[i] == originHeader {
+			continue // the gateway's to set
+		}
 		f.Header.Add(m.Header[i], m.Header[i+1])
 		dup = dup || m.Header[i] == core.DedupHeader
 	}
 	if !dup {
 		f.Header.Add(core.DedupHeader, g.id+"-"+strconv.FormatUint(g.nextSend.Add(1), 10))
+	}
+	if m.Destination.Kind == core.Topic && m.Origin != 0 {
+		f.Header.Add(originHeader, g.id+":"+strconv.FormatUint(m.Origin, 10))
 	}
 	f.Body = m.Body
 	return f

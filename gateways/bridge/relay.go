@@ -28,8 +28,14 @@ func destinationString(d core.Destination) string {
 var messageOnly = map[string]bool{
 	frame.Destination: true, frame.MessageId: true, frame.Subscription: true, frame.Ack: true,
 	frame.ContentLength: true, "redelivered": true, "persistent": true, "priority": true,
-	"expires": true, "timestamp": true,
+	"expires": true, "timestamp": true, originHeader: true,
 }
+
+// originHeader marks a topic message a gateway relays with the gateway and
+// the local connection that sent it (gateway-id:connection), so that the
+// gateway's own activemq.noLocal subscribers can leave it out when upstream
+// sends it back; gateways never pass it on to their clients.
+const originHeader = "cairn-gateway-origin"
 
 // messageOf turns an upstream MESSAGE into the message a local client is
 // given, and returns what acknowledges it upstream. A Cairn upstream's
@@ -54,6 +60,9 @@ func (g *Gateway) messageOf(f *frame.Frame) (m *core.Message, ackID string, rede
 	m.Persistent = h.Get("persistent") == "true"
 	if p, err := strconv.Atoi(h.Get("priority")); err == nil && p >= 0 && p <= 9 {
 		m.Priority = uint8(p)
+	}
+	if o, ok := strings.CutPrefix(h.Get(originHeader), g.id+":"); ok {
+		m.Origin, _ = strconv.ParseUint(o, 10, 64)
 	}
 	m.Expires, _ = strconv.ParseInt(h.Get("expires"), 10, 64)
 	m.Timestamp, _ = strconv.ParseInt(h.Get("timestamp"), 10, 64)

@@ -53,7 +53,9 @@ func (t *topicGroup) message(f *frame.Frame) {
 	members := t.members
 	t.mu.Unlock()
 	for _, s := range members {
-		s.offer(m, redelivered)
+		if s.noLocal == 0 || s.noLocal != m.Origin {
+			s.offer(m, redelivered)
+		}
 	}
 }
 
@@ -69,6 +71,9 @@ func (g *Gateway) subscribeTopic(dest core.Destination, opts core.SubscribeOptio
 		prefetch = 32767
 	}
 	s := &topicSub{c: c, mode: opts.Mode, credit: prefetch, live: map[uint64]bool{}}
+	if opts.NoLocal {
+		s.noLocal = opts.Connection
+	}
 	g.topicMu.Lock()
 	t := g.topics[key]
 	if t == nil {
@@ -121,9 +126,10 @@ func (g *Gateway) dropTopic(t *topicGroup, s *topicSub) {
 // here, and what arrives while it has no credit waits in a bounded
 // backlog.
 type topicSub struct {
-	t    *topicGroup
-	c    core.Consumer
-	mode core.AckMode
+	t       *topicGroup
+	c       core.Consumer
+	mode    core.AckMode
+	noLocal uint64 // with activemq.noLocal: the subscriber's connection, whose own messages it is not given
 
 	mu      sync.Mutex
 	credit  int
