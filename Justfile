@@ -52,6 +52,10 @@ faults:
 faults-soak:
     go test -count=1 -tags soak -timeout 20m -run TestFaults -v ./cmd/cairn
 
+# the gateway tier's fault tests round after round for 10 minutes (CAIRN_SOAK=30m for longer)
+gateway-soak:
+    go test -count=1 -tags soak -timeout 60m -run TestGatewaySoak -v ./cmd/cairn
+
 # gofmt, go vet and staticcheck (pinned), as .ci/run runs them
 lint:
     test -z "$(gofmt -l $(git ls-files '*.go'))" || { gofmt -l $(git ls-files '*.go'); exit 1; }

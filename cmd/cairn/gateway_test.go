@@ -35,7 +35,9 @@ func launchGateway(t *testing.T, upstream string, args ...string) *serveProc {
 // the gateway, every receipted message arrives, those delivered and not
 // acknowledged before the kill come again marked redelivered, and none
 // whose ack was confirmed comes again.
-func TestGatewayAcrossAMasterKill(t *testing.T) {
+func TestGatewayAcrossAMasterKill(t *testing.T) { gatewayAcrossAMasterKill(t) }
+
+func gatewayAcrossAMasterKill(t *testing.T) {
 	data := t.TempDir()
 	mAddr, sAddr := freeAddr(t), freeAddr(t)
 	master := launchServeAt(t, data, mAddr, "--lease-ttl", "2s")
@@ -194,7 +196,9 @@ func TestDemoTopology(t *testing.T) {
 // its consumer had not acknowledged goes to the consumer on the other,
 // marked redelivered; every receipted message is acknowledged, and none
 // whose ack was confirmed comes again.
-func TestGatewayKill9UnderLoad(t *testing.T) {
+func TestGatewayKill9UnderLoad(t *testing.T) { gatewayKill9UnderLoad(t) }
+
+func gatewayKill9UnderLoad(t *testing.T) {
 	broker := startServe(t, t.TempDir())
 	g1, g2 := launchGateway(t, broker.addr), launchGateway(t, broker.addr)
 	const total = 2000
@@ -306,7 +310,9 @@ func TestGatewayKill9UnderLoad(t *testing.T) {
 // has taken over, and the gateway's clients, still connected, get every
 // receipted message. Thawed, the old master finds it lost its lease and
 // exits with status 3.
-func TestGatewayAcrossAFrozenMaster(t *testing.T) {
+func TestGatewayAcrossAFrozenMaster(t *testing.T) { gatewayAcrossAFrozenMaster(t) }
+
+func gatewayAcrossAFrozenMaster(t *testing.T) {
 	data := t.TempDir()
 	mAddr, sAddr := freeAddr(t), freeAddr(t)
 	master := launchServeAt(t, data, mAddr, "--lease-ttl", "2s")
@@ -391,7 +397,9 @@ func TestGatewayAcrossAFrozenMaster(t *testing.T) {
 // never a RECEIPT and never an endless wait; the consumer stays connected,
 // and once the link carries traffic again the gateway reconnects and every
 // receipted message arrives.
-func TestGatewayAcrossAPartition(t *testing.T) {
+func TestGatewayAcrossAPartition(t *testing.T) { gatewayAcrossAPartition(t) }
+
+func gatewayAcrossAPartition(t *testing.T) {
 	nt := netns.New(t)
 	upAddr := net.JoinHostPort(nt.Remote, "61613")
 	up := launchCmd(t, upAddr, nt.Command(binary(t), "serve", "--listen", upAddr, "--data", t.TempDir(), "--allow-anonymous"))

@@ -340,6 +340,12 @@ func (l *link) run() {
 // side must send something, read how long it may wait for the other's.
 type heartBeats struct{ send, read time.Duration }
 
+// connectTimeout bounds one attempt to connect to one upstream, CONNECTED
+// included: a broker answers CONNECT within milliseconds, and a frozen one
+// (SIGSTOPped: its kernel still accepts the TCP connection) must not hold
+// the link from the next address on the list for long.
+func connectTimeout(o *Options) time.Duration { return min(o.Wait, 3*time.Second) }
+
 // dial connects to addr and completes CONNECT.
 func (l *link) dial(addr string) (net.Conn, heartBeats, error) {
 	o := &l.g.opts
@@ -350,9 +356,9 @@ func (l *link) dial(addr string) (net.Conn, heartBeats, error) {
 		if cfg.ServerName == "" {
 			cfg.ServerName, _, _ = net.SplitHostPort(addr)
 		}
-		c, err = tls.DialWithDialer(&net.Dialer{Timeout: o.Wait}, "tcp", addr, cfg)
+		c, err = tls.DialWithDialer(&net.Dialer{Timeout: connectTimeout(o)}, "tcp", addr, cfg)
 	} else {
-		c, err = net.DialTimeout("tcp", addr, o.Wait)
+		c, err = net.DialTimeout("tcp", addr, connectTimeout(o))
 	}
 	if err != nil {
 		return nil, heartBeats{}, err
@@ -366,7 +372,7 @@ func (l *link) dial(addr string) (net.Conn, heartBeats, error) {
 	for i := 0; i+1 < len(l.connect); i += 2 {
 		f.Header.Add(l.connect[i], l.connect[i+1])
 	}
-	c.SetDeadline(time.Now().Add(o.Wait))
+	c.SetDeadline(time.Now().Add(connectTimeout(o)))
 	if err := frame.NewWriter(c).Write(f); err != nil {
 		c.Close()
 		return nil, heartBeats{}, err
