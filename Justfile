@@ -56,6 +56,10 @@ faults-soak:
 gateway-soak:
     go test -count=1 -tags soak -timeout 60m -run TestGatewaySoak -v ./cmd/cairn
 
+# the JetStream journal under faults on a three-node NATS cluster (root: a network namespace); not passing yet
+js-faults:
+    go test -count=1 -tags jsfaults -timeout 10m -run TestJetStreamClusterFaults -v ./cmd/cairn
+
 # gofmt, go vet and staticcheck (pinned), as .ci/run runs them
 lint:
     test -z "$(gofmt -l $(git ls-files '*.go'))" || { gofmt -l $(git ls-files '*.go'); exit 1; }

@@ -40,22 +40,48 @@ func natsServer(t *testing.T) string {
 	return natsBin
 }
 
-// natsNode is one nats-server process of a cluster on loopback.
+// natsNode is one nats-server process of a cluster.
 type natsNode struct {
-	cmd         *exec.Cmd
-	client, log string
+	t                 *testing.T
+	cmd               *exec.Cmd
+	name, client, log string
+	conf              string
+	wrap              func(string, ...string) *exec.Cmd
+}
+
+// start runs the node (again, on the same store, after a kill).
+func (n *natsNode) start() {
+	n.t.Helper()
+	n.cmd = n.wrap(natsServer(n.t), "-c", n.conf, "-l", n.log)
+	if err := n.cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// kill ends the node with SIGKILL and waits for it.
+func (n *natsNode) kill() {
+	n.cmd.Process.Signal(syscall.SIGCONT)
+	n.cmd.Process.Kill()
+	n.cmd.Wait()
 }
 
 // startNATSCluster runs three nats-server processes with JetStream,
 // routed to one another on loopback, each with its own store.
 func startNATSCluster(t *testing.T, syncAlways bool) []*natsNode {
 	t.Helper()
-	bin := natsServer(t)
-	dir := t.TempDir()
 	var clients, routes []string
 	for range 3 {
 		clients, routes = append(clients, freeAddr(t)), append(routes, freeAddr(t))
 	}
+	return natsCluster(t, syncAlways, clients, routes, exec.Command)
+}
+
+// natsCluster runs three nats-server processes on the client and route
+// addresses given, each started by wrap (exec.Command, or one that runs it
+// in a network namespace).
+func natsCluster(t *testing.T, syncAlways bool, clients, routes []string, wrap func(string, ...string) *exec.Cmd) []*natsNode {
+	t.Helper()
+	dir := t.TempDir()
 	var nodes []*natsNode
 	for i := range 3 {
 		var peers []string
@@ -74,16 +100,11 @@ func startNATSCluster(t *testing.T, syncAlways bool) []*natsNode {
 			i, host, port, filepath.Join(dir, fmt.Sprint("store", i)), sync, rhost, rport, strings.Join(peers, ", "))
 		cf := filepath.Join(dir, fmt.Sprintf("n%d.conf", i))
 		os.WriteFile(cf, []byte(conf), 0o600)
-		logf := filepath.Join(dir, fmt.Sprintf("n%d.log", i))
-		cmd := exec.Command(bin, "-c", cf, "-l", logf)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		n := &natsNode{cmd: cmd, client: clients[i], log: logf}
+		n := &natsNode{t: t, name: fmt.Sprint("n", i), client: clients[i], log: filepath.Join(dir, fmt.Sprintf("n%d.log", i)), conf: cf, wrap: wrap}
+		n.start()
 		t.Cleanup(func() {
 			if n.cmd.ProcessState == nil {
-				n.cmd.Process.Kill()
-				n.cmd.Wait()
+				n.kill()
 			}
 		})
 		nodes = append(nodes, n)

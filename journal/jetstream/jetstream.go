@@ -964,7 +964,21 @@ func (l *Log) Scan(from uint64, fn func(journal.Record) error) error {
 	if from > last {
 		return nil
 	}
-	// A consumer that delivers nothing for Timeout is replaced by a new one
+	if last-from < smallScan {
+		// A few records (a warm standby's catch-up at a takeover): read
+		// them one by one, with no consumer to place.
+		for i := from; i <= last; i++ {
+			r, err := l.read(i)
+			if err != nil {
+				return err
+			}
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// A consumer that delivers nothing for a while is replaced by a new one
 	// starting where it stopped: after losing a server, a cluster can place
 	// the (R1) ordered consumer on the missing peer, where it never runs.
 	deadline := time.Now().Add(l.opts.RetryFor)
@@ -978,6 +992,15 @@ func (l *Log) Scan(from uint64, fn func(journal.Record) error) error {
 }
 
 var errStalled = errors.New("consumer delivered nothing")
+
+// smallScan is the most records Scan reads one by one (direct gets)
+// rather than with a consumer.
+const smallScan = 64
+
+// firstWait bounds the wait for a new consumer's first message: a consumer
+// the cluster placed on a missing peer delivers nothing, and is found so
+// within a second rather than a whole Timeout.
+func (l *Log) firstWait() time.Duration { return min(l.opts.Timeout, time.Second) }
 
 // scanFrom runs one ordered consumer from *next through last, advancing
 // *next past each record fn accepts.
@@ -994,12 +1017,14 @@ func (l *Log) scanFrom(next *uint64, last uint64, fn func(journal.Record) error)
 		return fmt.Errorf("jetstream: scan %s from %d: %w: %w", l.opts.Stream, *next, errStalled, err)
 	}
 	defer it.Stop()
+	wait := l.firstWait()
 	for ; *next <= last; *next++ {
 		want := *next
-		m, err := it.Next(njs.NextMaxWait(l.opts.Timeout))
+		m, err := it.Next(njs.NextMaxWait(wait))
 		if errors.Is(err, nats.ErrTimeout) {
-			return fmt.Errorf("jetstream: scan %s at %d: %w in %v", l.opts.Stream, want, errStalled, l.opts.Timeout)
+			return fmt.Errorf("jetstream: scan %s at %d: %w in %v", l.opts.Stream, want, errStalled, wait)
 		}
+		wait = l.opts.Timeout
 		if err != nil {
 			return fmt.Errorf("jetstream: scan %s at %d: %w", l.opts.Stream, want, err)
 		}
