@@ -135,23 +135,6 @@ func (h *history) counts() (receipted, seen int) {
 	return len(h.receipted), len(h.seen)
 }
 
-// progress waits until the load moves again (more SENDs receipted), up to
-// 60 s, and logs where it stands.
-func (h *history) progress(t *testing.T, when string) {
-	t.Helper()
-	before, _ := h.counts()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		now, seen := h.counts()
-		if now >= before+20 {
-			t.Logf("%s: %d receipted, %d seen", when, now, seen)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: no SEND receipted within 60s (%d so far)", when, now)
-		}
-	}
-}
-
 // check stops the producers, lets the consumers drain what is left, and
 // checks the history: every receipted message delivered, none after its
 // ack was confirmed, every repeat marked redelivered.

@@ -6,9 +6,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -186,4 +189,36 @@ func TestJetStreamClusterFaults(t *testing.T) {
 	h.progress(t, "after the master's kill")
 
 	h.check(t)
+}
+
+// progress waits until the load moves again (more SENDs receipted), up to
+// 60 s, and logs where it stands.
+func (h *history) progress(t *testing.T, when string) {
+	t.Helper()
+	before, _ := h.counts()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		now, seen := h.counts()
+		if now >= before+20 {
+			t.Logf("%s: %d receipted, %d seen", when, now, seen)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no SEND receipted within 60s (%d so far)", when, now)
+		}
+	}
+}
+
+// exited reports whether the process has ended (reaped, or a zombie
+// nobody has waited for yet).
+func (p *serveProc) exited() bool {
+	if p.cmd.ProcessState != nil {
+		return true
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return len(f) == 0 || f[0] == "Z" || f[0] == "X"
 }

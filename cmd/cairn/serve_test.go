@@ -137,21 +137,6 @@ func (p *serveProc) waitLog(t *testing.T, s string, d time.Duration) {
 	}
 }
 
-// exited reports whether the process has ended (reaped, or a zombie
-// nobody has waited for yet).
-func (p *serveProc) exited() bool {
-	if p.cmd.ProcessState != nil {
-		return true
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		return true
-	}
-	// pid (comm) state ...: the state follows the last ')'.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	return len(f) == 0 || f[0] == "Z" || f[0] == "X"
-}
-
 func (p *serveProc) log() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
