@@ -116,3 +116,7 @@ func (b *Broker) journalFull() bool {
 	lim := b.journalLimit()
 	return lim > 0 && b.journalBytes.Load() >= lim
 }
+
+// JournalBytes is about how many bytes the journal takes (on disk, for the
+// wal; in the stream, for JetStream), as last measured.
+func (b *Broker) JournalBytes() int64 { return b.journalBytes.Load() }

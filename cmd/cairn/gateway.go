@@ -163,7 +163,7 @@ func gateway(c *cli.Context) error {
 			}
 			return out
 		},
-	}, logger)
+	}, usersOf(so), logger)
 	if err != nil {
 		return err
 	}

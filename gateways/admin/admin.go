@@ -4,7 +4,8 @@
 // Package admin is the HTTP side of a node: health for probes and load
 // balancers (/livez, /healthz, /readyz) and Prometheus metrics (/metrics),
 // answered without a login, as scrapers and probes expect. The admin API
-// and the web console are not built yet.
+// (JSON, under /api/v1/, api.go) takes a login when the node has users.
+// The web console is not built yet.
 package admin
 
 import (
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cairnmq/cairn/core"
+	"github.com/cairnmq/cairn/gateways/auth"
 )
 
 // Source is what the handler reads, at each request.
@@ -53,18 +55,30 @@ type Link struct {
 	Subscribed         int
 }
 
-// Options shape the metrics.
+// Options shape the metrics and the API.
 type Options struct {
 	// MaxQueues caps the queues reported one by one (default 1,000, the
 	// deepest first); the rest are summed into destination="_other".
 	// Negative: no per-queue series at all.
 	MaxQueues int
+	// Users, if set, authenticates the admin API (HTTP Basic): only users
+	// in AdminGroup (default "admins") may use it. Without, the API is
+	// open, and its caller must serve it on loopback only.
+	Users      *auth.Users
+	AdminGroup string
+	// APIRefused, if set, is why the API is not served here: it answers
+	// 403 with it (an address off loopback with no users to log in).
+	APIRefused string
 }
 
-// Handler serves /livez, /healthz, /readyz and /metrics for src.
+// Handler serves /livez, /healthz, /readyz and /metrics for src, without a
+// login, and the admin API under /api/v1/ (api.go).
 func Handler(src Source, o Options) http.Handler {
 	if o.MaxQueues == 0 {
 		o.MaxQueues = 1000
+	}
+	if o.AdminGroup == "" {
+		o.AdminGroup = "admins"
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &collector{src: src, o: o})
@@ -82,6 +96,7 @@ func Handler(src Source, o Options) http.Handler {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/api/", newAPI(src, o))
 	return mux
 }
 

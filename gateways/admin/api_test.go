@@ -1,0 +1,250 @@
+// Copyright 2026 The Cairn Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package admin_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	gostomp "github.com/go-stomp/stomp/v3"
+
+	"github.com/cairnmq/cairn/core"
+	"github.com/cairnmq/cairn/gateways/admin"
+	"github.com/cairnmq/cairn/gateways/auth"
+	"github.com/cairnmq/cairn/internal/brokertest"
+)
+
+type apiClient struct {
+	t          *testing.T
+	url        string
+	user, pass string
+}
+
+// do sends a request and decodes a JSON answer into out (if not nil).
+func (c apiClient) do(method, path, body string, out any, header ...string) int {
+	c.t.Helper()
+	req, _ := http.NewRequest(method, c.url+path, strings.NewReader(body))
+	if c.user != "" {
+		req.SetBasicAuth(c.user, c.pass)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			c.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func startAPI(t *testing.T, o admin.Options) (*brokertest.Broker, apiClient) {
+	b := brokertest.Start(t, brokertest.Options{})
+	srv := httptest.NewServer(admin.Handler(admin.Source{Ready: func() (bool, string) { return true, "" },
+		Broker: func() *core.Broker { return b.Core }, Role: func() (string, uint64) { return "master", 7 },
+		Connections: func() int { return 3 }}, o))
+	t.Cleanup(srv.Close)
+	return b, apiClient{t: t, url: srv.URL}
+}
+
+// TestAdminAPI: the JSON API over a broker with real traffic: the
+// overview, queues sorted, filtered and paged, one queue, browsing a page,
+// sending (journaled: a STOMP consumer gets it), purging, deleting
+// (refused while a consumer is attached), topics and durable
+// subscriptions; bad requests say what is wrong.
+func TestAdminAPI(t *testing.T) {
+	b, api := startAPI(t, admin.Options{})
+	ctx := context.Background()
+	for i := range 5 {
+		for j := range i + 1 {
+			m := &core.Message{Destination: core.Destination{Kind: core.Queue, Name: fmt.Sprint("orders.", i)}, Persistent: true, Priority: 4,
+				Body: []byte(fmt.Sprint("m", j)), Header: []string{"region", "eu"}}
+			if err := b.Core.Send(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	b.Core.Send(ctx, &core.Message{Destination: core.Destination{Kind: core.Queue, Name: "other"}, Priority: 4, Body: []byte{0xff, 0xfe}})
+
+	var ov admin.Overview
+	if api.do("GET", "/api/v1/overview", "", &ov) != 200 || ov.Role != "master" || ov.Epoch != 7 || ov.Queues != 6 || ov.Messages != 16 ||
+		ov.Connections != 3 || ov.MemoryBytes == 0 || ov.StoreBytes == 0 {
+		t.Fatalf("overview %+v", ov)
+	}
+
+	var qs admin.Page[admin.Queue]
+	api.do("GET", "/api/v1/queues?sort=depth&filter=orders.&limit=2", "", &qs)
+	if qs.Total != 5 || len(qs.Items) != 2 || qs.Items[0].Name != "orders.4" || qs.Items[0].Depth != 5 || qs.Items[1].Name != "orders.3" {
+		t.Fatalf("the two deepest orders queues: %+v", qs)
+	}
+	api.do("GET", "/api/v1/queues?offset=5&limit=2", "", &qs)
+	if qs.Total != 6 || len(qs.Items) != 1 || qs.Items[0].Name != "other" {
+		t.Fatalf("the last page by name: %+v", qs)
+	}
+	var e map[string]string
+	if api.do("GET", "/api/v1/queues?sort=colour", "", &e) != 400 || !strings.Contains(e["error"], "colour") {
+		t.Fatalf("a bad sort: %v", e)
+	}
+	if api.do("GET", "/api/v1/queues?limit=5000", "", &e) != 400 {
+		t.Fatalf("a limit over 1,000: %v", e)
+	}
+	var q admin.Queue
+	if api.do("GET", "/api/v1/queues/orders.2", "", &q) != 200 || q.Pending != 3 || q.Enqueued != 3 {
+		t.Fatalf("one queue: %+v", q)
+	}
+	if api.do("GET", "/api/v1/queues/nothere", "", &e) != 404 {
+		t.Fatalf("a missing queue: %v", e)
+	}
+
+	var ms admin.Page[admin.Message]
+	api.do("GET", "/api/v1/queues/orders.4/messages?offset=1&limit=2", "", &ms)
+	if ms.Total != 5 || len(ms.Items) != 2 || ms.Items[0].Body != "m1" || ms.Items[0].Headers[1] != "eu" || !ms.Items[0].Persistent {
+		t.Fatalf("browse a page: %+v", ms)
+	}
+	api.do("GET", "/api/v1/queues/other/messages", "", &ms)
+	if len(ms.Items) != 1 || !ms.Items[0].BodyBase64 || ms.Items[0].Body != "//4=" {
+		t.Fatalf("a body that is not UTF-8: %+v", ms)
+	}
+
+	// A message sent through the API goes through the broker: a STOMP
+	// consumer gets it, headers and all.
+	var sent map[string]string
+	if code := api.do("POST", "/api/v1/queues/fresh/messages", `{"body":"hello","headers":["k","v"],"persistent":true,"priority":7}`, &sent); code != 201 ||
+		!strings.HasPrefix(sent["message_id"], "ID:cairn-") {
+		t.Fatalf("send: %d %v", code, sent)
+	}
+	c, err := gostomp.Dial("tcp", b.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	sub, _ := c.Subscribe("/queue/fresh", gostomp.AckAuto)
+	select {
+	case m := <-sub.C:
+		if string(m.Body) != "hello" || m.Header.Get("k") != "v" || m.Header.Get("priority") != "7" || m.Header.Get("message-id") != sent["message_id"] {
+			t.Fatalf("the message sent through the API arrived as %q %v", m.Body, m.Header)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the message sent through the API did not arrive")
+	}
+	if api.do("POST", "/api/v1/queues/fresh/messages", `{"body":"x","colour":"red"}`, &e) != 400 || !strings.Contains(e["error"], "colour") {
+		t.Fatalf("an unknown field: %v", e)
+	}
+	if api.do("POST", "/api/v1/queues/fresh/messages", `{"body":"x","priority":12}`, &e) != 400 {
+		t.Fatalf("a bad priority: %v", e)
+	}
+
+	// Purge, and delete: refused while a consumer is attached.
+	var purged map[string]int
+	if api.do("POST", "/api/v1/queues/orders.4/purge", "", &purged) != 200 || purged["purged"] != 5 {
+		t.Fatalf("purge: %v", purged)
+	}
+	if st, _ := b.Core.QueueStats("orders.4"); st.Pending != 0 {
+		t.Fatalf("after the purge the queue holds %d", st.Pending)
+	}
+	if api.do("DELETE", "/api/v1/queues/fresh", "", &e) != 409 {
+		t.Fatalf("delete with a consumer attached: %v", e)
+	}
+	sub.Unsubscribe()
+	if api.do("DELETE", "/api/v1/queues/orders.3", "", nil) != 204 {
+		t.Fatal("delete")
+	}
+	if _, ok := b.Core.QueueStats("orders.3"); ok {
+		t.Fatal("the deleted queue is still there")
+	}
+
+	// Topics and durable subscriptions.
+	d, err := gostomp.Dial("tcp", b.Addr, gostomp.ConnOpt.Header("client-id", "app1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Subscribe("/topic/prices", gostomp.AckAuto, gostomp.SubscribeOpt.Header("activemq.subscriptionName", "feed")); err != nil {
+		t.Fatal(err)
+	}
+	d.Disconnect()
+	var ts admin.Page[admin.Topic]
+	api.do("GET", "/api/v1/topics", "", &ts)
+	var ds admin.Page[admin.Durable]
+	api.do("GET", "/api/v1/durables", "", &ds)
+	if ds.Total != 1 || ds.Items[0].ClientID != "app1" || ds.Items[0].Name != "feed" || ds.Items[0].Topic != "prices" {
+		t.Fatalf("durables: %+v (topics %+v)", ds, ts)
+	}
+	if api.do("DELETE", "/api/v1/durables/app1/feed", "", nil) != 204 || len(b.Core.Durables()) != 0 {
+		t.Fatalf("the durable subscription was not removed: %+v", b.Core.Durables())
+	}
+	if api.do("GET", "/api/v1/nothing", "", &e) != 404 || !strings.Contains(e["error"], "no such path") {
+		t.Fatalf("an unknown path: %v", e)
+	}
+}
+
+// TestAdminAPILogins: with users, the API takes HTTP Basic logins of the
+// admin group only (health and metrics need none); changes from a page on
+// another origin are refused; without users off loopback it is refused.
+func TestAdminAPILogins(t *testing.T) {
+	content := "users:\n"
+	for _, u := range []struct{ name, pass, groups string }{{"root", "s3cret", "[admins]"}, {"app", "pw", "[apps]"}} {
+		h, err := auth.Hash(u.pass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		content += "  " + u.name + ":\n    password: " + h + "\n    groups: " + u.groups + "\n"
+	}
+	p := filepath.Join(t.TempDir(), "users.yaml")
+	os.WriteFile(p, []byte(content), 0o600)
+	users, err := auth.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, api := startAPI(t, admin.Options{Users: users})
+	var e map[string]string
+	if api.do("GET", "/api/v1/overview", "", &e) != 401 {
+		t.Fatalf("no login: %v", e)
+	}
+	if api.do("GET", "/livez", "", nil) != 200 || api.do("GET", "/metrics", "", nil) != 200 {
+		t.Fatal("health and metrics took a login")
+	}
+	bad := api
+	bad.user, bad.pass = "root", "wrong"
+	if bad.do("GET", "/api/v1/overview", "", &e) != 401 || strings.Contains(e["error"], "wrong") {
+		t.Fatalf("a wrong password: %v", e)
+	}
+	app := api
+	app.user, app.pass = "app", "pw"
+	if app.do("GET", "/api/v1/queues", "", &e) != 403 || !strings.Contains(e["error"], "admins") {
+		t.Fatalf("a user outside the admin group: %v", e)
+	}
+	root := api
+	root.user, root.pass = "root", "s3cret"
+	var ov admin.Overview
+	if root.do("GET", "/api/v1/overview", "", &ov) != 200 || ov.Role != "master" {
+		t.Fatalf("the admin: %+v", ov)
+	}
+	// A page elsewhere posting with the admin's browser.
+	if code := root.do("POST", "/api/v1/queues/q/messages", `{"body":"x"}`, &e, "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"); code != 403 {
+		t.Fatalf("a cross-origin POST: %d %v", code, e)
+	}
+	if code := root.do("POST", "/api/v1/queues/q/messages", `{"body":"x"}`, nil, "Sec-Fetch-Site", "same-origin"); code != 201 {
+		t.Fatalf("a same-origin POST: %d", code)
+	}
+
+	_, open := startAPI(t, admin.Options{APIRefused: "the admin API is served off loopback only with --users"})
+	if open.do("GET", "/api/v1/overview", "", &e) != 403 || !strings.Contains(e["error"], "--users") || open.do("GET", "/readyz", "", nil) != 200 {
+		t.Fatalf("the API off loopback without users: %v", e)
+	}
+}
