@@ -4,8 +4,8 @@
 // Package admin is the HTTP side of a node: health for probes and load
 // balancers (/livez, /healthz, /readyz) and Prometheus metrics (/metrics),
 // answered without a login, as scrapers and probes expect. The admin API
-// (JSON, under /api/v1/, api.go) takes a login when the node has users.
-// The web console is not built yet.
+// (JSON, under /api/v1/, api.go) and the web console (/console/,
+// console.go) take a login when the node has users.
 package admin
 
 import (
@@ -96,7 +96,9 @@ func Handler(src Source, o Options) http.Handler {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("/api/", newAPI(src, o))
+	api, console := newAPI(src, o)
+	mux.Handle("/api/", api)
+	mux.Handle("/console/", console)
 	return mux
 }
 

@@ -47,7 +47,9 @@ type apiHandler struct {
 	started time.Time
 }
 
-func newAPI(src Source, o Options) http.Handler {
+// newAPI returns the API's handler and the console's, behind the same
+// logins and cross-origin protection.
+func newAPI(src Source, o Options) (api, console http.Handler) {
 	a := &apiHandler{src: src, o: o, started: time.Now()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/overview", a.overview)
@@ -63,11 +65,16 @@ func newAPI(src Source, o Options) http.Handler {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "no such path: %s %s", r.Method, r.URL.Path)
 	})
+	return a.protect(mux), a.protect(a.console())
+}
+
+// protect puts h behind the logins and the cross-origin protection.
+func (a *apiHandler) protect(h http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusForbidden, "a change from another origin is refused (cross-site request forgery protection)")
 	}))
-	return cop.Handler(a.authenticate(mux))
+	return cop.Handler(a.authenticate(h))
 }
 
 // authenticate lets through requests of a user in the admin group (or any,
@@ -146,6 +153,10 @@ type Overview struct {
 }
 
 func (a *apiHandler) overview(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.overviewData())
+}
+
+func (a *apiHandler) overviewData() Overview {
 	ov := Overview{Uptime: time.Since(a.started).Round(time.Second).String()}
 	ov.Ready, ov.Why = a.ready()
 	if a.src.Role != nil {
@@ -166,7 +177,7 @@ func (a *apiHandler) overview(w http.ResponseWriter, r *http.Request) {
 			ov.StoreBytes, ov.JournalBytes, ov.DeferredAcks = b.StoreUsed(), b.JournalBytes(), b.DeferredAcks()
 		}
 	}
-	writeJSON(w, http.StatusOK, ov)
+	return ov
 }
 
 // Queue is one queue's figures.
@@ -239,6 +250,17 @@ var queueSorts = map[string]func(a, b Queue) int{
 }
 
 func (a *apiHandler) queues(w http.ResponseWriter, r *http.Request, b *core.Broker) {
+	p, err := queuesPage(r, b)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+// queuesPage is the page of queues r asks for (sort, order, filter,
+// offset, limit).
+func queuesPage(r *http.Request, b *core.Broker) (Page[Queue], error) {
 	q := r.URL.Query()
 	by, order, filter := q.Get("sort"), q.Get("order"), q.Get("filter")
 	if by == "" {
@@ -246,15 +268,13 @@ func (a *apiHandler) queues(w http.ResponseWriter, r *http.Request, b *core.Brok
 	}
 	cmp, ok := queueSorts[by]
 	if !ok {
-		apiError(w, http.StatusBadRequest, "sort %q is not one of name, depth, enqueued, dequeued, consumers, memory", by)
-		return
+		return Page[Queue]{}, fmt.Errorf("sort %q is not one of name, depth, enqueued, dequeued, consumers, memory", by)
 	}
 	if order == "" && by == "name" {
 		order = "asc"
 	}
 	if order != "" && order != "asc" && order != "desc" {
-		apiError(w, http.StatusBadRequest, "order %q is not asc or desc", order)
-		return
+		return Page[Queue]{}, fmt.Errorf("order %q is not asc or desc", order)
 	}
 	var list []Queue
 	for _, st := range b.Queues() {
@@ -272,12 +292,7 @@ func (a *apiHandler) queues(w http.ResponseWriter, r *http.Request, b *core.Brok
 		}
 		return c
 	})
-	p, err := page(r, list)
-	if err != nil {
-		apiError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	writeJSON(w, http.StatusOK, p)
+	return page(r, list)
 }
 
 func (a *apiHandler) queue(w http.ResponseWriter, r *http.Request, b *core.Broker) {
@@ -304,15 +319,23 @@ type Message struct {
 }
 
 func (a *apiHandler) browse(w http.ResponseWriter, r *http.Request, b *core.Broker) {
-	msgs, ok := b.Browse(r.PathValue("name"))
-	if !ok {
-		apiError(w, http.StatusNotFound, "no queue %q", r.PathValue("name"))
+	p, status, err := browsePage(r, b, r.PathValue("name"))
+	if err != nil {
+		apiError(w, status, "%v", err)
 		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+// browsePage is the page of queue name's messages that r asks for.
+func browsePage(r *http.Request, b *core.Broker, name string) (Page[Message], int, error) {
+	msgs, ok := b.Browse(name)
+	if !ok {
+		return Page[Message]{}, http.StatusNotFound, fmt.Errorf("no queue %q", name)
 	}
 	p, err := page(r, msgs)
 	if err != nil {
-		apiError(w, http.StatusBadRequest, "%v", err)
-		return
+		return Page[Message]{}, http.StatusBadRequest, err
 	}
 	out := Page[Message]{Total: p.Total, Offset: p.Offset, Limit: p.Limit, Items: []Message{}}
 	for _, m := range p.Items {
@@ -324,7 +347,7 @@ func (a *apiHandler) browse(w http.ResponseWriter, r *http.Request, b *core.Brok
 		}
 		out.Items = append(out.Items, am)
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, http.StatusOK, nil
 }
 
 // maxSendBytes bounds a message sent through the API.
@@ -338,34 +361,45 @@ func (a *apiHandler) send(w http.ResponseWriter, r *http.Request, b *core.Broker
 		apiError(w, http.StatusBadRequest, "the body is not a message (JSON: body, headers, persistent, priority, expires): %v", err)
 		return
 	}
+	id, status, err := sendMessage(r.Context(), b, r.PathValue("name"), in)
+	if err != nil {
+		apiError(w, status, "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"message_id": id})
+}
+
+// sendMessage sends in to queue, through the broker as a STOMP client's
+// SEND goes, and returns its message-id.
+func sendMessage(ctx context.Context, b *core.Broker, queue string, in Message) (string, int, error) {
 	body := []byte(in.Body)
 	if in.BodyBase64 {
 		var err error
 		if body, err = base64.StdEncoding.DecodeString(in.Body); err != nil {
-			apiError(w, http.StatusBadRequest, "body_base64 is set and body is not base64: %v", err)
-			return
+			return "", http.StatusBadRequest, fmt.Errorf("body_base64 is set and body is not base64: %v", err)
 		}
 	}
 	if len(in.Headers)%2 != 0 {
-		apiError(w, http.StatusBadRequest, "headers come in name, value pairs; got %d strings", len(in.Headers))
-		return
+		return "", http.StatusBadRequest, fmt.Errorf("headers come in name, value pairs; got %d strings", len(in.Headers))
 	}
-	m := &core.Message{Destination: core.Destination{Kind: core.Queue, Name: r.PathValue("name")}, Persistent: in.Persistent,
+	if queue == "" || strings.HasPrefix(queue, "$") {
+		return "", http.StatusBadRequest, fmt.Errorf("%q is not a queue clients can name", queue)
+	}
+	m := &core.Message{Destination: core.Destination{Kind: core.Queue, Name: queue}, Persistent: in.Persistent,
 		Priority: 4, Expires: in.Expires, Timestamp: time.Now().UnixMilli(), Header: in.Headers, Body: body}
 	if in.Priority != nil {
 		if *in.Priority < 0 || *in.Priority > 9 {
-			apiError(w, http.StatusBadRequest, "priority %d is not 0-9", *in.Priority)
-			return
+			return "", http.StatusBadRequest, fmt.Errorf("priority %d is not 0-9", *in.Priority)
 		}
 		m.Priority = uint8(*in.Priority)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := b.Send(ctx, m); err != nil {
-		brokerError(w, err)
-		return
+		status, msg := brokerFailure(err)
+		return "", status, errors.New(msg)
 	}
-	writeJSON(w, http.StatusCreated, map[string]string{"message_id": m.ID()})
+	return m.ID(), http.StatusOK, nil
 }
 
 func (a *apiHandler) purge(w http.ResponseWriter, r *http.Request, b *core.Broker) {
@@ -401,16 +435,20 @@ type Topic struct {
 }
 
 func (a *apiHandler) topics(w http.ResponseWriter, r *http.Request, b *core.Broker) {
-	var list []Topic
-	for _, t := range b.Topics() {
-		list = append(list, Topic{Name: t.Name, Subscribers: t.Subscribers, Dropped: t.Dropped})
-	}
-	p, err := page(r, list)
+	p, err := topicsPage(r, b)
 	if err != nil {
 		apiError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, p)
+}
+
+func topicsPage(r *http.Request, b *core.Broker) (Page[Topic], error) {
+	var list []Topic
+	for _, t := range b.Topics() {
+		list = append(list, Topic{Name: t.Name, Subscribers: t.Subscribers, Dropped: t.Dropped})
+	}
+	return page(r, list)
 }
 
 // Durable is one durable subscription.
@@ -424,6 +462,15 @@ type Durable struct {
 }
 
 func (a *apiHandler) durables(w http.ResponseWriter, r *http.Request, b *core.Broker) {
+	p, err := durablesPage(r, b)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func durablesPage(r *http.Request, b *core.Broker) (Page[Durable], error) {
 	var list []Durable
 	for _, d := range b.Durables() {
 		dd := Durable{ClientID: d.ClientID, Name: d.Name, Topic: d.Topic, Active: d.Active, Pending: d.Stats.Depth()}
@@ -436,12 +483,7 @@ func (a *apiHandler) durables(w http.ResponseWriter, r *http.Request, b *core.Br
 	slices.SortFunc(list, func(x, y Durable) int {
 		return strings.Compare(x.ClientID+"\x00"+x.Name, y.ClientID+"\x00"+y.Name)
 	})
-	p, err := page(r, list)
-	if err != nil {
-		apiError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	writeJSON(w, http.StatusOK, p)
+	return page(r, list)
 }
 
 func (a *apiHandler) deleteDurable(w http.ResponseWriter, r *http.Request, b *core.Broker) {
@@ -461,22 +503,29 @@ func (a *apiHandler) deleteDurable(w http.ResponseWriter, r *http.Request, b *co
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// brokerError answers err from the broker: a conflict for what the
-// broker refuses as the queue's state stands, 503 for a store that cannot
-// take it; no journal detail (paths, I/O errors) leaves the process.
-func brokerError(w http.ResponseWriter, err error) {
+// brokerFailure is the status and message for err from the broker: a
+// conflict for what the broker refuses as the queue's state stands, 503
+// for a store that cannot take it; no journal detail (paths, I/O errors)
+// leaves the process.
+func brokerFailure(err error) (int, string) {
 	switch {
-	case errors.Is(err, core.ErrInUse):
-		apiError(w, http.StatusConflict, "%v", err)
+	case errors.Is(err, core.ErrInUse), errors.Is(err, core.ErrDurableInUse):
+		return http.StatusConflict, err.Error()
+	case errors.Is(err, core.ErrNoDurable):
+		return http.StatusNotFound, err.Error()
 	case errors.Is(err, core.ErrStoreFull):
-		apiError(w, http.StatusServiceUnavailable, "%v", err)
+		return http.StatusServiceUnavailable, err.Error()
 	case errors.Is(err, core.ErrClosed):
-		apiError(w, http.StatusServiceUnavailable, "the broker is shutting down")
+		return http.StatusServiceUnavailable, "the broker is shutting down"
 	case errors.Is(err, context.DeadlineExceeded):
-		apiError(w, http.StatusServiceUnavailable, "the broker did not take it within 30s (memory or store limit)")
-	default:
-		apiError(w, http.StatusInternalServerError, "the message store failed; the broker's log has the detail")
+		return http.StatusServiceUnavailable, "the broker did not take it within 30s (memory or store limit)"
 	}
+	return http.StatusInternalServerError, "the message store failed; the broker's log has the detail"
+}
+
+func brokerError(w http.ResponseWriter, err error) {
+	status, msg := brokerFailure(err)
+	apiError(w, status, "%s", msg)
 }
 
 func apiError(w http.ResponseWriter, status int, format string, args ...any) {

@@ -177,7 +177,20 @@ func TestAdminAPI(t *testing.T) {
 	if _, err := d.Subscribe("/topic/prices", gostomp.AckAuto, gostomp.SubscribeOpt.Header("activemq.subscriptionName", "feed")); err != nil {
 		t.Fatal(err)
 	}
+	for deadline := time.Now().Add(5 * time.Second); len(b.Core.Durables()) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the durable subscription was not made")
+		}
+	}
+	if code := api.do("DELETE", "/api/v1/durables/app1/feed", "", &e); code != 409 {
+		t.Fatalf("removing a durable subscription while its subscriber is connected: %d %v", code, e)
+	}
 	d.Disconnect()
+	for deadline := time.Now().Add(5 * time.Second); b.Core.Durables()[0].Active; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the durable subscription stayed active after DISCONNECT")
+		}
+	}
 	var ts admin.Page[admin.Topic]
 	api.do("GET", "/api/v1/topics", "", &ts)
 	var ds admin.Page[admin.Durable]
