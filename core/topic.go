@@ -21,6 +21,9 @@ type topic struct {
 	subs []*Subscription
 	held map[uint64]heldMsg // the messages subscribers hold, by sequence (addHeld)
 	gone uint64             // messages lost by subscribers since removed (TopicStats.Dropped)
+	// Since the broker started, on the loop: messages published, and
+	// deliveries acknowledged (TopicStats).
+	published, acked uint64
 
 	// Flow control: while some subscriber's backlog is half full,
 	// publishers wait for it to drain, so a subscriber that is only briefly
@@ -60,6 +63,7 @@ func (t *topic) publish(m *Message) {
 		t.queued.Add(-1)
 		e := &entry{msg: m}
 		refs := 0
+		t.published++
 		for _, s := range t.subs {
 			if s.matches(m) && (s.noLocal == 0 || s.noLocal != m.Origin) && t.offer(s, e) {
 				refs++
@@ -217,6 +221,7 @@ func (t *topic) credit(s *Subscription, seqs []uint64) {
 	for _, seq := range seqs {
 		s.heldBytes -= t.unhold(seq)
 	}
+	t.acked += uint64(len(seqs))
 	s.credit += len(seqs)
 	if s.heldCount -= len(seqs); s.heldCount <= 0 {
 		s.heldBytes, s.heldCount = 0, 0
@@ -304,6 +309,10 @@ type TopicStats struct {
 	// Dropped is how many messages its subscribers lost, being too slow
 	// (Subscription.Dropped), since the broker started.
 	Dropped uint64
+	// Published is how many messages were published to it, Acknowledged
+	// how many deliveries its subscribers acknowledged (a message to three
+	// subscribers counts three times), since the broker started.
+	Published, Acknowledged uint64
 }
 
 // Topics lists the topics the broker has, with their subscribers, sorted
@@ -319,7 +328,7 @@ func (b *Broker) Topics() []TopicStats {
 	for _, t := range ts {
 		st := TopicStats{Name: t.name}
 		t.do(func() {
-			st.Subscribers, st.Dropped = len(t.subs), t.gone
+			st.Subscribers, st.Dropped, st.Published, st.Acknowledged = len(t.subs), t.gone, t.published, t.acked
 			for _, s := range t.subs {
 				st.Dropped += s.dropped.Load()
 			}

@@ -96,9 +96,10 @@ func Handler(src Source, o Options) http.Handler {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	api, console := newAPI(src, o)
+	api, console, amqXML := newAPI(src, o)
 	mux.Handle("/api/", api)
 	mux.Handle("/console/", console)
+	mux.Handle("/admin/xml/", amqXML)
 	return mux
 }
 

@@ -47,9 +47,9 @@ type apiHandler struct {
 	started time.Time
 }
 
-// newAPI returns the API's handler and the console's, behind the same
-// logins and cross-origin protection.
-func newAPI(src Source, o Options) (api, console http.Handler) {
+// newAPI returns the API's handler, the console's and ActiveMQ's XML
+// feeds', behind the same logins and cross-origin protection.
+func newAPI(src Source, o Options) (api, console, activemqXML http.Handler) {
 	a := &apiHandler{src: src, o: o, started: time.Now()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/overview", a.overview)
@@ -65,7 +65,7 @@ func newAPI(src Source, o Options) (api, console http.Handler) {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "no such path: %s %s", r.Method, r.URL.Path)
 	})
-	return a.protect(mux), a.protect(a.console())
+	return a.protect(mux), a.protect(a.console()), a.protect(a.activemqXML())
 }
 
 // protect puts h behind the logins and the cross-origin protection.

@@ -6,6 +6,7 @@ package admin_test
 import (
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
@@ -259,5 +260,97 @@ func TestAdminAPILogins(t *testing.T) {
 	_, open := startAPI(t, admin.Options{APIRefused: "the admin API is served off loopback only with --users"})
 	if open.do("GET", "/api/v1/overview", "", &e) != 403 || !strings.Contains(e["error"], "--users") || open.do("GET", "/readyz", "", nil) != 200 {
 		t.Fatalf("the API off loopback without users: %v", e)
+	}
+}
+
+// TestActiveMQXMLFeeds: /admin/xml/queues.jsp, topics.jsp and
+// subscribers.jsp in ActiveMQ's shape, decoded as Telegraf's activemq
+// input decodes them (attributes on queue, topic, subscriber and stats).
+func TestActiveMQXMLFeeds(t *testing.T) {
+	b, api := startAPI(t, admin.Options{})
+	c, err := gostomp.Dial("tcp", b.Addr, gostomp.ConnOpt.Header("client-id", "app1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	qsub, _ := c.Subscribe("/queue/orders", gostomp.AckClientIndividual)
+	tsub, _ := c.Subscribe("/topic/prices", gostomp.AckAuto, gostomp.SubscribeOpt.Header("activemq.subscriptionName", "feed"))
+	plain, _ := c.Subscribe("/topic/prices", gostomp.AckAuto)
+	for i := range 3 {
+		c.Send("/queue/orders", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Receipt)
+	}
+	c.Send("/topic/prices", "text/plain", []byte("p"), gostomp.SendOpt.Receipt)
+	m := <-qsub.C
+	c.Ack(m)
+	<-tsub.C
+	<-plain.C
+	get := func(path string, v any) {
+		t.Helper()
+		resp, err := http.Get(api.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/xml") {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		}
+		if err := xml.Unmarshal(body, v); err != nil {
+			t.Fatalf("%s: %v\n%s", path, err, body)
+		}
+	}
+	type stats struct {
+		Size          int `xml:"size,attr"`
+		ConsumerCount int `xml:"consumerCount,attr"`
+		EnqueueCount  int `xml:"enqueueCount,attr"`
+		DequeueCount  int `xml:"dequeueCount,attr"`
+	}
+	type dest struct {
+		Name  string `xml:"name,attr"`
+		Stats stats  `xml:"stats"`
+	}
+	var queues struct {
+		Items []dest `xml:"queue"`
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		get("/admin/xml/queues.jsp", &queues)
+		var orders dest
+		for _, q := range queues.Items {
+			if q.Name == "orders" {
+				orders = q
+			}
+		}
+		if orders.Stats == (stats{Size: 2, ConsumerCount: 1, EnqueueCount: 3, DequeueCount: 1}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queues.jsp: %+v", queues)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var topics struct {
+		Items []dest `xml:"topic"`
+	}
+	get("/admin/xml/topics.jsp", &topics)
+	if len(topics.Items) != 1 || topics.Items[0].Name != "prices" || topics.Items[0].Stats.ConsumerCount < 1 || topics.Items[0].Stats.EnqueueCount != 1 {
+		t.Fatalf("topics.jsp: %+v", topics)
+	}
+	var subs struct {
+		Items []struct {
+			ClientID         string `xml:"clientId,attr"`
+			SubscriptionName string `xml:"subscriptionName,attr"`
+			DestinationName  string `xml:"destinationName,attr"`
+			Active           string `xml:"active,attr"`
+			Stats            struct {
+				PendingQueueSize int `xml:"pendingQueueSize,attr"`
+				EnqueueCounter   int `xml:"enqueueCounter,attr"`
+			} `xml:"stats"`
+		} `xml:"subscriber"`
+	}
+	get("/admin/xml/subscribers.jsp", &subs)
+	if len(subs.Items) != 1 || subs.Items[0].ClientID != "app1" || subs.Items[0].SubscriptionName != "feed" || subs.Items[0].DestinationName != "prices" ||
+		subs.Items[0].Active != "yes" {
+		t.Fatalf("subscribers.jsp: %+v", subs)
 	}
 }
