@@ -20,6 +20,7 @@ import (
 
 	"github.com/cairnmq/cairn/core"
 	"github.com/cairnmq/cairn/gateways/auth"
+	"github.com/cairnmq/cairn/gateways/stomp"
 )
 
 // Source is what the handler reads, at each request.
@@ -29,8 +30,12 @@ type Source struct {
 	// Broker is the broker to report on, nil when there is none yet (a
 	// standby) or none at all (a gateway).
 	Broker func() *core.Broker
-	// Connections is the number of open client connections.
+	// Connections is the number of open client connections; Conns lists
+	// the connected ones, and CloseConn closes one by its session id (nil
+	// where the node cannot).
 	Connections func() int
+	Conns       func() []stomp.ConnInfo
+	CloseConn   func(id string) bool
 	// Role is the node's role ("master", "standby", "gateway", …) and
 	// epoch, for the cairn_role gauge.
 	Role func() (string, uint64)

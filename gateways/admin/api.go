@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cairnmq/cairn/core"
+	"github.com/cairnmq/cairn/gateways/stomp"
 )
 
 // The admin API, JSON under /api/v1/ (the README's "Health, metrics and
@@ -32,6 +33,8 @@ import (
 //	GET    /api/v1/topics                      topics, subscribers, messages lost by slow ones
 //	GET    /api/v1/durables                    durable subscriptions
 //	DELETE /api/v1/durables/{client}/{name}    remove one (refused while its subscriber is connected)
+//	GET    /api/v1/connections                 connected clients: user, address, version, subscriptions
+//	DELETE /api/v1/connections/{id}            close one (ERROR closed-by-admin; its unacked messages go back)
 //
 // Every change goes through the broker as a STOMP client's would: journaled
 // before the answer. With users (Options.Users) each request needs HTTP
@@ -62,6 +65,8 @@ func newAPI(src Source, o Options) (api, console, activemqXML http.Handler) {
 	mux.HandleFunc("GET /api/v1/topics", a.withBroker(a.topics))
 	mux.HandleFunc("GET /api/v1/durables", a.withBroker(a.durables))
 	mux.HandleFunc("DELETE /api/v1/durables/{client}/{name}", a.withBroker(a.deleteDurable))
+	mux.HandleFunc("GET /api/v1/connections", a.connections)
+	mux.HandleFunc("DELETE /api/v1/connections/{id}", a.closeConnection)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "no such path: %s %s", r.Method, r.URL.Path)
 	})
@@ -501,6 +506,46 @@ func (a *apiHandler) deleteDurable(w http.ResponseWriter, r *http.Request, b *co
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *apiHandler) connections(w http.ResponseWriter, r *http.Request) {
+	p, status, err := a.connectionsPage(r)
+	if err != nil {
+		apiError(w, status, "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (a *apiHandler) connectionsPage(r *http.Request) (Page[stomp.ConnInfo], int, error) {
+	if a.src.Conns == nil {
+		return Page[stomp.ConnInfo]{}, http.StatusNotImplemented, errors.New("this node does not list its connections")
+	}
+	p, err := page(r, a.src.Conns())
+	if err != nil {
+		return p, http.StatusBadRequest, err
+	}
+	return p, http.StatusOK, nil
+}
+
+// closeConn closes connection id, and says what happened.
+func (a *apiHandler) closeConn(id string) (int, error) {
+	switch {
+	case a.src.CloseConn == nil:
+		return http.StatusNotImplemented, errors.New("this node does not close connections")
+	case !a.src.CloseConn(id):
+		return http.StatusNotFound, fmt.Errorf("no connection %q", id)
+	}
+	return http.StatusNoContent, nil
+}
+
+func (a *apiHandler) closeConnection(w http.ResponseWriter, r *http.Request) {
+	status, err := a.closeConn(r.PathValue("id"))
+	if err != nil {
+		apiError(w, status, "%v", err)
+		return
+	}
+	w.WriteHeader(status)
 }
 
 // brokerFailure is the status and message for err from the broker: a

@@ -22,6 +22,7 @@ import (
 	"github.com/cairnmq/cairn/core"
 	"github.com/cairnmq/cairn/gateways/admin"
 	"github.com/cairnmq/cairn/gateways/auth"
+	"github.com/cairnmq/cairn/gateways/stomp"
 	"github.com/cairnmq/cairn/internal/brokertest"
 )
 
@@ -59,7 +60,7 @@ func startAPI(t *testing.T, o admin.Options) (*brokertest.Broker, apiClient) {
 	b := brokertest.Start(t, brokertest.Options{})
 	srv := httptest.NewServer(admin.Handler(admin.Source{Ready: func() (bool, string) { return true, "" },
 		Broker: func() *core.Broker { return b.Core }, Role: func() (string, uint64) { return "master", 7 },
-		Connections: func() int { return 3 }}, o))
+		Connections: func() int { return 3 }, Conns: b.Server.Conns, CloseConn: b.Server.CloseConn}, o))
 	t.Cleanup(srv.Close)
 	return b, apiClient{t: t, url: srv.URL}
 }
@@ -352,5 +353,49 @@ func TestActiveMQXMLFeeds(t *testing.T) {
 	if len(subs.Items) != 1 || subs.Items[0].ClientID != "app1" || subs.Items[0].SubscriptionName != "feed" || subs.Items[0].DestinationName != "prices" ||
 		subs.Items[0].Active != "yes" {
 		t.Fatalf("subscribers.jsp: %+v", subs)
+	}
+}
+
+// TestAdminAPIConnections: the connected clients listed, one closed: it
+// gets ERROR closed-by-admin and its unacknowledged message goes back.
+func TestAdminAPIConnections(t *testing.T) {
+	b, api := startAPI(t, admin.Options{})
+	c, err := gostomp.Dial("tcp", b.Addr, gostomp.ConnOpt.Header("client-id", "app1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	sub, _ := c.Subscribe("/queue/work", gostomp.AckClientIndividual)
+	c.Send("/queue/work", "text/plain", []byte("job"), gostomp.SendOpt.Receipt)
+	<-sub.C // delivered, not acknowledged
+	var conns admin.Page[stomp.ConnInfo]
+	api.do("GET", "/api/v1/connections", "", &conns)
+	if conns.Total != 1 || conns.Items[0].ClientID != "app1" || conns.Items[0].Version != "1.2" || conns.Items[0].Subscriptions != 1 ||
+		conns.Items[0].FramesIn < 3 || !strings.HasPrefix(conns.Items[0].Remote, "127.0.0.1:") {
+		t.Fatalf("connections: %+v", conns)
+	}
+	if api.do("DELETE", "/api/v1/connections/"+conns.Items[0].ID, "", nil) != 204 {
+		t.Fatal("close")
+	}
+	select {
+	case m := <-sub.C:
+		if m.Err == nil || !strings.Contains(m.Err.Error(), "administrator") {
+			t.Fatalf("the closed client got %v", m.Err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the closed client heard nothing")
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if st, _ := b.Core.QueueStats("work"); st.InFlight == 0 && st.Pending == 1 && len(b.Server.Conns()) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			st, _ := b.Core.QueueStats("work")
+			t.Fatalf("after the close: %+v, %d connections", st, len(b.Server.Conns()))
+		}
+	}
+	var e map[string]string
+	if api.do("DELETE", "/api/v1/connections/nobody", "", &e) != 404 {
+		t.Fatalf("closing an unknown connection: %v", e)
 	}
 }

@@ -61,7 +61,7 @@ var consoleFuncs = template.FuncMap{
 
 var consolePages = func() map[string]*template.Template {
 	m := map[string]*template.Template{}
-	for _, p := range []string{"overview", "queues", "queue", "topics", "durables"} {
+	for _, p := range []string{"overview", "queues", "queue", "topics", "durables", "connections"} {
 		m[p] = template.Must(template.New("").Funcs(consoleFuncs).ParseFS(consoleFS, "console/layout.html", "console/pager.html", "console/"+p+".html"))
 	}
 	return m
@@ -113,6 +113,8 @@ func (a *apiHandler) console() http.Handler {
 	mux.HandleFunc("GET /console/topics", a.withBrokerPage(a.consoleTopics))
 	mux.HandleFunc("GET /console/durables", a.withBrokerPage(a.consoleDurables))
 	mux.HandleFunc("POST /console/durables/{client}/{name}/delete", a.withBrokerPage(a.consoleDeleteDurable))
+	mux.HandleFunc("GET /console/connections", a.consoleConnections)
+	mux.HandleFunc("POST /console/connections/{id}/close", a.consoleCloseConnection)
 	mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		a.render(w, r, http.StatusNotFound, "overview", view{Title: "Not found", Error: "No such page: " + r.URL.Path, Data: a.overviewData()})
 	})
@@ -287,4 +289,22 @@ func (a *apiHandler) consoleDeleteDurable(w http.ResponseWriter, r *http.Request
 		return
 	}
 	done(w, r, "/console/durables", fmt.Sprintf("Removed %s of client-id %s.", name, client))
+}
+
+func (a *apiHandler) consoleConnections(w http.ResponseWriter, r *http.Request) {
+	p, status, err := a.connectionsPage(r)
+	v := view{Title: "Connections", Data: p, Pager: pagerOf(r, p)}
+	if err != nil {
+		v.Error = err.Error()
+	}
+	a.render(w, r, status, "connections", v)
+}
+
+func (a *apiHandler) consoleCloseConnection(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := a.closeConn(id); err != nil {
+		done(w, r, "/console/connections", "Not closed: "+err.Error())
+		return
+	}
+	done(w, r, "/console/connections", "Closed "+id+".")
 }

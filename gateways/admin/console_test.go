@@ -51,7 +51,6 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	defer c.Disconnect()
 	topicSub, _ := c.Subscribe("/topic/prices", gostomp.AckAuto)
-	_ = topicSub
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.Headless, chromedp.WindowSize(1280, 900))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -160,5 +159,24 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	run("durables", chromedp.Navigate(api.url+"/console/durables"), chromedp.WaitVisible(chromedp.CSS("#durables")))
 	shot("durables")
+
+	// The connections, and one closed from the console.
+	run("connections", chromedp.Navigate(api.url+"/console/connections"), chromedp.WaitVisible(chromedp.CSS("#connections")))
+	if n := count("#connections tbody tr form"); n != 1 || !strings.Contains(text("#connections"), "1.2") {
+		t.Fatalf("connections: %d rows with a close button: %q", n, text("#connections"))
+	}
+	shot("connections")
+	run("close", chromedp.Click(chromedp.CSS("#connections tbody tr form button")), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	if f := text("#flash"); !strings.HasPrefix(f, "Closed ") {
+		t.Fatalf("after closing: %q", f)
+	}
+	select {
+	case m := <-topicSub.C:
+		if m.Err == nil {
+			t.Fatalf("the closed client got %q", m.Body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the client closed from the console heard nothing")
+	}
 	t.Logf("screenshots in %s", shots)
 }

@@ -41,6 +41,7 @@ const (
 	CodeBadCredentials        Code = "bad-credentials"        // CONNECT's login and passcode are not a user's (or no login, where one is needed)
 	CodeClientIDInUse         Code = "client-id-in-use"       // a CONNECT with a client-id another connection has
 	CodeAccessDenied          Code = "access-denied"          // the user may not do that with that destination (the users file's authorization)
+	CodeClosedByAdmin         Code = "closed-by-admin"        // an operator closed the connection (the admin API or console)
 	CodeInternalError         Code = "internal-error"         // a fault of the server's; the server log has the detail
 )
 
@@ -87,5 +88,6 @@ var Codes = []Code{
 	CodeBadCredentials,
 	CodeClientIDInUse,
 	CodeAccessDenied,
+	CodeClosedByAdmin,
 	CodeInternalError,
 }

@@ -67,6 +67,8 @@ func (ss *session) connect(f *frame.Frame) error {
 	ss.r.version = version
 	ss.connected = true
 	ss.clientID = clientID
+	ss.info.Store(&ConnInfo{ID: ss.id, Remote: ss.conn.RemoteAddr().String(), User: ss.user, ClientID: clientID, Version: version,
+		Since: time.Now()})
 	ss.readEvery = time.Duration(recv) * time.Millisecond
 	resp := frame.New(frame.CONNECTED, frame.Version, version, frame.Session, ss.id,
 		frame.Server, ss.srv.opts.ServerName, frame.HeartBeat, fmt.Sprintf("%d,%d", send, recv))

@@ -28,6 +28,8 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -321,6 +323,50 @@ func (s *Server) Addr() net.Addr {
 
 // Connections is the number of open connections.
 func (s *Server) Connections() int { return int(s.conns.Load()) }
+
+// ConnInfo describes one connected client (past CONNECT).
+type ConnInfo struct {
+	ID       string    `json:"id"`     // the session header CONNECTED gave it
+	Remote   string    `json:"remote"` // its address
+	User     string    `json:"user,omitempty"`
+	ClientID string    `json:"client_id,omitempty"`
+	Version  string    `json:"version"` // the STOMP version it speaks
+	Since    time.Time `json:"since"`
+	// Subscriptions open now, and frames it has sent.
+	Subscriptions int    `json:"subscriptions"`
+	FramesIn      uint64 `json:"frames_in"`
+}
+
+// Conns lists the connected clients, by session id.
+func (s *Server) Conns() []ConnInfo {
+	s.mu.Lock()
+	out := make([]ConnInfo, 0, len(s.sessions))
+	for ss := range s.sessions {
+		if i := ss.info.Load(); i != nil {
+			c := *i
+			c.Subscriptions, c.FramesIn = int(ss.nsubs.Load()), ss.framesI.Load()
+			out = append(out, c)
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b ConnInfo) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// CloseConn ends the connection of session id with ERROR closed-by-admin
+// (its unacknowledged deliveries go back to their queues), and reports
+// whether there was one.
+func (s *Server) CloseConn(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ss := range s.sessions {
+		if i := ss.info.Load(); i != nil && i.ID == id {
+			ss.kick()
+			return true
+		}
+	}
+	return false
+}
 
 // Close stops accepting and closes every connection: each client gets an
 // ERROR frame (code shutting-down) after its queued frames, and its

@@ -12,6 +12,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
@@ -51,6 +52,11 @@ type session struct {
 	temps     map[string]bool // temporary queues this connection named: deleted when it ends
 	txs       map[string]*transaction
 	burst     burst
+
+	// What Server.Conns shows of it, from any goroutine.
+	info    atomic.Pointer[ConnInfo] // set at CONNECT
+	nsubs   atomic.Int32
+	framesI atomic.Uint64 // frames read
 
 	// The writer role: whoever sets writing writes everything queued in
 	// out, then gives the role up when nothing more is. A delivery (pushed
@@ -126,6 +132,7 @@ func (ss *session) serve() {
 			}
 			continue // a heart-beat
 		}
+		ss.framesI.Add(1)
 		done, err := ss.handle(f)
 		if err == nil && (done || ss.r.buffered() == 0 || ss.burst.bytes >= burstBytes || ss.burst.size() >= burstFrames) {
 			err = ss.runBurst()
@@ -329,6 +336,12 @@ func (ss *session) refuse(err error) {
 // shutdown closes the session from outside (server shutdown).
 func (ss *session) shutdown() {
 	ss.closeAfter(errorFrame(perr(CodeShuttingDown, "the server is shutting down"), ""))
+	ss.conn.SetReadDeadline(time.Now()) // wake the reader
+}
+
+// kick ends the session at an operator's request.
+func (ss *session) kick() {
+	ss.closeAfter(errorFrame(perr(CodeClosedByAdmin, "an administrator closed this connection"), ""))
 	ss.conn.SetReadDeadline(time.Now()) // wake the reader
 }
 

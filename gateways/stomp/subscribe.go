@@ -222,6 +222,7 @@ func (ss *session) subscribe(f *frame.Frame, receipt string) error {
 	}
 	s.core = cs
 	ss.subs[id] = s
+	ss.nsubs.Store(int32(len(ss.subs)))
 	s.open(receipt)
 	return nil
 }
@@ -266,6 +267,7 @@ func (ss *session) unsubscribe(f *frame.Frame) error {
 	}
 	if s != nil {
 		delete(ss.subs, id)
+		ss.nsubs.Store(int32(len(ss.subs)))
 		ss.endDeliveries(s)
 		s.close()
 	}

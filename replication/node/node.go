@@ -115,6 +115,25 @@ func (n *Node) Connections() int {
 	return srv.Connections()
 }
 
+// Conns lists the connected clients (none but as master).
+func (n *Node) Conns() []stomp.ConnInfo {
+	n.mu.Lock()
+	srv := n.srv
+	n.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	return srv.Conns()
+}
+
+// CloseConn closes the client connection of session id, if there is one.
+func (n *Node) CloseConn(id string) bool {
+	n.mu.Lock()
+	srv := n.srv
+	n.mu.Unlock()
+	return srv != nil && srv.CloseConn(id)
+}
+
 // RoleEpoch is the node's role and, as master, its lease's epoch.
 func (n *Node) RoleEpoch() (string, uint64) {
 	n.mu.Lock()
