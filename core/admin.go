@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/cairnmq/cairn/journal"
 )
@@ -16,6 +18,13 @@ const purgeChunk = 100_000
 
 // ErrInUse says a queue cannot be deleted while consumers are attached.
 var ErrInUse = errors.New("core: queue has consumers")
+
+// ErrNoQueue says there is no such queue; ErrNotAQueue that a name is not
+// one messages can be moved to (a wildcard, a private name).
+var (
+	ErrNoQueue   = errors.New("core: no such queue")
+	ErrNotAQueue = errors.New("core: not a queue messages can be moved to")
+)
 
 // Purge removes every message queue name holds: waiting, delayed,
 // delivered but unacknowledged (their acknowledgements then do nothing),
@@ -119,4 +128,145 @@ func (b *Broker) purge(ctx context.Context, name string, ev journal.RecordType) 
 	b.mu.Unlock()
 	q.stop()
 	return n, nil
+}
+
+// MoveMessages moves the messages of queue from whose sequences are in
+// seqs (every one, if seqs is nil) to queue to, or with keep copies them
+// there, and returns how many it moved. Only messages waiting in memory
+// move: those in flight, waiting out a redelivery delay, or paged stay
+// (skipped counts those of seqs that did not move). Each message's copy is
+// enqueued there and, unless keep, the original acknowledged here, in one
+// journal append: a crash leaves it in one place or the other, never
+// neither. The copy is a new message (a new message-id) with the
+// original's headers, body, priority, persistence and expiry.
+func (b *Broker) MoveMessages(ctx context.Context, from, to string, seqs []uint64, keep bool) (moved, skipped int, err error) {
+	if to == "" || IsWildcard(to) || strings.HasPrefix(to, "$") {
+		return 0, 0, fmt.Errorf("%w: %q", ErrNotAQueue, to)
+	}
+	return b.relocate(ctx, from, seqs, keep, func(m *Message) (Destination, []string, bool) {
+		return Destination{Queue, to}, slices.Clone(m.Header), true
+	})
+}
+
+// RetryDeadLetters sends the dead letters of queue dlq whose sequences are
+// in seqs (every one, if nil) back to the queues they came from (their
+// original-destination header), without the headers the move to the
+// dead-letter queue added, as MoveMessages moves them. A dead letter from
+// a topic's durable subscription or without that header stays (skipped).
+func (b *Broker) RetryDeadLetters(ctx context.Context, dlq string, seqs []uint64) (moved, skipped int, err error) {
+	return b.relocate(ctx, dlq, seqs, false, func(m *Message) (Destination, []string, bool) {
+		var h []string
+		var orig string
+		for i := 0; i+1 < len(m.Header); i += 2 {
+			switch m.Header[i] {
+			case HeaderOriginalDestination:
+				orig = m.Header[i+1]
+			case HeaderDLQCause, HeaderOriginalMessageID, HeaderRedeliveries:
+			default:
+				h = append(h, m.Header[i], m.Header[i+1])
+			}
+		}
+		d, err := ParseDestination(orig)
+		if err != nil || d.Kind != Queue || private(d.Name) {
+			return Destination{}, nil, false
+		}
+		return d, h, true
+	})
+}
+
+// relocate carries out MoveMessages and RetryDeadLetters: target names
+// where a message goes, with which headers (false: it stays).
+func (b *Broker) relocate(ctx context.Context, from string, seqs []uint64, keep bool, target func(*Message) (Destination, []string, bool)) (moved, skipped int, err error) {
+	b.mu.Lock()
+	q := b.queues[from]
+	b.mu.Unlock()
+	if q == nil {
+		return 0, len(seqs), fmt.Errorf("%w: %s", ErrNoQueue, from)
+	}
+	var want map[uint64]bool
+	if seqs != nil {
+		want = make(map[uint64]bool, len(seqs))
+		for _, s := range seqs {
+			want[s] = true
+		}
+	}
+	type move struct {
+		orig, copy *Message
+	}
+	lim := journal.LimitOf(b.log)
+	q.do(func() {
+		var moves []move
+		q.pending.each(func(e *entry) {
+			if want != nil && !want[e.msg.Seq] {
+				return
+			}
+			d, h, ok := target(e.msg)
+			if !ok || d == q.dest {
+				return
+			}
+			m := e.msg
+			moves = append(moves, move{m, &Message{Destination: d, Persistent: m.Persistent, Priority: m.Priority, Expires: m.Expires, Header: h, Body: m.Body}})
+		})
+		// Journal them a batch at a time, each message's copy and ack in
+		// the same append.
+		done := map[uint64]bool{}
+		for len(moves) > 0 && err == nil {
+			var recs []journal.Record
+			n, bytes := 0, 0
+			for n < len(moves) {
+				mv := moves[n]
+				var add []journal.Record
+				if mv.orig.Persistent {
+					b.stamp(mv.copy)
+					add = append(add, journal.Record{Type: evEnqueue, Data: encodeEnqueue(mv.copy)})
+					if !keep {
+						add = append(add, journal.Record{Type: evAck, Data: encodeAck(q.dest, []uint64{mv.orig.Seq})})
+					}
+				}
+				size := 0
+				for i := range add {
+					size += journal.FrameSize(&add[i])
+				}
+				if n > 0 && lim.CheckSize(len(recs)+len(add), bytes+size) != nil {
+					break
+				}
+				recs, bytes = append(recs, add...), bytes+size
+				n++
+			}
+			if len(recs) > 0 {
+				if _, _, err = b.log.Append(ctx, recs); err != nil {
+					err = journalError(err)
+					break
+				}
+			}
+			for _, mv := range moves[:n] {
+				if !mv.orig.Persistent {
+					b.stamp(mv.copy)
+				}
+				if !keep {
+					done[mv.orig.Seq] = true
+				}
+				b.queue(mv.copy.Destination.Name).enqueue(mv.copy)
+				moved++
+			}
+			moves = moves[n:]
+		}
+		if len(done) > 0 {
+			q.pending.filter(func(e *entry) bool {
+				if done[e.msg.Seq] {
+					q.account(e.msg, -1)
+					q.dequeued++
+					return false
+				}
+				return true
+			})
+		}
+	})
+	if seqs != nil {
+		skipped = len(seqs) - moved
+	}
+	if moved > 0 {
+		b.opts.Logger.Info("messages moved", "from", from, "moved", moved, "copied", keep)
+	}
+	return moved, skipped, err
 }

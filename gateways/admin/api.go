@@ -29,6 +29,8 @@ import (
 //	GET    /api/v1/queues/{name}/messages?offset=&limit=         a page of what it holds in memory
 //	POST   /api/v1/queues/{name}/messages      send one: {"body", "headers", "persistent", "priority"}
 //	POST   /api/v1/queues/{name}/purge         remove what it holds
+//	POST   /api/v1/queues/{name}/move          {"to", "message_ids", "copy"}: move (or copy) messages to another queue
+//	POST   /api/v1/queues/{name}/retry         {"message_ids"}: send dead letters back to their original queues
 //	DELETE /api/v1/queues/{name}               remove it (refused while consumers are attached)
 //	GET    /api/v1/topics                      topics, subscribers, messages lost by slow ones
 //	GET    /api/v1/durables                    durable subscriptions
@@ -61,6 +63,8 @@ func newAPI(src Source, o Options) (api, console, activemqXML http.Handler) {
 	mux.HandleFunc("GET /api/v1/queues/{name}/messages", a.withBroker(a.browse))
 	mux.HandleFunc("POST /api/v1/queues/{name}/messages", a.withBroker(a.send))
 	mux.HandleFunc("POST /api/v1/queues/{name}/purge", a.withBroker(a.purge))
+	mux.HandleFunc("POST /api/v1/queues/{name}/move", a.withBroker(a.move))
+	mux.HandleFunc("POST /api/v1/queues/{name}/retry", a.withBroker(a.retry))
 	mux.HandleFunc("DELETE /api/v1/queues/{name}", a.withBroker(a.deleteQueue))
 	mux.HandleFunc("GET /api/v1/topics", a.withBroker(a.topics))
 	mux.HandleFunc("GET /api/v1/durables", a.withBroker(a.durables))
@@ -405,6 +409,82 @@ func sendMessage(ctx context.Context, b *core.Broker, queue string, in Message) 
 		return "", status, errors.New(msg)
 	}
 	return m.ID(), http.StatusOK, nil
+}
+
+// MoveRequest is the body of move and retry: which messages (all waiting
+// in memory, when empty), and for move where to and whether to copy.
+type MoveRequest struct {
+	To         string   `json:"to,omitempty"`
+	MessageIDs []string `json:"message_ids,omitempty"`
+	Copy       bool     `json:"copy,omitempty"`
+}
+
+// MoveResult says how many moved, and how many of the named did not
+// (in flight, delayed, paged, or not dead letters).
+type MoveResult struct {
+	Moved   int `json:"moved"`
+	Skipped int `json:"skipped"`
+}
+
+func readMove(w http.ResponseWriter, r *http.Request) (MoveRequest, []uint64, bool) {
+	var in MoveRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		apiError(w, http.StatusBadRequest, "the body is not a move (JSON: to, message_ids, copy): %v", err)
+		return in, nil, false
+	}
+	seqs, err := seqsOf(in.MessageIDs)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "%v", err)
+		return in, nil, false
+	}
+	return in, seqs, true
+}
+
+// seqsOf reads message-ids (nil for none: all messages).
+func seqsOf(ids []string) ([]uint64, error) {
+	var seqs []uint64
+	for _, id := range ids {
+		seq, ok := core.ParseID(id)
+		if !ok {
+			return nil, fmt.Errorf("%q is not a Cairn message-id (ID:cairn-N)", id)
+		}
+		seqs = append(seqs, seq)
+	}
+	return seqs, nil
+}
+
+func (a *apiHandler) move(w http.ResponseWriter, r *http.Request, b *core.Broker) {
+	in, seqs, ok := readMove(w, r)
+	if !ok {
+		return
+	}
+	moved, skipped, err := b.MoveMessages(r.Context(), r.PathValue("name"), in.To, seqs, in.Copy)
+	a.moveAnswer(w, moved, skipped, err)
+}
+
+func (a *apiHandler) retry(w http.ResponseWriter, r *http.Request, b *core.Broker) {
+	_, seqs, ok := readMove(w, r)
+	if !ok {
+		return
+	}
+	moved, skipped, err := b.RetryDeadLetters(r.Context(), r.PathValue("name"), seqs)
+	a.moveAnswer(w, moved, skipped, err)
+}
+
+func (a *apiHandler) moveAnswer(w http.ResponseWriter, moved, skipped int, err error) {
+	switch {
+	case errors.Is(err, core.ErrNoQueue):
+		apiError(w, http.StatusNotFound, "%v", err)
+	case errors.Is(err, core.ErrNotAQueue):
+		apiError(w, http.StatusBadRequest, "%v", err)
+	case err != nil:
+		status, msg := brokerFailure(err)
+		apiError(w, status, "%s (%d moved before it)", msg, moved)
+	default:
+		writeJSON(w, http.StatusOK, MoveResult{Moved: moved, Skipped: skipped})
+	}
 }
 
 func (a *apiHandler) purge(w http.ResponseWriter, r *http.Request, b *core.Broker) {

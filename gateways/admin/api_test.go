@@ -57,7 +57,9 @@ func (c apiClient) do(method, path, body string, out any, header ...string) int 
 }
 
 func startAPI(t *testing.T, o admin.Options) (*brokertest.Broker, apiClient) {
-	b := brokertest.Start(t, brokertest.Options{})
+	// NACKed messages of "work" go straight to ActiveMQ.DLQ.
+	b := brokertest.Start(t, brokertest.Options{Core: core.Options{Redelivery: []core.RedeliveryRule{
+		{Pattern: "work", Policy: core.RedeliveryPolicy{MaxRedeliveries: 0, DeadLetterQueue: "ActiveMQ.DLQ"}}}}})
 	srv := httptest.NewServer(admin.Handler(admin.Source{Ready: func() (bool, string) { return true, "" },
 		Broker: func() *core.Broker { return b.Core }, Role: func() (string, uint64) { return "master", 7 },
 		Connections: func() int { return 3 }, Conns: b.Server.Conns, CloseConn: b.Server.CloseConn}, o))
@@ -365,8 +367,8 @@ func TestAdminAPIConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Disconnect()
-	sub, _ := c.Subscribe("/queue/work", gostomp.AckClientIndividual)
-	c.Send("/queue/work", "text/plain", []byte("job"), gostomp.SendOpt.Receipt)
+	sub, _ := c.Subscribe("/queue/jobs", gostomp.AckClientIndividual)
+	c.Send("/queue/jobs", "text/plain", []byte("job"), gostomp.SendOpt.Receipt)
 	<-sub.C // delivered, not acknowledged
 	var conns admin.Page[stomp.ConnInfo]
 	api.do("GET", "/api/v1/connections", "", &conns)
@@ -386,16 +388,79 @@ func TestAdminAPIConnections(t *testing.T) {
 		t.Fatal("the closed client heard nothing")
 	}
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if st, _ := b.Core.QueueStats("work"); st.InFlight == 0 && st.Pending == 1 && len(b.Server.Conns()) == 0 {
+		if st, _ := b.Core.QueueStats("jobs"); st.InFlight == 0 && st.Pending == 1 && len(b.Server.Conns()) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			st, _ := b.Core.QueueStats("work")
+			st, _ := b.Core.QueueStats("jobs")
 			t.Fatalf("after the close: %+v, %d connections", st, len(b.Server.Conns()))
 		}
 	}
 	var e map[string]string
 	if api.do("DELETE", "/api/v1/connections/nobody", "", &e) != 404 {
 		t.Fatalf("closing an unknown connection: %v", e)
+	}
+}
+
+// deadLetter makes one dead letter of a message sent to queue work.
+func deadLetter(t *testing.T, b *brokertest.Broker, body string) {
+	t.Helper()
+	c, err := gostomp.Dial("tcp", b.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	sub, _ := c.Subscribe("/queue/work", gostomp.AckClientIndividual)
+	c.Send("/queue/work", "text/plain", []byte(body), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true"))
+	if err := c.Nack(<-sub.C); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if st, _ := b.Core.QueueStats("ActiveMQ.DLQ"); st.Pending > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no dead letter")
+		}
+	}
+}
+
+// TestAdminAPIMoveAndRetry: messages moved and copied between queues by
+// message-id, and a dead letter sent back to its queue.
+func TestAdminAPIMoveAndRetry(t *testing.T) {
+	b, api := startAPI(t, admin.Options{})
+	ctx := context.Background()
+	var ids []string
+	for i := range 4 {
+		m := &core.Message{Destination: core.Destination{Kind: core.Queue, Name: "src"}, Persistent: true, Priority: 4, Body: []byte(fmt.Sprint(i))}
+		b.Core.Send(ctx, m)
+		ids = append(ids, m.ID())
+	}
+	var res admin.MoveResult
+	if code := api.do("POST", "/api/v1/queues/src/move", `{"to":"dst","message_ids":["`+ids[0]+`","`+ids[1]+`"]}`, &res); code != 200 || res.Moved != 2 {
+		t.Fatalf("move: %d %+v", code, res)
+	}
+	if code := api.do("POST", "/api/v1/queues/src/move", `{"to":"copy","copy":true}`, &res); code != 200 || res.Moved != 2 {
+		t.Fatalf("copy: %d %+v", code, res)
+	}
+	for q, want := range map[string]int{"src": 2, "dst": 2, "copy": 2} {
+		if st, _ := b.Core.QueueStats(q); st.Pending != want {
+			t.Errorf("%s holds %d, want %d", q, st.Pending, want)
+		}
+	}
+	var e map[string]string
+	if code := api.do("POST", "/api/v1/queues/src/move", `{"to":"orders.>"}`, &e); code != 400 {
+		t.Fatalf("a move to a wildcard: %d %v", code, e)
+	}
+	if code := api.do("POST", "/api/v1/queues/src/move", `{"to":"x","message_ids":["nope"]}`, &e); code != 400 {
+		t.Fatalf("a bad message-id: %d %v", code, e)
+	}
+	deadLetter(t, b, "poison")
+	if code := api.do("POST", "/api/v1/queues/ActiveMQ.DLQ/retry", `{}`, &res); code != 200 || res.Moved != 1 {
+		t.Fatalf("retry: %d %+v", code, res)
+	}
+	msgs, _ := b.Core.Browse("work")
+	if len(msgs) != 1 || string(msgs[0].Body) != "poison" || msgs[0].Get(core.HeaderOriginalDestination) != "" {
+		t.Fatalf("after the retry, work holds %+v", msgs)
 	}
 }

@@ -5,6 +5,7 @@ package admin
 
 import (
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -110,6 +111,8 @@ func (a *apiHandler) console() http.Handler {
 	mux.HandleFunc("POST /console/queues/{name}/send", a.withBrokerPage(a.consoleSend))
 	mux.HandleFunc("POST /console/queues/{name}/purge", a.withBrokerPage(a.consolePurge))
 	mux.HandleFunc("POST /console/queues/{name}/delete", a.withBrokerPage(a.consoleDelete))
+	mux.HandleFunc("POST /console/queues/{name}/move", a.withBrokerPage(a.consoleMove))
+	mux.HandleFunc("POST /console/queues/{name}/retry", a.withBrokerPage(a.consoleRetry))
 	mux.HandleFunc("GET /console/topics", a.withBrokerPage(a.consoleTopics))
 	mux.HandleFunc("GET /console/durables", a.withBrokerPage(a.consoleDurables))
 	mux.HandleFunc("POST /console/durables/{client}/{name}/delete", a.withBrokerPage(a.consoleDeleteDurable))
@@ -307,4 +310,35 @@ func (a *apiHandler) consoleCloseConnection(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	done(w, r, "/console/connections", "Closed "+id+".")
+}
+
+func (a *apiHandler) consoleMove(w http.ResponseWriter, r *http.Request, b *core.Broker) {
+	name := r.PathValue("name")
+	r.ParseForm()
+	to, keep := strings.TrimSpace(r.PostForm.Get("to")), r.PostForm.Get("copy") == "true"
+	moved, _, err := b.MoveMessages(r.Context(), name, to, nil, keep)
+	verb := "Moved"
+	if keep {
+		verb = "Copied"
+	}
+	if err != nil {
+		msg := err.Error()
+		if !errors.Is(err, core.ErrNotAQueue) {
+			_, msg = brokerFailure(err)
+		}
+		done(w, r, "/console/queues/"+url.PathEscape(name), fmt.Sprintf("%s %d, then: %s", verb, moved, msg))
+		return
+	}
+	done(w, r, "/console/queues/"+url.PathEscape(name), fmt.Sprintf("%s %d messages to %s.", verb, moved, to))
+}
+
+func (a *apiHandler) consoleRetry(w http.ResponseWriter, r *http.Request, b *core.Broker) {
+	name := r.PathValue("name")
+	moved, _, err := b.RetryDeadLetters(r.Context(), name, nil)
+	if err != nil {
+		_, msg := brokerFailure(err)
+		done(w, r, "/console/queues/"+url.PathEscape(name), fmt.Sprintf("Sent %d back, then: %s", moved, msg))
+		return
+	}
+	done(w, r, "/console/queues/"+url.PathEscape(name), fmt.Sprintf("Sent %d dead letters back to their queues.", moved))
 }

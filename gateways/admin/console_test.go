@@ -153,6 +153,28 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	shot("purged")
 
+	// A dead letter, sent back with the console.
+	deadLetter(t, b, "poison")
+	run("the DLQ", chromedp.Navigate(api.url+"/console/queues/ActiveMQ.DLQ"), chromedp.WaitVisible(chromedp.CSS("#retry")))
+	if !strings.Contains(text("#messages"), "original-destination") {
+		t.Fatalf("the dead letter's headers: %q", text("#messages"))
+	}
+	shot("dlq")
+	run("retry", chromedp.Click(chromedp.CSS("#retry button")), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	if f := text("#flash"); f != "Sent 1 dead letters back to their queues." {
+		t.Fatalf("after the retry: %q", f)
+	}
+	if st, _ := b.Core.QueueStats("work"); st.Pending != 1 {
+		t.Fatalf("after the retry the queue holds %+v", st)
+	}
+	// Move every message of a queue to another.
+	run("move", chromedp.Navigate(api.url+"/console/queues/orders.008"), chromedp.WaitVisible(chromedp.CSS("#move")),
+		chromedp.SetValue(chromedp.CSS(`#move input[name="to"]`), "orders.archive"),
+		chromedp.Click(chromedp.CSS(`#move button[value="false"]`)), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	if f := text("#flash"); f != "Moved 1 messages to orders.archive." {
+		t.Fatalf("after the move: %q", f)
+	}
+
 	run("topics", chromedp.Navigate(api.url+"/console/topics"), chromedp.WaitVisible(chromedp.CSS("#topics")))
 	if !strings.Contains(text("#topics"), "prices") {
 		t.Fatalf("topics: %q", text("#topics"))
