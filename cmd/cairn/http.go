@@ -48,13 +48,15 @@ func serveHTTP(c *cli.Context, src admin.Source, users *auth.Users, logger *slog
 	if err != nil {
 		return nil, cli.Exit("--http: "+err.Error(), exitFailure)
 	}
+	o.Samples = admin.NewSampler(src, 0, 0)
 	hs := &http.Server{Handler: admin.Handler(src, o), ReadHeaderTimeout: 10 * time.Second}
 	go hs.Serve(ln)
-	logger.Info("http listening", "http", ln.Addr().String(), "paths", "/livez /healthz /readyz /metrics /api/v1/")
+	logger.Info("http listening", "http", ln.Addr().String(), "paths", "/livez /healthz /readyz /metrics /api/v1/ /console/ /admin/xml/")
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		hs.Shutdown(ctx)
+		o.Samples.Stop()
 	}, nil
 }
 

@@ -74,6 +74,8 @@ type Options struct {
 	// APIRefused, if set, is why the API is not served here: it answers
 	// 403 with it (an address off loopback with no users to log in).
 	APIRefused string
+	// Samples, if set, draws the console's charts (NewSampler).
+	Samples *Sampler
 }
 
 // Handler serves /livez, /healthz, /readyz and /metrics for src, without a

@@ -60,9 +60,12 @@ func startAPI(t *testing.T, o admin.Options) (*brokertest.Broker, apiClient) {
 	// NACKed messages of "work" go straight to ActiveMQ.DLQ.
 	b := brokertest.Start(t, brokertest.Options{Core: core.Options{Redelivery: []core.RedeliveryRule{
 		{Pattern: "work", Policy: core.RedeliveryPolicy{MaxRedeliveries: 0, DeadLetterQueue: "ActiveMQ.DLQ"}}}}})
-	srv := httptest.NewServer(admin.Handler(admin.Source{Ready: func() (bool, string) { return true, "" },
+	src := admin.Source{Ready: func() (bool, string) { return true, "" },
 		Broker: func() *core.Broker { return b.Core }, Role: func() (string, uint64) { return "master", 7 },
-		Connections: func() int { return 3 }, Conns: b.Server.Conns, CloseConn: b.Server.CloseConn}, o))
+		Connections: func() int { return 3 }, Conns: b.Server.Conns, CloseConn: b.Server.CloseConn}
+	o.Samples = admin.NewSampler(src, 20*time.Millisecond, 0)
+	t.Cleanup(o.Samples.Stop)
+	srv := httptest.NewServer(admin.Handler(src, o))
 	t.Cleanup(srv.Close)
 	return b, apiClient{t: t, url: srv.URL}
 }

@@ -76,6 +76,19 @@ type view struct {
 	Query             queuesQuery
 	Data              any
 	Pager             *pager
+	Chart             *Chart // the last hour, where the node samples (Options.Samples)
+}
+
+// chart is name's chart ("" for the broker's), if the node samples.
+func (a *apiHandler) chart(name string) *Chart {
+	if a.o.Samples == nil {
+		return nil
+	}
+	c, ok := a.o.Samples.chart(name)
+	if !ok {
+		return nil
+	}
+	return &c
 }
 
 type queuesQuery struct{ Sort, Order, Filter string }
@@ -170,7 +183,7 @@ func done(w http.ResponseWriter, r *http.Request, path, what string) {
 }
 
 func (a *apiHandler) consoleOverview(w http.ResponseWriter, r *http.Request) {
-	a.render(w, r, http.StatusOK, "overview", view{Title: "Overview", Data: a.overviewData()})
+	a.render(w, r, http.StatusOK, "overview", view{Title: "Overview", Data: a.overviewData(), Chart: a.chart("")})
 }
 
 func (a *apiHandler) consoleQueues(w http.ResponseWriter, r *http.Request, b *core.Broker) {
@@ -206,7 +219,7 @@ func (a *apiHandler) consoleQueue(w http.ResponseWriter, r *http.Request, b *cor
 		a.render(w, r, status, "queue", v)
 		return
 	}
-	v.Data, v.Pager = queueView{Queue: queueOf(st), Messages: msgs}, pagerOf(r, msgs)
+	v.Data, v.Pager, v.Chart = queueView{Queue: queueOf(st), Messages: msgs}, pagerOf(r, msgs), a.chart(name)
 	a.render(w, r, http.StatusOK, "queue", v)
 }
 

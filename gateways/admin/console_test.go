@@ -89,7 +89,11 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 	}
 
+	time.Sleep(100 * time.Millisecond) // a few samples for the charts
 	run("the overview", chromedp.Navigate(api.url+"/console/"), chromedp.WaitVisible(chromedp.CSS("#overview")))
+	if count("#chart-depth polyline") != 1 || count("#chart-rates polyline") < 1 {
+		t.Fatalf("the overview's charts: %d depth lines, %d rate lines", count("#chart-depth polyline"), count("#chart-rates polyline"))
+	}
 	if h := text("h1"); h != "Overview" || !strings.Contains(text("#overview"), "master (epoch 7)") || !strings.Contains(text("#overview"), "120") {
 		t.Fatalf("overview: %q %q", h, text("#overview"))
 	}
@@ -119,8 +123,11 @@ func TestConsoleInChromium(t *testing.T) {
 	if n := count("#messages tbody tr"); n != 4 || !strings.Contains(text("#messages"), "order <b>7</b>") || count("#messages b") != 0 {
 		t.Fatalf("the queue's messages (bodies shown as text): %d rows: %q", n, text("#messages"))
 	}
-	if count("form#purge") != 1 || count("form#send") != 1 || count("form#delete") != 1 {
+	if count("form#purge") != 1 || count("form#send") != 1 || count("form#delete") != 1 || count("form#move") != 1 || count("form#retry") != 1 {
 		t.Fatal("the queue page lacks its forms")
+	}
+	if count("#chart-depth polyline") != 1 || !strings.Contains(text("#charts"), "messages held") && count("#chart-depth") != 1 {
+		t.Fatal("the queue page has no depth chart")
 	}
 	shot("queue")
 
