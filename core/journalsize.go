@@ -120,3 +120,12 @@ func (b *Broker) journalFull() bool {
 // JournalBytes is about how many bytes the journal takes (on disk, for the
 // wal; in the stream, for JetStream), as last measured.
 func (b *Broker) JournalBytes() int64 { return b.journalBytes.Load() }
+
+// JournalStats is what the journal counts of its work, if it does
+// (journal.StatsReporter).
+func (b *Broker) JournalStats() (journal.Stats, bool) {
+	if r, ok := b.log.(journal.StatsReporter); ok {
+		return r.Stats(), true
+	}
+	return journal.Stats{}, false
+}

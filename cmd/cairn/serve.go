@@ -174,7 +174,7 @@ func serve(c *cli.Context) error {
 	ctx, cancel := stopOnSignal(logger)
 	defer cancel(nil)
 	stopHTTP, err := serveHTTP(c, admin.Source{Ready: n.Ready, Broker: n.Broker, Connections: n.Connections, Conns: n.Conns, CloseConn: n.CloseConn,
-		Role: n.RoleEpoch}, usersOf(opts.STOMP), logger)
+		Frames: n.Frames, Role: n.RoleEpoch}, usersOf(opts.STOMP), logger)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/cairnmq/cairn/core"
 	"github.com/cairnmq/cairn/gateways/auth"
 	"github.com/cairnmq/cairn/gateways/stomp"
+	"github.com/cairnmq/cairn/journal"
 )
 
 // Source is what the handler reads, at each request.
@@ -36,6 +37,8 @@ type Source struct {
 	Connections func() int
 	Conns       func() []stomp.ConnInfo
 	CloseConn   func(id string) bool
+	// Frames is how many frames clients sent, by command.
+	Frames func() map[string]uint64
 	// Role is the node's role ("master", "standby", "gateway", …) and
 	// epoch, for the cairn_role gauge.
 	Role func() (string, uint64)
@@ -127,6 +130,12 @@ var (
 	descMemoryLimit   = prometheus.NewDesc("cairn_memory_limit_bytes", "The broker's memory limit for messages (0: none).", nil, nil)
 	descTopicDropped  = prometheus.NewDesc("cairn_topic_dropped_messages_total", "Messages a topic's subscribers lost for being too slow (its oldest held messages, past their backlog or memory share); topics that lost none are left out.", []string{"destination"}, nil)
 	descTopicMemory   = prometheus.NewDesc("cairn_topic_memory_bytes", "Bytes of messages topic subscribers hold (in flight and in backlogs), each once.", nil, nil)
+	descFrames        = prometheus.NewDesc("cairn_frames_received_total", "STOMP frames clients sent, by command (heart-beats not counted).", []string{"command"}, nil)
+	descJournalAppend = prometheus.NewDesc("cairn_journal_append_seconds", "Journal appends, from the call to the confirmation (durable under sync always).", nil, nil)
+	descJournalSync   = prometheus.NewDesc("cairn_journal_fsync_seconds", "Syncs of the journal's group commits.", nil, nil)
+	descJournalGroup  = prometheus.NewDesc("cairn_journal_group_commit_records", "Records written by each group commit.", nil, nil)
+	descJournalBytes  = prometheus.NewDesc("cairn_journal_bytes", "Bytes the journal takes, about (on disk; in the stream on JetStream).", nil, nil)
+	descReplay        = prometheus.NewDesc("cairn_journal_replay_seconds", "How long the start-up replay of the journal took.", nil, nil)
 	descConnections   = prometheus.NewDesc("cairn_connections", "Open client connections.", nil, nil)
 	descRole          = prometheus.NewDesc("cairn_role", "1 for the node's current role; its epoch as a label.", []string{"role", "epoch"}, nil)
 	descLinkUp        = prometheus.NewDesc("cairn_gateway_link_up", "1 while a gateway link is connected upstream.", []string{"link"}, nil)
@@ -158,6 +167,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.src.Connections != nil {
 		gauge(descConnections, float64(c.src.Connections()))
+	}
+	if c.src.Frames != nil {
+		for cmd, n := range c.src.Frames() {
+			counter(descFrames, float64(n), cmd)
+		}
 	}
 	if c.src.Role != nil {
 		role, epoch := c.src.Role()
@@ -198,6 +212,20 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descTopicDropped, float64(tp.Dropped), "/topic/"+tp.Name)
 		}
 	}
+	if st, ok := b.JournalStats(); ok {
+		histogram := func(d *prometheus.Desc, h journal.HistogramSnapshot) {
+			buckets := make(map[float64]uint64, len(h.Bounds))
+			for i, bound := range h.Bounds {
+				buckets[bound] = h.Buckets[i]
+			}
+			ch <- prometheus.MustNewConstHistogram(d, h.Count, h.Sum, buckets)
+		}
+		histogram(descJournalAppend, st.Append)
+		histogram(descJournalSync, st.Sync)
+		histogram(descJournalGroup, st.GroupRecords)
+	}
+	gauge(descJournalBytes, float64(b.JournalBytes()))
+	gauge(descReplay, b.Recovery().Took.Seconds())
 	mem := b.Memory()
 	gauge(descMemoryUsed, float64(mem.Messages))
 	gauge(descMemoryLimit, float64(mem.Limit))

@@ -5,11 +5,17 @@ package admin_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http/httptest"
+	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	gostomp "github.com/go-stomp/stomp/v3"
 
 	"github.com/cairnmq/cairn/core"
 	"github.com/cairnmq/cairn/gateways/admin"
@@ -52,5 +58,79 @@ func TestMetricsCapQueues(t *testing.T) {
 	}
 	if m := scrape(-1); strings.Contains(m, "cairn_queue_messages") || !strings.Contains(m, "cairn_queues 5") {
 		t.Error("MaxQueues -1 still reports queues one by one, or lost the total")
+	}
+}
+
+// TestJournalAndFrameMetrics: frames by command, and the journal's append
+// and fsync latency and group-commit sizes as Prometheus histograms, after
+// real receipted SENDs on the wal journal.
+func TestJournalAndFrameMetrics(t *testing.T) {
+	b := brokertest.Start(t, brokertest.Options{})
+	c, err := gostomp.Dial("tcp", b.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if err := c.Send("/queue/m", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Disconnect()
+	h := admin.Handler(admin.Source{Broker: func() *core.Broker { return b.Core }, Frames: b.Server.Frames}, admin.Options{})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	m := rec.Body.String()
+	for _, want := range []string{`cairn_frames_received_total{command="SEND"} 10`, `cairn_frames_received_total{command="CONNECT"} 1`,
+		`cairn_journal_append_seconds_bucket{le="+Inf"}`, `cairn_journal_fsync_seconds_count`, `cairn_journal_group_commit_records_bucket{le="1"}`,
+		`cairn_journal_replay_seconds`, `cairn_journal_bytes`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("no %s in /metrics", want)
+		}
+	}
+	for _, line := range strings.Split(m, "\n") {
+		if v, ok := strings.CutPrefix(line, "cairn_journal_append_seconds_count "); ok {
+			if n, _ := strconv.Atoi(v); n < 10 {
+				t.Errorf("%s appends counted after 10 receipted SENDs", v)
+			}
+		}
+	}
+}
+
+// TestGrafanaDashboard: every metric the example dashboard
+// (deploy/grafana/cairn.json) queries is one /metrics exports.
+func TestGrafanaDashboard(t *testing.T) {
+	raw, err := os.ReadFile("../../deploy/grafana/cairn.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(raw, &d); err != nil || len(d.Panels) == 0 {
+		t.Fatalf("the dashboard does not parse: %v", err)
+	}
+	b := brokertest.Start(t, brokertest.Options{})
+	b.Core.Send(context.Background(), &core.Message{Destination: core.Destination{Kind: core.Queue, Name: "q"}, Persistent: true, Priority: 4, Body: []byte("x")})
+	h := admin.Handler(admin.Source{Broker: func() *core.Broker { return b.Core }, Frames: b.Server.Frames, Connections: func() int { return 0 },
+		Role:  func() (string, uint64) { return "master", 1 },
+		Links: func() []admin.Link { return []admin.Link{{Name: "link 0", Up: true}} }}, admin.Options{})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	exported := rec.Body.String()
+	names := regexp.MustCompile(`cairn_[a-z_]+`)
+	// Series that exist only once there is something to count.
+	conditional := map[string]bool{"cairn_topic_dropped_messages_total": true}
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			for _, n := range names.FindAllString(tg.Expr, -1) {
+				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(n, "_bucket"), "_count"), "_sum")
+				if !strings.Contains(exported, "# TYPE "+base+" ") && !conditional[base] {
+					t.Errorf("panel %q queries %s, which /metrics does not export", p.Title, n)
+				}
+			}
+		}
 	}
 }

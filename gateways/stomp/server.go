@@ -34,6 +34,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-stomp/stomp/v3/frame"
+
 	"github.com/cairnmq/cairn/gateways/auth"
 )
 
@@ -140,9 +142,10 @@ type Server struct {
 	mu          sync.Mutex
 	lns         []net.Listener // what Serve serves (plain, TLS)
 	sessions    map[*session]struct{}
-	connected   int                 // sessions past CONNECT
-	unconnected int                 // sessions before it
-	byAddr      map[string]*perAddr // connections per source address
+	framesGone  [len(frameCommands)]uint64 // frames read by sessions since ended, by command
+	connected   int                        // sessions past CONNECT
+	unconnected int                        // sessions before it
+	byAddr      map[string]*perAddr        // connections per source address
 	closing     bool
 	budget      *readBudget
 	conns       atomic.Int64
@@ -258,6 +261,9 @@ func (s *Server) start(c net.Conn) {
 		ss.serve()
 		s.mu.Lock()
 		delete(s.sessions, ss)
+		for j := range ss.frames {
+			s.framesGone[j] += ss.frames[j].Load()
+		}
 		s.releaseClientIDLocked(ss)
 		pa := s.byAddr[ss.addr]
 		if ss.connected {
@@ -324,6 +330,42 @@ func (s *Server) Addr() net.Addr {
 // Connections is the number of open connections.
 func (s *Server) Connections() int { return int(s.conns.Load()) }
 
+// frameCommands are the commands frames are counted by (Frames); any other
+// is counted as the last, "other".
+var frameCommands = [...]string{frame.CONNECT, frame.STOMP, frame.SEND, frame.SUBSCRIBE, frame.UNSUBSCRIBE, frame.ACK, frame.NACK,
+	frame.BEGIN, frame.COMMIT, frame.ABORT, frame.DISCONNECT, "other"}
+
+func commandIndex(c string) int {
+	switch c {
+	case frame.SEND:
+		return 2
+	case frame.ACK:
+		return 5
+	}
+	for i, k := range frameCommands[:len(frameCommands)-1] {
+		if k == c {
+			return i
+		}
+	}
+	return len(frameCommands) - 1
+}
+
+// Frames is how many frames clients have sent, by command, since the
+// server started (heart-beats not counted).
+func (s *Server) Frames() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]uint64, len(frameCommands))
+	for i, c := range frameCommands {
+		n := s.framesGone[i]
+		for ss := range s.sessions {
+			n += ss.frames[i].Load()
+		}
+		out[c] = n
+	}
+	return out
+}
+
 // ConnInfo describes one connected client (past CONNECT).
 type ConnInfo struct {
 	ID       string    `json:"id"`     // the session header CONNECTED gave it
@@ -344,7 +386,10 @@ func (s *Server) Conns() []ConnInfo {
 	for ss := range s.sessions {
 		if i := ss.info.Load(); i != nil {
 			c := *i
-			c.Subscriptions, c.FramesIn = int(ss.nsubs.Load()), ss.framesI.Load()
+			c.Subscriptions = int(ss.nsubs.Load())
+			for j := range ss.frames {
+				c.FramesIn += ss.frames[j].Load()
+			}
 			out = append(out, c)
 		}
 	}

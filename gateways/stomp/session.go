@@ -54,9 +54,9 @@ type session struct {
 	burst     burst
 
 	// What Server.Conns shows of it, from any goroutine.
-	info    atomic.Pointer[ConnInfo] // set at CONNECT
-	nsubs   atomic.Int32
-	framesI atomic.Uint64 // frames read
+	info   atomic.Pointer[ConnInfo] // set at CONNECT
+	nsubs  atomic.Int32
+	frames [len(frameCommands)]atomic.Uint64 // frames read, by command (frameCommands)
 
 	// The writer role: whoever sets writing writes everything queued in
 	// out, then gives the role up when nothing more is. A delivery (pushed
@@ -132,7 +132,7 @@ func (ss *session) serve() {
 			}
 			continue // a heart-beat
 		}
-		ss.framesI.Add(1)
+		ss.frames[commandIndex(f.Command)].Add(1)
 		done, err := ss.handle(f)
 		if err == nil && (done || ss.r.buffered() == 0 || ss.burst.bytes >= burstBytes || ss.burst.size() >= burstFrames) {
 			err = ss.runBurst()

@@ -136,6 +136,7 @@ type Log struct {
 	opts        Options
 	lock        *dirlock.Lock
 	recovery    Recovery
+	stats       struct{ append, sync, group *journal.Histogram }
 
 	tw     *twal.Log
 	readMu sync.Mutex // serializes tidwall/wal reads: concurrent Reads race inside it (its issue #34)
@@ -243,6 +244,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		}
 	}
 	l := &Log{dir: dir, walDir: walDir, opts: opts, lock: lock, closing: make(chan struct{})}
+	l.stats.append, l.stats.sync, l.stats.group = journal.NewHistogram(false), journal.NewHistogram(false), journal.NewHistogram(true)
 	if opts.VerifyAll {
 		if err := l.verifyAll(); err != nil {
 			lock.Release()
@@ -565,6 +567,13 @@ func (l *Log) recover() error {
 	return nil
 }
 
+// Stats implements journal.StatsReporter: Appends (the call to its
+// confirmation), the syncs of group commits under SyncAlways, and the
+// records each group commit wrote.
+func (l *Log) Stats() journal.Stats {
+	return journal.Stats{Append: l.stats.append.Snapshot(), Sync: l.stats.sync.Snapshot(), GroupRecords: l.stats.group.Snapshot()}
+}
+
 // Append implements journal.Log. An append refused because the device is
 // full is tried once more when the journal has reopened (space.go), within
 // spaceWait: what it refused is never kept, so the second try is the only.
@@ -577,10 +586,12 @@ func (l *Log) Append(ctx context.Context, recs []journal.Record) (uint64, uint64
 }
 
 func (l *Log) append(ctx context.Context, recs []journal.Record) (uint64, uint64, error) {
+	start := time.Now()
 	req, err := l.enqueue(ctx, recs, false)
 	if err != nil {
 		return 0, 0, err
 	}
+	defer func() { l.stats.append.ObserveDuration(time.Since(start)) }()
 	for waiting := true; waiting; {
 		select {
 		case <-req.done:
@@ -768,6 +779,7 @@ func (l *Log) commit(group []*request) {
 		return // every request was refused
 	}
 	l.offs = append(l.offs, len(l.buf))
+	l.stats.group.ObserveCount(int(idx - from))
 	if err := l.writeBuf(idx); err != nil {
 		var ge *gateError
 		switch {
@@ -786,7 +798,10 @@ func (l *Log) commit(group []*request) {
 	}
 	switch {
 	case l.opts.Sync == journal.SyncAlways && eager:
-		if err := l.syncWritten(); err != nil {
+		t0 := time.Now()
+		err := l.syncWritten()
+		l.stats.sync.ObserveDuration(time.Since(t0))
+		if err != nil {
 			l.fail(group, fmt.Errorf("fsync records %d-%d: %w", from, idx-1, err))
 			return
 		}

@@ -126,6 +126,18 @@ func (n *Node) Conns() []stomp.ConnInfo {
 	return srv.Conns()
 }
 
+// Frames is how many frames this node's clients sent, by command (none but
+// as master).
+func (n *Node) Frames() map[string]uint64 {
+	n.mu.Lock()
+	srv := n.srv
+	n.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	return srv.Frames()
+}
+
 // CloseConn closes the client connection of session id, if there is one.
 func (n *Node) CloseConn(id string) bool {
 	n.mu.Lock()
