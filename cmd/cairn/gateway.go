@@ -158,7 +158,7 @@ func gateway(c *cli.Context) error {
 		Links: func() []admin.Link {
 			var out []admin.Link
 			for _, l := range g.Status() {
-				out = append(out, admin.Link{Name: l.Name, Up: l.Up, Connects: l.Connects, CanaryRTT: l.CanaryRTT.Seconds(), Stalls: l.Stalls, SubscriptionStalls: l.SubscriptionStalls,
+				out = append(out, admin.Link{Name: l.Name, Upstream: l.Upstream, Up: l.Up, LastError: l.LastError, Connects: l.Connects, CanaryRTT: l.CanaryRTT.Seconds(), Stalls: l.Stalls, SubscriptionStalls: l.SubscriptionStalls,
 					FramesIn: l.FramesIn, FramesOut: l.FramesOut, BytesIn: l.BytesIn, BytesOut: l.BytesOut, Waiting: l.Waiting, Subscribed: l.Subscriptions})
 			}
 			return out

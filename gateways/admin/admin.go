@@ -46,21 +46,23 @@ type Source struct {
 	Links func() []Link
 }
 
-// Link is one gateway link, as metrics show it.
+// Link is one gateway link, as metrics, the API and the console show it.
 type Link struct {
-	Name      string
-	Up        bool
-	Connects  int
-	CanaryRTT float64 // seconds
-	Stalls    int
+	Name      string  `json:"name"`
+	Upstream  string  `json:"upstream"`
+	Up        bool    `json:"up"`
+	LastError string  `json:"last_error,omitempty"`
+	Connects  int     `json:"connects"`
+	CanaryRTT float64 `json:"canary_rtt_seconds"`
+	Stalls    int     `json:"stalls"`
 	// SubscriptionStalls: subscriptions the watchdog found stalled.
-	SubscriptionStalls int
-	FramesIn           uint64
-	FramesOut          uint64
-	BytesIn            uint64
-	BytesOut           uint64
-	Waiting            int
-	Subscribed         int
+	SubscriptionStalls int    `json:"subscription_stalls"`
+	FramesIn           uint64 `json:"frames_in"`
+	FramesOut          uint64 `json:"frames_out"`
+	BytesIn            uint64 `json:"body_bytes_in"`
+	BytesOut           uint64 `json:"body_bytes_out"`
+	Waiting            int    `json:"waiting"`
+	Subscribed         int    `json:"subscriptions"`
 }
 
 // Options shape the metrics and the API.

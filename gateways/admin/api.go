@@ -36,6 +36,7 @@ import (
 //	GET    /api/v1/durables                    durable subscriptions
 //	DELETE /api/v1/durables/{client}/{name}    remove one (refused while its subscriber is connected)
 //	GET    /api/v1/connections                 connected clients: user, address, version, subscriptions
+//	GET    /api/v1/links                       on a gateway, its upstream links and their health
 //	DELETE /api/v1/connections/{id}            close one (ERROR closed-by-admin; its unacked messages go back)
 //
 // Every change goes through the broker as a STOMP client's would: journaled
@@ -70,6 +71,7 @@ func newAPI(src Source, o Options) (api, console, activemqXML http.Handler) {
 	mux.HandleFunc("GET /api/v1/durables", a.withBroker(a.durables))
 	mux.HandleFunc("DELETE /api/v1/durables/{client}/{name}", a.withBroker(a.deleteDurable))
 	mux.HandleFunc("GET /api/v1/connections", a.connections)
+	mux.HandleFunc("GET /api/v1/links", a.links)
 	mux.HandleFunc("DELETE /api/v1/connections/{id}", a.closeConnection)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "no such path: %s %s", r.Method, r.URL.Path)
@@ -586,6 +588,14 @@ func (a *apiHandler) deleteDurable(w http.ResponseWriter, r *http.Request, b *co
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *apiHandler) links(w http.ResponseWriter, r *http.Request) {
+	if a.src.Links == nil {
+		apiError(w, http.StatusNotImplemented, "this node has no upstream links (it is not a gateway)")
+		return
+	}
+	writeJSON(w, http.StatusOK, a.src.Links())
 }
 
 func (a *apiHandler) connections(w http.ResponseWriter, r *http.Request) {

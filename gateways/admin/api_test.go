@@ -467,3 +467,33 @@ func TestAdminAPIMoveAndRetry(t *testing.T) {
 		t.Fatalf("after the retry, work holds %+v", msgs)
 	}
 }
+
+// TestGatewayLinksPages: a gateway's API and console show its upstream
+// links; its console opens on them.
+func TestGatewayLinksPages(t *testing.T) {
+	links := []admin.Link{{Name: "link 0", Upstream: "10.0.0.1:61613", Up: true, Connects: 2, CanaryRTT: 0.0004, Subscribed: 3},
+		{Name: "link 1", Upstream: "10.0.0.2:61613", LastError: "connection refused"}}
+	srv := httptest.NewServer(admin.Handler(admin.Source{Ready: func() (bool, string) { return false, "link 1 to the upstream is down" },
+		Role: func() (string, uint64) { return "gateway", 0 }, Links: func() []admin.Link { return links }}, admin.Options{}))
+	defer srv.Close()
+	api := apiClient{t: t, url: srv.URL}
+	var got []admin.Link
+	if api.do("GET", "/api/v1/links", "", &got) != 200 || len(got) != 2 || got[1].LastError != "connection refused" || !got[0].Up {
+		t.Fatalf("links: %+v", got)
+	}
+	var e map[string]string
+	if api.do("GET", "/api/v1/queues", "", &e) != 503 || !strings.Contains(e["error"], "no broker") {
+		t.Fatalf("a gateway's queues: %v", e)
+	}
+	resp, err := http.Get(srv.URL + "/console/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(body)
+	if resp.Request.URL.Path != "/console/links" || !strings.Contains(page, `id="links"`) || !strings.Contains(page, "10.0.0.2:61613") ||
+		!strings.Contains(page, "connection refused") || !strings.Contains(page, "Not ready: link 1") || !strings.Contains(page, "0.400 ms") {
+		t.Fatalf("the gateway's console (%s):\n%s", resp.Request.URL.Path, page)
+	}
+}

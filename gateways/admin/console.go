@@ -38,6 +38,7 @@ var consoleFuncs = template.FuncMap{
 		return fmt.Sprintf("%d B", n)
 	},
 	"even": func(i int) bool { return i%2 == 0 },
+	"ms":   func(seconds float64) float64 { return seconds * 1000 },
 	"short": func(s string) string {
 		if len(s) > 512 {
 			return s[:512] + "…"
@@ -62,7 +63,7 @@ var consoleFuncs = template.FuncMap{
 
 var consolePages = func() map[string]*template.Template {
 	m := map[string]*template.Template{}
-	for _, p := range []string{"overview", "queues", "queue", "topics", "durables", "connections"} {
+	for _, p := range []string{"overview", "queues", "queue", "topics", "durables", "connections", "links"} {
 		m[p] = template.Must(template.New("").Funcs(consoleFuncs).ParseFS(consoleFS, "console/layout.html", "console/pager.html", "console/"+p+".html"))
 	}
 	return m
@@ -130,6 +131,7 @@ func (a *apiHandler) console() http.Handler {
 	mux.HandleFunc("GET /console/durables", a.withBrokerPage(a.consoleDurables))
 	mux.HandleFunc("POST /console/durables/{client}/{name}/delete", a.withBrokerPage(a.consoleDeleteDurable))
 	mux.HandleFunc("GET /console/connections", a.consoleConnections)
+	mux.HandleFunc("GET /console/links", a.consoleLinks)
 	mux.HandleFunc("POST /console/connections/{id}/close", a.consoleCloseConnection)
 	mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		a.render(w, r, http.StatusNotFound, "overview", view{Title: "Not found", Error: "No such page: " + r.URL.Path, Data: a.overviewData()})
@@ -183,7 +185,25 @@ func done(w http.ResponseWriter, r *http.Request, path, what string) {
 }
 
 func (a *apiHandler) consoleOverview(w http.ResponseWriter, r *http.Request) {
+	if a.src.Links != nil && (a.src.Broker == nil || a.src.Broker() == nil) {
+		http.Redirect(w, r, "/console/links", http.StatusSeeOther) // a gateway: its links are its state
+		return
+	}
 	a.render(w, r, http.StatusOK, "overview", view{Title: "Overview", Data: a.overviewData(), Chart: a.chart("")})
+}
+
+func (a *apiHandler) consoleLinks(w http.ResponseWriter, r *http.Request) {
+	v := view{Title: "Upstream links"}
+	if a.src.Links == nil {
+		v.Error = "This node has no upstream links (it is not a gateway)."
+		a.render(w, r, http.StatusNotFound, "links", v)
+		return
+	}
+	v.Data = a.src.Links()
+	if ok, why := a.ready(); !ok {
+		v.Error = "Not ready: " + why
+	}
+	a.render(w, r, http.StatusOK, "links", v)
 }
 
 func (a *apiHandler) consoleQueues(w http.ResponseWriter, r *http.Request, b *core.Broker) {
