@@ -80,11 +80,23 @@ func (w *WarmStandby) run() {
 	}
 }
 
-// Stop ends the following and returns the state built so far.
+// stopWait bounds how long Stop waits for a read in progress.
+const stopWait = time.Second
+
+// Stop ends the following and returns the state built so far. It waits at
+// most stopWait for a read in progress (a JetStream request to a cluster
+// that has just lost a node can take its whole timeout, and a takeover
+// must not wait for it): past that it returns nil, so the takeover
+// replays the journal cold, and the read ends on its own.
 func (w *WarmStandby) Stop() *core.Standby {
 	close(w.quit)
-	<-w.done
-	return w.st
+	select {
+	case <-w.done:
+		return w.st
+	case <-time.After(stopWait):
+		w.logger.Warn("warm standby: a journal read is still in progress; taking over without the state it built", "waited", stopWait)
+		return nil
+	}
 }
 
 // NewWALFollower follows the wal journal in dir, whose records are at most
