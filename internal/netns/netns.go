@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -102,4 +103,89 @@ func missing(t testing.TB, what string, err error) {
 		t.Fatalf("%s: %v", what, err)
 	}
 	t.Skipf("%s not available (%v): the partition test is skipped", what, err)
+}
+
+// LAN is several namespaces ("hosts") on one bridge in the test's
+// namespace, each reachable from the test at Addr(name), and each able to
+// reach the others by name (/etc/netns/NAME/hosts, which ip netns exec
+// puts over /etc/hosts).
+type LAN struct {
+	t      testing.TB
+	bridge string
+	hosts  map[string]*lanHost
+}
+
+type lanHost struct {
+	ns, addr, veth string
+}
+
+// NewLAN makes a namespace per name, all on one bridge in 10.208.N.0/24
+// (the test's own end is .254); the test's cleanup removes them.
+func NewLAN(t testing.TB, names ...string) *LAN {
+	t.Helper()
+	if _, err := exec.LookPath("ip"); err != nil {
+		missing(t, "iproute2's ip", err)
+	}
+	if os.Geteuid() != 0 {
+		missing(t, "root (network namespaces need CAP_NET_ADMIN)", fmt.Errorf("euid %d", os.Geteuid()))
+	}
+	n := serial.Add(1) % 250
+	id := fmt.Sprintf("%d%d", os.Getpid()%10000, n)
+	l := &LAN{t: t, bridge: "cb" + id, hosts: map[string]*lanHost{}}
+	t.Cleanup(l.remove)
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			if len(args) > 1 && args[0] == "link" && args[1] == "add" && len(l.hosts) == 0 {
+				missing(t, "network namespaces and bridges", fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out))
+			}
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	ip("link", "add", l.bridge, "type", "bridge")
+	ip("addr", "add", fmt.Sprintf("10.208.%d.254/24", n), "dev", l.bridge)
+	ip("link", "set", l.bridge, "up")
+	var hosts strings.Builder
+	hosts.WriteString("127.0.0.1 localhost\n")
+	for i, name := range names {
+		h := &lanHost{ns: fmt.Sprintf("cairn-l%s-%d", id, i), addr: fmt.Sprintf("10.208.%d.%d", n, i+1), veth: fmt.Sprintf("cl%s%da", id, i)}
+		l.hosts[name] = h
+		peer := fmt.Sprintf("cl%s%db", id, i)
+		ip("netns", "add", h.ns)
+		ip("link", "add", h.veth, "type", "veth", "peer", "name", peer)
+		ip("link", "set", h.veth, "master", l.bridge)
+		ip("link", "set", h.veth, "up")
+		ip("link", "set", peer, "netns", h.ns)
+		ip("netns", "exec", h.ns, "ip", "addr", "add", h.addr+"/24", "dev", peer)
+		ip("netns", "exec", h.ns, "ip", "link", "set", peer, "up")
+		ip("netns", "exec", h.ns, "ip", "link", "set", "lo", "up")
+		fmt.Fprintf(&hosts, "%s %s\n", h.addr, name)
+	}
+	for _, h := range l.hosts {
+		dir := filepath.Join("/etc/netns", h.ns)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "hosts"), []byte(hosts.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
+}
+
+// Addr is host name's address.
+func (l *LAN) Addr(name string) string { return l.hosts[name].addr }
+
+// Command is a command to run on host name.
+func (l *LAN) Command(host, name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", l.hosts[host].ns, name}, args...)...)
+}
+
+func (l *LAN) remove() {
+	for _, h := range l.hosts {
+		exec.Command("ip", "link", "del", h.veth).Run()
+		exec.Command("ip", "netns", "del", h.ns).Run()
+		os.RemoveAll(filepath.Join("/etc/netns", h.ns))
+	}
+	exec.Command("ip", "link", "del", l.bridge).Run()
 }

@@ -1303,7 +1303,7 @@ func (l *Log) OldestSnapshot() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	slots, err := snapshotSlots(ctx, obs)
+	slots, err := settledSlots(ctx, obs)
 	if err != nil {
 		return 0, fmt.Errorf("jetstream: %w", err)
 	}
@@ -1331,7 +1331,7 @@ func (l *Log) loadSnapshot(below uint64) (uint64, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	slots, err := snapshotSlots(ctx, obs)
+	slots, err := settledSlots(ctx, obs)
 	if err != nil {
 		return 0, nil, fmt.Errorf("jetstream: load: %w", err)
 	}
@@ -1366,6 +1366,23 @@ func (l *Log) loadSnapshot(below uint64) (uint64, []byte, error) {
 		return 0, nil, firstErr
 	}
 	return 0, nil, journal.ErrNoSnapshot
+}
+
+// settledSlots is snapshotSlots, asked again while the bucket's stream has
+// no responder yet (a replicated bucket just made, still electing its
+// leader), until ctx ends.
+func settledSlots(ctx context.Context, obs njs.ObjectStore) ([]snapSlot, error) {
+	for {
+		slots, err := snapshotSlots(ctx, obs)
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return slots, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // readSnapshot reads a snapshot object whole, checking its digest.
