@@ -130,28 +130,32 @@ type Broker struct {
 	proj    *projection // owned by maintenance (after Open)
 	dd      *dedup      // live duplicate suppression of SENDs
 
-	wild           map[string]*topic    // wildcard topics (also in topics), by pattern; guarded by mu
-	store          storeGauge           // persistent bytes held, for StoreLimit
-	memUsed        atomic.Int64         // bytes of messages held in memory, for MemoryLimit
-	mem            storeGauge           // wakes senders waiting for memory (its room and closed)
-	topicUsed      atomic.Int64         // bytes topic subscribers hold (in memUsed too), for TopicMemoryLimit
-	topicHolders   atomic.Int64         // topic subscribers holding anything
-	wildCount      atomic.Int32         // len(wild), read without the lock
-	watchers       map[int]func(string) // WatchQueues; guarded by mu
-	nextWatch      int
-	durCount       atomic.Int32 // len(durables), read without the lock
-	durMu          sync.Mutex   // serializes creating and removing durable subscriptions
-	durables       map[durableKey]*durable
-	byTopic        map[string][]*durable
-	wildDurables   map[string]bool // patterns in byTopic that are wildcards
-	stopBg         chan struct{}
-	bgDone         chan struct{}
-	kick           chan struct{} // wakes maintenance (journalsize.go)
-	snapIndex      atomic.Uint64 // the newest snapshot's index (0: none)
-	lastSnapSize   atomic.Int64  // its size
-	sinceSnap      atomic.Int64  // journal bytes after it, about
-	journalBytes   atomic.Int64  // the journal's bytes, about
-	largestSegment atomic.Int64  // the largest segment's bytes
+	wild         map[string]*topic    // wildcard topics (also in topics), by pattern; guarded by mu
+	store        storeGauge           // persistent bytes held, for StoreLimit
+	memUsed      atomic.Int64         // bytes of messages held in memory, for MemoryLimit
+	mem          storeGauge           // wakes senders waiting for memory (its room and closed)
+	topicUsed    atomic.Int64         // bytes topic subscribers hold (in memUsed too), for TopicMemoryLimit
+	topicHolders atomic.Int64         // topic subscribers holding anything
+	wildCount    atomic.Int32         // len(wild), read without the lock
+	watchers     map[int]func(string) // WatchQueues; guarded by mu
+	nextWatch    int
+	durCount     atomic.Int32 // len(durables), read without the lock
+	durMu        sync.Mutex   // serializes creating and removing durable subscriptions
+	durables     map[durableKey]*durable
+	byTopic      map[string][]*durable
+	wildDurables map[string]bool // patterns in byTopic that are wildcards
+	stopBg       chan struct{}
+	bgDone       chan struct{}
+	kick         chan struct{} // wakes maintenance (journalsize.go)
+	snapIndex    atomic.Uint64 // the newest snapshot's index (0: none)
+	lastSnapSize atomic.Int64  // its size
+	sinceSnap    atomic.Int64  // journal bytes after it, about
+	journalBytes atomic.Int64  // the journal's bytes, about
+	maint        struct {      // for Maintenance
+		snapshots, compactions atomic.Uint64
+		lastSnapshot, freed    atomic.Int64
+	}
+	largestSegment atomic.Int64 // the largest segment's bytes
 	deferMu        sync.Mutex
 	deferred       []journal.Record // acknowledgements waiting for room in the journal (store.go)
 	fetches        sync.WaitGroup   // paged messages being read back (paging.go)

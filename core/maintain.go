@@ -132,6 +132,8 @@ func (b *Broker) Maintain(force bool) (MaintainResult, error) {
 	res.Snapshot = p.applied
 	b.snapIndex.Store(p.applied)
 	b.lastSnapSize.Store(int64(len(enc)))
+	b.maint.snapshots.Add(1)
+	b.maint.lastSnapshot.Store(time.Now().UnixNano())
 	defer b.measureJournal()
 	if _, ok := b.log.(journal.Segmenter); ok {
 		threshold := b.opts.CompactThreshold
@@ -155,6 +157,10 @@ func (b *Broker) Maintain(force bool) (MaintainResult, error) {
 			return res, fmt.Errorf("maintenance: %w", err)
 		}
 		res.Compact = cr
+		if len(cr.Removed) > 0 {
+			b.maint.compactions.Add(1)
+			b.maint.freed.Add(cr.FreedBytes)
+		}
 		if len(cr.Moves) > 0 {
 			// The projection learns where the moved messages are from the
 			// copies themselves (each names the record it came from), at
@@ -171,4 +177,22 @@ func (b *Broker) Maintain(force bool) (MaintainResult, error) {
 			"moved", len(res.Compact.Moves), "freed_segments", len(res.Compact.Removed), "freed_bytes", res.Compact.FreedBytes, "took", res.Took)
 	}
 	return res, nil
+}
+
+// MaintenanceStats is what maintenance has done since the broker opened.
+type MaintenanceStats struct {
+	Snapshots    uint64
+	LastSnapshot time.Time // zero: none yet
+	// Compactions that freed segments, and the bytes they freed.
+	Compactions uint64
+	FreedBytes  int64
+}
+
+// Maintenance reports what maintenance has done.
+func (b *Broker) Maintenance() MaintenanceStats {
+	st := MaintenanceStats{Snapshots: b.maint.snapshots.Load(), Compactions: b.maint.compactions.Load(), FreedBytes: b.maint.freed.Load()}
+	if ns := b.maint.lastSnapshot.Load(); ns > 0 {
+		st.LastSnapshot = time.Unix(0, ns)
+	}
+	return st
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -137,6 +138,10 @@ var (
 	descJournalSync   = prometheus.NewDesc("cairn_journal_fsync_seconds", "Syncs of the journal's group commits.", nil, nil)
 	descJournalGroup  = prometheus.NewDesc("cairn_journal_group_commit_records", "Records written by each group commit.", nil, nil)
 	descJournalBytes  = prometheus.NewDesc("cairn_journal_bytes", "Bytes the journal takes, about (on disk; in the stream on JetStream).", nil, nil)
+	descSnapshots     = prometheus.NewDesc("cairn_journal_snapshots_total", "Snapshots maintenance took since the broker opened.", nil, nil)
+	descSnapshotAge   = prometheus.NewDesc("cairn_journal_snapshot_age_seconds", "Time since the last snapshot this broker took (absent before its first).", nil, nil)
+	descCompactions   = prometheus.NewDesc("cairn_journal_compactions_total", "Compactions that freed journal segments since the broker opened.", nil, nil)
+	descCompactFreed  = prometheus.NewDesc("cairn_journal_compacted_bytes_total", "Journal bytes compactions freed since the broker opened.", nil, nil)
 	descReplay        = prometheus.NewDesc("cairn_journal_replay_seconds", "How long the start-up replay of the journal took.", nil, nil)
 	descConnections   = prometheus.NewDesc("cairn_connections", "Open client connections.", nil, nil)
 	descRole          = prometheus.NewDesc("cairn_role", "1 for the node's current role; its epoch as a label.", []string{"role", "epoch"}, nil)
@@ -228,6 +233,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descJournalBytes, float64(b.JournalBytes()))
 	gauge(descReplay, b.Recovery().Took.Seconds())
+	ms := b.Maintenance()
+	counter(descSnapshots, float64(ms.Snapshots))
+	if !ms.LastSnapshot.IsZero() {
+		gauge(descSnapshotAge, time.Since(ms.LastSnapshot).Seconds())
+	}
+	counter(descCompactions, float64(ms.Compactions))
+	counter(descCompactFreed, float64(ms.FreedBytes))
 	mem := b.Memory()
 	gauge(descMemoryUsed, float64(mem.Messages))
 	gauge(descMemoryLimit, float64(mem.Limit))

@@ -76,13 +76,17 @@ func TestJournalAndFrameMetrics(t *testing.T) {
 		}
 	}
 	c.Disconnect()
+	if _, err := b.Core.Maintain(true); err != nil {
+		t.Fatal(err)
+	}
 	h := admin.Handler(admin.Source{Broker: func() *core.Broker { return b.Core }, Frames: b.Server.Frames}, admin.Options{})
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	m := rec.Body.String()
 	for _, want := range []string{`cairn_frames_received_total{command="SEND"} 10`, `cairn_frames_received_total{command="CONNECT"} 1`,
 		`cairn_journal_append_seconds_bucket{le="+Inf"}`, `cairn_journal_fsync_seconds_count`, `cairn_journal_group_commit_records_bucket{le="1"}`,
-		`cairn_journal_replay_seconds`, `cairn_journal_bytes`} {
+		`cairn_journal_replay_seconds`, `cairn_journal_bytes`, `cairn_journal_snapshots_total `, `cairn_journal_snapshot_age_seconds `,
+		`cairn_journal_compactions_total`, `cairn_journal_compacted_bytes_total`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("no %s in /metrics", want)
 		}
