@@ -325,44 +325,8 @@ func gatewayAcrossAFrozenMaster(t *testing.T) {
 		"--upstream-heart-beat", hb.String(), "--canary-every", hb.String(), "--upstream-wait", "20s")
 	g.waitLog(t, "cairn gateway listening", 30*time.Second)
 
-	c, err := gostomp.Dial("tcp", g.addr, gostomp.ConnOpt.HeartBeat(0, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Disconnect()
-	sub, err := c.Subscribe("/queue/frozen", gostomp.AckClientIndividual, gostomp.SubscribeOpt.Header("activemq.prefetchSize", "10"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := gostomp.Dial("tcp", g.addr, gostomp.ConnOpt.HeartBeat(0, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Disconnect()
-	send := func(from, to int) {
-		for i := from; i < to; i++ {
-			if err := p.Send("/queue/frozen", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true")); err != nil {
-				t.Fatalf("SEND %d through the gateway: %v", i, err)
-			}
-		}
-	}
-	got := map[string]bool{}
-	take := func(n int) {
-		for len(got) < n {
-			select {
-			case m := <-sub.C:
-				if m.Err != nil {
-					t.Fatalf("the consumer on the gateway lost its connection: %v", m.Err)
-				}
-				got[string(m.Body)] = true
-				if err := c.Ack(m); err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatalf("the gateway's consumer got %d of %d:\n%s", len(got), n, g.log())
-			}
-		}
-	}
+	f := startFlow(t, g, "/queue/frozen")
+	send, take := func(from, to int) { f.send(f.dial(), from, to) }, f.take
 	send(0, 10)
 	take(10)
 	if err := master.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
@@ -409,43 +373,8 @@ func gatewayAcrossAPartition(t *testing.T) {
 	g := launch(t, addr, "gateway", "--listen", addr, "--upstream", upAddr, "--links", "2",
 		"--upstream-heart-beat", hb.String(), "--canary-every", hb.String(), "--upstream-wait", "3s")
 	g.waitLog(t, "cairn gateway listening", 30*time.Second)
-	dial := func() *gostomp.Conn {
-		c, err := gostomp.Dial("tcp", g.addr, gostomp.ConnOpt.HeartBeat(0, 0))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Disconnect() })
-		return c
-	}
-	c := dial()
-	sub, err := c.Subscribe("/queue/parted", gostomp.AckClientIndividual, gostomp.SubscribeOpt.Header("activemq.prefetchSize", "10"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	send := func(p *gostomp.Conn, from, to int) {
-		for i := from; i < to; i++ {
-			if err := p.Send("/queue/parted", "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true")); err != nil {
-				t.Fatalf("SEND %d through the gateway: %v", i, err)
-			}
-		}
-	}
-	got := map[string]bool{}
-	take := func(n int) {
-		for len(got) < n {
-			select {
-			case m := <-sub.C:
-				if m.Err != nil {
-					t.Fatalf("the consumer on the gateway lost its connection: %v", m.Err)
-				}
-				got[string(m.Body)] = true
-				if err := c.Ack(m); err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatalf("the gateway's consumer got %d of %d:\n%s", len(got), n, g.log())
-			}
-		}
-	}
+	f := startFlow(t, g, "/queue/parted")
+	dial, send, take := f.dial, f.send, f.take
 	send(dial(), 0, 10)
 	take(10)
 
@@ -464,7 +393,7 @@ func gatewayAcrossAPartition(t *testing.T) {
 	}
 	p := dial()
 	start := time.Now()
-	err = p.Send("/queue/parted", "text/plain", []byte("during"), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true"))
+	err := p.Send("/queue/parted", "text/plain", []byte("during"), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true"))
 	if err == nil || !strings.Contains(err.Error(), "no upstream broker answered") {
 		t.Fatalf("a SEND during the partition: %v, want ERROR upstream-unavailable", err)
 	}
@@ -473,7 +402,72 @@ func gatewayAcrossAPartition(t *testing.T) {
 	nt.Heal()
 	send(dial(), 10, 20)
 	take(20)
-	if got["during"] {
+	if f.got["during"] {
 		t.Error("the SEND refused during the partition was delivered")
+	}
+}
+
+// flow is a consumer on a gateway acking what a queue gets, and producers
+// sending to it with receipts: what fault tests of the gateway check.
+type flow struct {
+	t    *testing.T
+	g    *serveProc
+	dest string
+	c    *gostomp.Conn
+	sub  *gostomp.Subscription
+	got  map[string]bool
+}
+
+// startFlow subscribes a consumer on g to dest (client-individual, a
+// prefetch of 10).
+func startFlow(t *testing.T, g *serveProc, dest string) *flow {
+	t.Helper()
+	f := &flow{t: t, g: g, dest: dest, got: map[string]bool{}}
+	f.c = f.dial()
+	var err error
+	if f.sub, err = f.c.Subscribe(dest, gostomp.AckClientIndividual, gostomp.SubscribeOpt.Header("activemq.prefetchSize", "10")); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// dial connects to the gateway, closed at the test's end.
+func (f *flow) dial() *gostomp.Conn {
+	f.t.Helper()
+	c, err := gostomp.Dial("tcp", f.g.addr, gostomp.ConnOpt.HeartBeat(0, 0))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { c.Disconnect() })
+	return c
+}
+
+// send sends messages from to to-1 on p, each persistent with a receipt.
+func (f *flow) send(p *gostomp.Conn, from, to int) {
+	f.t.Helper()
+	for i := from; i < to; i++ {
+		if err := p.Send(f.dest, "text/plain", []byte(fmt.Sprint(i)), gostomp.SendOpt.Receipt, gostomp.SendOpt.Header("persistent", "true")); err != nil {
+			f.t.Fatalf("SEND %d through the gateway: %v", i, err)
+		}
+	}
+}
+
+// take acks deliveries until n distinct messages have come; the consumer
+// must stay connected.
+func (f *flow) take(n int) {
+	f.t.Helper()
+	for len(f.got) < n {
+		select {
+		case m := <-f.sub.C:
+			if m.Err != nil {
+				f.t.Fatalf("the consumer on the gateway lost its connection: %v", m.Err)
+			}
+			f.got[string(m.Body)] = true
+			if err := f.c.Ack(m); err != nil {
+				f.t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			f.t.Fatalf("the gateway's consumer got %d of %d:\n%s", len(f.got), n, f.g.log())
+		}
 	}
 }
