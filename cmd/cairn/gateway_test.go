@@ -356,7 +356,8 @@ func gatewayAcrossAFrozenMaster(t *testing.T) {
 // TestGatewayAcrossAPartition: the upstream broker runs on a host of its
 // own (a network namespace joined to the gateway's by a veth pair), and the
 // link between them stops carrying traffic with every connection left
-// open. Each gateway link finds it within three heart-beat intervals; a
+// open. Each gateway link finds it within three heart-beat intervals (and
+// the gateway's /readyz says not ready until they are back); a
 // SEND meanwhile gets ERROR upstream-unavailable after --upstream-wait,
 // never a RECEIPT and never an endless wait; the consumer stays connected,
 // and once the link carries traffic again the gateway reconnects and every
@@ -369,10 +370,23 @@ func gatewayAcrossAPartition(t *testing.T) {
 	up := launchCmd(t, upAddr, nt.Command(binary(t), "serve", "--listen", upAddr, "--data", t.TempDir(), "--allow-anonymous"))
 	up.waitLog(t, "cairn listening", 30*time.Second)
 	const hb = 300 * time.Millisecond
-	addr := freeAddr(t)
-	g := launch(t, addr, "gateway", "--listen", addr, "--upstream", upAddr, "--links", "2",
+	addr, web := freeAddr(t), freeAddr(t)
+	g := launch(t, addr, "gateway", "--listen", addr, "--upstream", upAddr, "--links", "2", "--http", web,
 		"--upstream-heart-beat", hb.String(), "--canary-every", hb.String(), "--upstream-wait", "3s")
 	g.waitLog(t, "cairn gateway listening", 30*time.Second)
+	ready := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			code, body := get(t, "http://"+web+"/readyz")
+			if code == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the gateway's /readyz: %d %q, want %d", code, body, want)
+			}
+		}
+	}
+	ready(200)
 	f := startFlow(t, g, "/queue/parted")
 	dial, send, take := f.dial, f.send, f.take
 	send(dial(), 0, 10)
@@ -387,6 +401,7 @@ func gatewayAcrossAPartition(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	found := time.Since(cut)
+	ready(503) // a link is down
 	t.Logf("both links found the partition %s after it began (heart-beats every %s)", found.Round(time.Millisecond), hb)
 	if found > 3*hb+time.Second {
 		t.Errorf("found after %s, want within three heart-beat intervals (%s) and a second's slack", found, 3*hb)
@@ -402,6 +417,7 @@ func gatewayAcrossAPartition(t *testing.T) {
 	nt.Heal()
 	send(dial(), 10, 20)
 	take(20)
+	ready(200)
 	if f.got["during"] {
 		t.Error("the SEND refused during the partition was delivered")
 	}
