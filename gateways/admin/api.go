@@ -393,7 +393,7 @@ func sendMessage(ctx context.Context, b *core.Broker, queue string, in Message) 
 	if len(in.Headers)%2 != 0 {
 		return "", http.StatusBadRequest, fmt.Errorf("headers come in name, value pairs; got %d strings", len(in.Headers))
 	}
-	if queue == "" || strings.HasPrefix(queue, "$") {
+	if queue == "" || strings.HasPrefix(queue, "$") || core.IsWildcard(queue) {
 		return "", http.StatusBadRequest, fmt.Errorf("%q is not a queue clients can name", queue)
 	}
 	m := &core.Message{Destination: core.Destination{Kind: core.Queue, Name: queue}, Persistent: in.Persistent,

@@ -156,6 +156,9 @@ func TestAdminAPI(t *testing.T) {
 	if api.do("POST", "/api/v1/queues/fresh/messages", `{"body":"x","priority":12}`, &e) != 400 {
 		t.Fatalf("a bad priority: %v", e)
 	}
+	if api.do("POST", "/api/v1/queues/orders.%3E/messages", `{"body":"x"}`, &e) != 400 {
+		t.Fatalf("a send to a wildcard: %v", e)
+	}
 
 	// Purge, and delete: refused while a consumer is attached.
 	var purged map[string]int
