@@ -64,6 +64,14 @@ func (o *Options) goStompConsumer(cn *consumer, id int, stop <-chan struct{}) er
 		return err
 	}
 	cn.closeConn = func() { c.MustDisconnect() }
+	// go-stomp's Subscribe does not wait for the broker: a topic's first
+	// messages could pass before the SUBSCRIBE is read. A broker answers a
+	// connection's frames in order, so a RECEIPT for a SEND behind it
+	// means the subscription is in place before any producer starts.
+	if err := c.Send(barrierTopic, "text/plain", nil, gostomp.SendOpt.Receipt); err != nil {
+		c.MustDisconnect()
+		return fmt.Errorf("subscribe barrier: %w", err)
+	}
 	go func() {
 		defer cn.done.Store(true)
 		for {
@@ -141,5 +149,8 @@ func (o *Options) goStompProducer(p, n int, deadline time.Time, sent func()) err
 		sent()
 	}
 }
+
+// barrierTopic has no subscribers: a SEND to it stores nothing.
+const barrierTopic = "/topic/cairn.bench.barrier"
 
 var errUnknownClient = errors.New(`--client is "lean" or "go-stomp"`)
