@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	gostomp "github.com/go-stomp/stomp/v3"
+	"github.com/nats-io/nats.go"
+	njs "github.com/nats-io/nats.go/jetstream"
 )
 
 var (
@@ -112,6 +115,31 @@ func natsCluster(t *testing.T, syncAlways bool, clients, routes []string, wrap f
 	return nodes
 }
 
+// streamLeader is the node that leads the stream now, waiting up to 30 s
+// for the cluster to have one.
+func streamLeader(t *testing.T, nc *nats.Conn, nodes []*natsNode, stream string) *natsNode {
+	t.Helper()
+	js, err := njs.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s, err := js.Stream(ctx, stream)
+		cancel()
+		if err != nil || s.CachedInfo().Cluster == nil {
+			continue
+		}
+		for _, n := range nodes {
+			if n.name == s.CachedInfo().Cluster.Leader {
+				return n
+			}
+		}
+	}
+	t.Fatalf("stream %s: no leader within 30s", stream)
+	return nil
+}
+
 func natsURLs(nodes []*natsNode) string {
 	var u []string
 	for _, n := range nodes {
@@ -122,9 +150,11 @@ func natsURLs(nodes []*natsNode) string {
 
 // TestServeOnRealNATSCluster: cairn serve on a three-node cluster of real
 // nats-server processes (built from the pinned module), the journal
-// replicated three ways, with sync_interval always. SIGKILL of one
-// nats-server under receipted load: the SENDs go on (the stream keeps a
-// quorum), and every receipted message is delivered once.
+// replicated three ways, with sync_interval always. SIGKILL, under
+// receipted load, of the nats-server that leads the lease bucket (the worst
+// node to lose: no renewal lands until the others elect a leader, 4-9 s):
+// the master keeps its lease at the default TTL, the SENDs go on (the
+// stream keeps a quorum), and every receipted message is delivered once.
 func TestServeOnRealNATSCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a three-node NATS cluster (-short skips it)")
@@ -133,6 +163,12 @@ func TestServeOnRealNATSCluster(t *testing.T) {
 	p := launchServe(t, t.TempDir(), "--journal", "jetstream", "--nats", natsURLs(nodes), "--stream", "REAL3", "--replicas", "3")
 	// The cluster forms and elects a meta leader first: the broker retries until it can.
 	p.waitLog(t, "cairn listening", 90*time.Second)
+	nc, err := nats.Connect(natsURLs(nodes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	victim := streamLeader(t, nc, nodes, "KV_CAIRN_LEASES")
 	c, err := gostomp.Dial("tcp", p.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +177,8 @@ func TestServeOnRealNATSCluster(t *testing.T) {
 	const total = 300
 	for i := range total {
 		if i == total/3 {
-			if err := nodes[1].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Logf("killing %s, the lease bucket's leader", victim.name)
+			if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
 		}

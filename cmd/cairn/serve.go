@@ -49,7 +49,7 @@ func serveFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "heap-profile", EnvVars: []string{"CAIRN_HEAP_PROFILE"}, Usage: "write a heap profile (go tool pprof) to this file when told to stop, before draining"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "wait", Value: true, EnvVars: []string{"CAIRN_WAIT"}, Usage: "when another broker holds the journal, wait as its standby and take over when it goes (false: exit at once)"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "warm", Value: true, EnvVars: []string{"CAIRN_WARM"}, Usage: "while standby, follow the journal so that a takeover replays only its last records (costs the journal projection's memory: a map entry per pending message)"}),
-		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "lease-ttl", Value: 5 * time.Second, EnvVars: []string{"CAIRN_LEASE_TTL"}, Usage: "a master that cannot renew its journal lease for this long stops writing, and a standby takes over shortly after"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "lease-ttl", EnvVars: []string{"CAIRN_LEASE_TTL"}, DefaultText: "5s on wal, 15s on jetstream", Usage: "a master that cannot renew its journal lease for this long stops writing, and a standby takes over shortly after (on jetstream keep it above nats-server's 4-9 s leader election)"}),
 	}...)
 }
 

@@ -37,7 +37,7 @@ func newBackend(o *Options, id string, logger *slog.Logger) (*backend, error) {
 	switch o.Journal {
 	case JournalWAL:
 		be.name = o.Data
-		be.locker = replication.NewFileLocker(o.Data, replication.FileOptions{ID: id, TTL: o.LeaseTTL, Logger: logger})
+		be.locker = replication.NewFileLocker(o.Data, replication.FileOptions{ID: id, TTL: o.leaseTTL(), Logger: logger})
 	case JournalJetStream:
 		be.name = o.NATS + " stream " + o.Stream
 		nc, err := nats.Connect(o.NATS, nats.Name("cairn "+id), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
@@ -45,7 +45,7 @@ func newBackend(o *Options, id string, logger *slog.Logger) (*backend, error) {
 			return nil, fmt.Errorf("NATS %s: %w", o.NATS, err)
 		}
 		be.nc = nc
-		locker, err := replication.NewKVLocker(nc, replication.KVOptions{Key: o.Stream, TTL: o.LeaseTTL,
+		locker, err := replication.NewKVLocker(nc, replication.KVOptions{Key: o.Stream, TTL: o.leaseTTL(),
 			Replicas: o.Replicas, ID: id, Logger: logger})
 		if err != nil {
 			nc.Close()

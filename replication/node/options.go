@@ -62,7 +62,8 @@ type Options struct {
 	MaxBatch int
 
 	// LeaseTTL is how long a master may go without renewing its lease
-	// before it stops writing and a standby takes over.
+	// before it stops writing and a standby takes over; zero means the
+	// journal's default (DefaultLeaseTTL).
 	LeaseTTL time.Duration
 	// Wait makes a node whose journal is held wait as its standby; without
 	// it Run returns an error wrapping ErrHeld at once.
@@ -89,6 +90,28 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// DefaultLeaseTTL is the lease TTL a journal gets when Options.LeaseTTL
+// is zero. On wal it is 5 s. On JetStream it is 15 s: the lease is an
+// entry in a replicated key-value bucket, and when the node leading that
+// bucket dies nats-server elects another only after a randomized 4-9 s
+// election timeout (raft.go's minElectionTimeoutDefault and
+// maxElectionTimeoutDefault in v2.15), during which no renewal can land;
+// a shorter TTL makes every loss of that one node fence a healthy master.
+func DefaultLeaseTTL(journal string) time.Duration {
+	if journal == JournalJetStream {
+		return 15 * time.Second
+	}
+	return 5 * time.Second
+}
+
+// leaseTTL is LeaseTTL, or the journal's default.
+func (o *Options) leaseTTL() time.Duration {
+	if o.LeaseTTL > 0 {
+		return o.LeaseTTL
+	}
+	return DefaultLeaseTTL(o.Journal)
+}
+
 // NewOptions returns what `cairn serve` runs with when given no flags.
 func NewOptions() Options {
 	return Options{
@@ -101,7 +124,6 @@ func NewOptions() Options {
 		Stream:       "CAIRN_JOURNAL",
 		Replicas:     1,
 		MaxBatch:     1000,
-		LeaseTTL:     5 * time.Second,
 		Wait:         true,
 		Warm:         true,
 		Broker: core.Options{
@@ -177,8 +199,8 @@ func (o *Options) check() error {
 	default:
 		errs = append(errs, fmt.Errorf("node: journal %q: want %s or %s", o.Journal, JournalWAL, JournalJetStream))
 	}
-	if o.LeaseTTL <= 0 {
-		errs = append(errs, errors.New("node: LeaseTTL must be positive"))
+	if o.LeaseTTL < 0 {
+		errs = append(errs, errors.New("node: LeaseTTL must not be negative"))
 	}
 	if o.STOMP.Limits.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("node: STOMP.Limits.MaxBodyBytes must be positive"))
